@@ -1,0 +1,57 @@
+# salesopt — every target works from a clean clone: set-up is a dependency, not a manual step.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+JARS := .jars
+STAMPS := .stamps
+DEMO_DIR ?= data/demo
+AS_OF ?= 2025-06-30
+export SALESOPT_JARS_DIR := $(CURDIR)/$(JARS)
+export PYTHONHASHSEED := 0
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast test-cluster check fmt bench dist clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMPS)/venv: pyproject.toml
+	@mkdir -p $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
+$(JARS)/.stamp: jars/pom.xml $(STAMPS)/venv
+	$(BIN)/python scripts/fetch_jars.py $(JARS)
+
+setup: $(STAMPS)/venv $(JARS)/.stamp ## Create .venv, install salesopt and pinned deps, fetch Delta jars
+
+demo: setup ## Generate sample data, run the full refresh on the embedded default, print a summary
+	$(BIN)/salesopt demo --out $(DEMO_DIR) --as-of $(AS_OF)
+
+test: setup ## Run the whole test suite
+	$(BIN)/python -m pytest -q tests
+
+test-fast: setup ## Run only the tests that need no Spark
+	$(BIN)/python -m pytest -q tests/unit
+
+check: setup ## Lint, format check and type check
+	$(BIN)/ruff check salesopt tests jobs bench scripts
+	$(BIN)/ruff format --check salesopt tests jobs bench scripts
+	$(BIN)/mypy
+
+fmt: setup ## Apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix salesopt tests jobs bench scripts
+	$(BIN)/ruff format salesopt tests jobs bench scripts
+
+bench: setup ## Run the benchmarks (minutes to hours); results under bench/results/
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+dist: setup ## Build the wheel and the --py-files zip into dist/
+	rm -rf dist build && $(BIN)/python -m pip wheel -q --no-deps -w dist .
+	cd dist && $(CURDIR)/$(BIN)/python -c "import zipfile,glob; w=glob.glob('salesopt-*.whl')[0]; zipfile.ZipFile(w).extractall('pkg')" && cd pkg && zip -qr ../salesopt.zip salesopt && cd .. && rm -rf pkg
+
+clean: ## Remove generated data, warehouse and build outputs (keeps .venv and .jars)
+	rm -rf warehouse data reports dist build spark-warehouse metastore_db derby.log

@@ -1,0 +1,296 @@
+"""Typed, frozen settings loaded once from layered YAML, environment variables and CLI flags.
+
+Layering (later wins): model defaults (mirrored in conf/base.yaml) <- conf/base.yaml <- the
+environment file (conf/local.yaml, conf/cluster.yaml, ...) <- `SALESOPT_<SECTION>__<KEY>`
+environment variables <- CLI flags. Every error names the key, where its value came from and the
+expected form; it is raised before any Spark session starts. Secrets (the PII key) are read from
+the environment at the point of use and never from a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from salesopt.errors import ConfigError
+
+ENV_PREFIX = "SALESOPT_"
+ENV_SEPARATOR = "__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathSettings(_Section):
+    warehouse: str = "./warehouse"
+    landing: str = "./data/landing"
+    checkpoint: str | None = None  # default: <warehouse>/_checkpoints
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.checkpoint or f"{self.warehouse.rstrip('/')}/_checkpoints"
+
+
+class SparkSettings(_Section):
+    app_name: str = "salesopt"
+    master: str = "local[*]"  # used only when salesopt starts Spark itself
+    driver_memory: str = Field(default="6g", pattern=r"^\d+[kmgt]$")
+    shuffle_partitions: int = Field(default=8, ge=1, le=100_000)
+    ui_enabled: bool = True
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
+    jars_dir: str | None = None  # default: $SALESOPT_JARS_DIR, then ./.jars
+    conf: dict[str, str] = Field(default_factory=dict)  # any Spark conf key, added or overridden
+
+
+class CatalogSettings(_Section):
+    catalog: str | None = None  # Unity Catalog name: tables become catalog.schema_layer.name
+    schema_prefix: str | None = None  # registers <schema_prefix>_<layer>.<name> when set
+
+
+class GenerateSettings(_Section):
+    customers: int = Field(default=2_000, ge=10)
+    products: int = Field(default=200, ge=5)
+    days: int = Field(default=540, ge=30)
+    start_date: date = date(2024, 1, 8)
+    seed: int = 42
+    dirty_rate: float = Field(default=0.02, ge=0.0, le=0.5)
+
+
+class IngestSettings(_Section):
+    format: Literal["json", "csv"] = "json"
+    max_files_per_batch: int = Field(default=10_000, ge=1)
+
+
+class CleanSettings(_Section):
+    late_window_days: int = Field(default=14, ge=0)
+    pii_key_env: str = "SALESOPT_PII_KEY"
+    unknown_product: Literal["quarantine", "flag"] = "quarantine"
+    max_future_days: int = Field(default=1, ge=0)
+
+
+class QualityRule(_Section):
+    table: str
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    expr: str
+    action: Literal["warn", "quarantine", "fail"] = "warn"
+
+
+class QualitySettings(_Section):
+    rules: tuple[QualityRule, ...] = ()
+
+
+class FeatureSettings(_Section):
+    recency_half_life_days: float = Field(default=90.0, gt=0)
+    history_days: int = Field(default=730, ge=30)
+
+
+class SegmentationSettings(_Section):
+    k: int | None = Field(default=None, ge=2, le=50)  # fixed k; None = sweep k_min..k_max
+    k_min: int = Field(default=3, ge=2, le=50)
+    k_max: int = Field(default=8, ge=2, le=50)
+    max_iter: int = Field(default=50, ge=1)
+    seed: int = 7
+    refit: bool = True
+    min_orders: int = Field(default=2, ge=1)
+    min_tenure_days: int = Field(default=30, ge=0)
+    share_shift_alert: float = Field(default=0.05, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _range(self) -> SegmentationSettings:
+        if self.k_min > self.k_max:
+            raise ValueError("k_min must be <= k_max")
+        return self
+
+
+class RecommendSettings(_Section):
+    rank: int = Field(default=16, ge=1, le=500)
+    reg_param: float = Field(default=0.05, ge=0)
+    alpha: float = Field(default=10.0, gt=0)
+    max_iter: int = Field(default=10, ge=1)
+    seed: int = 11
+    holdout_days: int = Field(default=28, ge=1)
+    k: int = Field(default=10, ge=1, le=500)
+    top_n: int = Field(default=10, ge=1, le=500)
+    exclude_bought: bool = True
+    repurchase_categories: tuple[str, ...] = ()
+    grid: bool = False
+    grid_ranks: tuple[int, ...] = (8, 16, 32)
+    grid_reg_params: tuple[float, ...] = (0.01, 0.1)
+    grid_alphas: tuple[float, ...] = (5.0, 20.0)
+
+
+class ForecastSettings(_Section):
+    frequency: Literal["daily", "weekly", "monthly"] = "weekly"
+    horizon: int = Field(default=8, ge=1, le=366)
+    history_periods: int = Field(default=156, ge=8)
+    min_obs: int = Field(default=16, ge=4)
+    interval_levels: tuple[float, ...] = (0.8, 0.95)
+    order: tuple[int, int, int] | None = None  # fixed (p, d, q); None = automatic selection
+    time_limit_s: float = Field(default=20.0, gt=0)
+    backtest_folds: int = Field(default=3, ge=0, le=52)
+    backtest_horizon: int = Field(default=4, ge=1)
+    max_failure_share: float = Field(default=0.05, ge=0, le=1)
+    partitions: int | None = Field(default=None, ge=1)  # default: 4 x default parallelism
+
+
+class OptimizeSettings(_Section):
+    lead_time_days: int = Field(default=7, ge=0)
+    review_period_days: int = Field(default=7, ge=1)
+    service_level: float = Field(default=0.95, gt=0.5, lt=1)
+    category_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    max_price_change: float = Field(default=0.10, gt=0, le=1)
+    min_margin: float = Field(default=0.05, ge=0, lt=1)
+    elasticity_range: tuple[float, float] = (-6.0, -0.2)
+    significance: float = Field(default=0.05, gt=0, lt=1)
+    min_price_cv: float = Field(default=0.02, ge=0)
+
+
+class MonitorSettings(_Section):
+    min_severity_z: float = Field(default=1.0, ge=0)
+    zero_run_periods: int = Field(default=2, ge=1)
+
+
+class MaintainSettings(_Section):
+    vacuum_retention_hours: int = Field(default=168, ge=0)
+    optimize: bool = True
+
+
+class Settings(_Section):
+    paths: PathSettings = PathSettings()
+    spark: SparkSettings = SparkSettings()
+    catalog: CatalogSettings = CatalogSettings()
+    generate: GenerateSettings = GenerateSettings()
+    ingest: IngestSettings = IngestSettings()
+    clean: CleanSettings = CleanSettings()
+    quality: QualitySettings = QualitySettings()
+    features: FeatureSettings = FeatureSettings()
+    segmentation: SegmentationSettings = SegmentationSettings()
+    recommend: RecommendSettings = RecommendSettings()
+    forecast: ForecastSettings = ForecastSettings()
+    optimize: OptimizeSettings = OptimizeSettings()
+    monitor: MonitorSettings = MonitorSettings()
+    maintain: MaintainSettings = MaintainSettings()
+    demo: bool = False  # set only by `salesopt demo`: permits the fixed demo PII key
+
+    def with_overrides(self, **sections: Mapping[str, Any]) -> Settings:
+        """Returns a copy with some section keys replaced, validated like a loaded file."""
+        data = self.model_dump()
+        sources: dict[tuple[str, ...], str] = {}
+        _merge(data, {k: dict(v) for k, v in sections.items()}, "override", sources, ())
+        return _validate(data, sources)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return loaded
+
+
+def _merge(
+    base: dict[str, Any],
+    new: Mapping[str, Any],
+    source: str,
+    sources: dict[tuple[str, ...], str],
+    prefix: tuple[str, ...],
+) -> None:
+    for key, value in new.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict) and key != "conf":
+            _merge(base[key], value, source, sources, path)
+        elif isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+            sources[path] = source
+        else:
+            base[key] = value
+            sources[path] = source
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or ENV_SEPARATOR not in name:
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split(ENV_SEPARATOR)
+        node = layer
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+    return layer
+
+
+def _validate(data: dict[str, Any], sources: dict[tuple[str, ...], str]) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(str(p) for p in first["loc"])
+        key = ".".join(loc)
+        ancestors = [sources[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in sources]
+        children = [src for path, src in sources.items() if path[: len(loc)] == loc]
+        origin = (ancestors or children or ["defaults"])[0]
+        given = first.get("input")
+        if first["type"] == "extra_forbidden":
+            message = f"unknown key '{key}' in {origin}"
+        elif isinstance(given, dict):
+            message = f"bad values in '{key}' from {origin}: {first['msg']}"
+        else:
+            message = f"bad value for '{key}' in {origin}: {first['msg']} (got {given!r})"
+        more = len(exc.errors()) - 1
+        raise ConfigError(message + (f" (+{more} more)" if more else "")) from None
+
+
+def load_settings(
+    conf: Path | str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Loads settings: base.yaml next to `conf`, then `conf`, then env vars, then overrides.
+
+    `overrides` uses dotted keys (`{"paths.warehouse": "/lake"}`) as given by CLI flags.
+    """
+    data: dict[str, Any] = Settings().model_dump()
+    sources: dict[tuple[str, ...], str] = {}
+    if conf is not None:
+        conf_path = Path(conf)
+        base = conf_path.parent / "base.yaml"
+        if base.exists() and base.resolve() != conf_path.resolve():
+            _merge(data, _read_yaml(base), str(base), sources, ())
+        _merge(data, _read_yaml(conf_path), str(conf_path), sources, ())
+    env = _env_layer(os.environ if environ is None else environ)
+    _merge(data, env, "environment (SALESOPT_*)", sources, ())
+    flags: dict[str, Any] = {}
+    for dotted, value in (overrides or {}).items():
+        node = flags
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    _merge(data, flags, "command-line flags", sources, ())
+    return _validate(data, sources)
+
+
+def parse_set_flags(pairs: list[str] | None) -> dict[str, Any]:
+    """Turns `--set section.key=value` flags into dotted overrides, values parsed as YAML."""
+    result: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"--set expects section.key=value, got {pair!r}")
+        result[key.strip()] = yaml.safe_load(raw)
+    return result

@@ -1,0 +1,116 @@
+"""Reading and writing the warehouse's Delta tables: the table contract in one place.
+
+Each table lives at `<warehouse>/<layer>/<name>`. With a catalog configured it is also registered
+by name (`<schema_prefix>_<layer>.<name>`, or `<catalog>.<layer>.<name>` on Unity Catalog).
+Gold tables are written one `as_of` slice at a time with `replaceWhere`, so a rerun for the same
+business date replaces that slice instead of appending a second copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from salesopt.config import CatalogSettings, Settings
+
+log = logging.getLogger(__name__)
+
+LAYERS = ("bronze", "silver", "gold", "quarantine", "ops")
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """Where tables live and how they are named; built once from settings."""
+
+    root: str
+    catalog: CatalogSettings = CatalogSettings()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Warehouse:
+        return cls(root=settings.paths.warehouse.rstrip("/"), catalog=settings.catalog)
+
+    def path(self, layer: str, name: str) -> str:
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}; expected one of {LAYERS}")
+        return f"{self.root}/{layer}/{name}"
+
+    def qualified_name(self, layer: str, name: str) -> str | None:
+        if self.catalog.catalog:
+            return f"{self.catalog.catalog}.{layer}.{name}"
+        if self.catalog.schema_prefix:
+            return f"{self.catalog.schema_prefix}_{layer}.{name}"
+        return None
+
+    def exists(self, spark: SparkSession, layer: str, name: str) -> bool:
+        return DeltaTable.isDeltaTable(spark, self.path(layer, name))
+
+    def read(self, spark: SparkSession, layer: str, name: str) -> DataFrame:
+        return spark.read.format("delta").load(self.path(layer, name))
+
+    def read_as_of(self, spark: SparkSession, layer: str, name: str, as_of: date) -> DataFrame:
+        """The slice of an as_of-keyed table for one business date."""
+        return self.read(spark, layer, name).where(f"as_of = DATE'{as_of.isoformat()}'")
+
+    def version(self, spark: SparkSession, layer: str, name: str) -> int | None:
+        if not self.exists(spark, layer, name):
+            return None
+        row = DeltaTable.forPath(spark, self.path(layer, name)).history(1).first()
+        return int(row["version"]) if row else None
+
+    def write_slice(
+        self,
+        df: DataFrame,
+        layer: str,
+        name: str,
+        as_of: date,
+        partition_by: Sequence[str] = ("as_of",),
+    ) -> int | None:
+        """Replaces the `as_of` slice of a table with `df` (which must carry that as_of)."""
+        path = self.path(layer, name)
+        (
+            df.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", f"as_of = DATE'{as_of.isoformat()}'")
+            .option("mergeSchema", "true")
+            .partitionBy(*partition_by)
+            .save(path)
+        )
+        self.register(df.sparkSession, layer, name)
+        return self.version(df.sparkSession, layer, name)
+
+    def overwrite(
+        self, df: DataFrame, layer: str, name: str, partition_by: Sequence[str] = ()
+    ) -> int | None:
+        """Replaces a whole table (small dimension-like tables)."""
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(self.path(layer, name))
+        self.register(df.sparkSession, layer, name)
+        return self.version(df.sparkSession, layer, name)
+
+    def append(
+        self, df: DataFrame, layer: str, name: str, partition_by: Sequence[str] = ()
+    ) -> int | None:
+        writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(self.path(layer, name))
+        self.register(df.sparkSession, layer, name)
+        return self.version(df.sparkSession, layer, name)
+
+    def register(self, spark: SparkSession, layer: str, name: str) -> None:
+        """Registers the table by name when a catalog or schema prefix is configured."""
+        qualified = self.qualified_name(layer, name)
+        if qualified is None:
+            return
+        schema = qualified.rsplit(".", 1)[0]
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION '{self.path(layer, name)}'"
+        )

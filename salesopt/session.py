@@ -1,0 +1,119 @@
+"""The one place a SparkSession is made.
+
+Three situations, one function:
+- an active session exists (Databricks, a notebook, a test fixture): it is reused as is;
+- the process was started by `spark-submit` (or a cluster launcher): the master and every conf
+  given there are respected; salesopt only adds the Delta settings and its defaults where the
+  submitter left them unset;
+- otherwise the embedded default: `local[*]` with Delta jars from the local jar folder, so start-up
+  needs no network (never `spark.jars.packages`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from pyspark import SparkConf
+from pyspark.sql import SparkSession
+
+from salesopt.config import SparkSettings
+from salesopt.errors import SetupError
+
+log = logging.getLogger(__name__)
+
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+_JARS_ENV = "SALESOPT_JARS_DIR"
+LOG4J_CONF = Path(__file__).with_name("log4j2.properties")
+
+
+def find_delta_jars(jars_dir: str | None = None) -> list[Path]:
+    """Delta jars fetched by `make setup`: settings, then $SALESOPT_JARS_DIR, then ./.jars."""
+    candidates = [jars_dir, os.environ.get(_JARS_ENV), ".jars"]
+    candidates.append(str(Path(__file__).resolve().parents[1] / ".jars"))
+    for candidate in candidates:
+        if candidate and (jars := sorted(Path(candidate).glob("*.jar"))):
+            if any(j.name.startswith("delta-spark") for j in jars):
+                return jars
+    raise SetupError(
+        "Delta Lake jars not found (looked in spark.jars_dir, $SALESOPT_JARS_DIR and ./.jars); "
+        "run `make setup` to fetch them with Maven"
+    )
+
+
+def default_conf(settings: SparkSettings) -> dict[str, str]:
+    """Conf salesopt wants unless the caller set it: Delta, UTC, adaptive execution."""
+    return {
+        **DELTA_CONF,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.ansi.enabled": "false",
+    }
+
+
+def embedded_conf(settings: SparkSettings) -> dict[str, str]:
+    """Conf for the embedded local session, before `settings.conf` overrides."""
+    jars = find_delta_jars(settings.jars_dir)
+    return {
+        **default_conf(settings),
+        "spark.master": settings.master,
+        "spark.app.name": settings.app_name,
+        "spark.driver.memory": settings.driver_memory,
+        "spark.jars": ",".join(str(j) for j in jars),
+        "spark.ui.enabled": str(settings.ui_enabled).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": (
+            f"-Dlog4j2.configurationFile={LOG4J_CONF} -Dsalesopt.log.level={settings.log_level}"
+        ),
+    }
+
+
+def _submitted() -> bool:
+    """True when a launcher (spark-submit, a cluster) started this Python process."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_SUBMIT_OPTS" in os.environ
+
+
+def get_spark(settings: SparkSettings) -> SparkSession:
+    """Returns the active session, or builds one as described in the module docstring."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        log.info("reusing the active Spark session (master=%s)", _master(active))
+        _apply_session_conf(active, settings)
+        return active
+    if _submitted():
+        conf = SparkConf()  # holds what spark-submit was given
+        for key, value in default_conf(settings).items():
+            conf.setIfMissing(key, value)
+        conf.setIfMissing("spark.app.name", settings.app_name)
+        for key, value in settings.conf.items():
+            conf.set(key, value)
+        spark = SparkSession.builder.config(conf=conf).getOrCreate()
+        log.info("Spark session from the launcher (master=%s)", _master(spark))
+    else:
+        builder = SparkSession.builder
+        for key, value in {**embedded_conf(settings), **settings.conf}.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+        log.info("embedded Spark session started (master=%s)", settings.master)
+    return spark
+
+
+def _apply_session_conf(spark: SparkSession, settings: SparkSettings) -> None:
+    """Applies the runtime-modifiable keys of `settings.conf` to a reused session."""
+    for key, value in settings.conf.items():
+        try:
+            spark.conf.set(key, value)
+        except Exception:  # noqa: BLE001 - static conf cannot change on a running session
+            log.warning("could not set %s on the active session (static conf)", key)
+
+
+def _master(spark: SparkSession) -> str:
+    return spark.conf.get("spark.master", "unknown") or "unknown"

@@ -1,0 +1,55 @@
+"""Shared fixtures: one Delta-enabled local Spark session for the whole run, and small data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from salesopt.config import Settings, load_settings
+from salesopt.session import get_spark
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_CONF = ROOT / "conf" / "test.yaml"
+TEST_PII_KEY = "test-only-pii-key"
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    return load_settings(TEST_CONF, environ={})
+
+
+@pytest.fixture(scope="session")
+def spark(base_settings: Settings) -> Iterator[SparkSession]:
+    """local[2], UI off, 4 shuffle partitions, UTC, Delta on: every setting on the builder."""
+    os.environ.setdefault(base_settings.clean.pii_key_env, TEST_PII_KEY)
+    session = get_spark(base_settings.spark)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def settings_for(base_settings: Settings, tmp_path: Path):
+    """Settings pointed at a fresh warehouse and landing folder under tmp_path."""
+
+    def make(**sections: dict) -> Settings:
+        paths = {"warehouse": str(tmp_path / "warehouse"), "landing": str(tmp_path / "landing")}
+        paths.update(sections.pop("paths", {}))
+        return base_settings.with_overrides(paths=paths, **sections)
+
+    return make
+
+
+SMALL_GENERATE = {
+    "customers": 600,
+    "products": 40,
+    "days": 400,
+    "start_date": "2024-01-01",
+    "seed": 42,
+    "dirty_rate": 0.03,
+}
+SMALL_AS_OF = date(2025, 2, 3)  # last generated day of SMALL_GENERATE
