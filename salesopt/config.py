@@ -82,8 +82,48 @@ class QualityRule(_Section):
     action: Literal["warn", "quarantine", "fail"] = "warn"
 
 
+DEFAULT_RULES = (
+    QualityRule(
+        table="silver/order_lines",
+        name="quantity_plausible",
+        expr="abs(quantity) <= 10000",
+        action="quarantine",
+    ),
+    QualityRule(
+        table="silver/order_lines",
+        name="discount_within_gross",
+        expr="abs(discount) <= abs(gross_amount) + 0.01",
+        action="warn",
+    ),
+    QualityRule(
+        table="gold/sales_daily",
+        name="net_units_not_above_gross",
+        expr="units <= gross_units AND returned_units >= 0",
+        action="fail",
+    ),
+    QualityRule(
+        table="gold/sales_weekly",
+        name="net_units_not_above_gross",
+        expr="units <= gross_units AND returned_units >= 0",
+        action="fail",
+    ),
+    QualityRule(
+        table="gold/customer_features",
+        name="recency_within_tenure",
+        expr="recency_days >= 0 AND tenure_days >= recency_days AND frequency > 0",
+        action="fail",
+    ),
+    QualityRule(
+        table="gold/interactions",
+        name="strength_non_negative",
+        expr="strength >= 0 AND n_purchases > 0",
+        action="fail",
+    ),
+)
+
+
 class QualitySettings(_Section):
-    rules: tuple[QualityRule, ...] = ()
+    rules: tuple[QualityRule, ...] = DEFAULT_RULES
 
 
 class FeatureSettings(_Section):
@@ -124,6 +164,15 @@ class RecommendSettings(_Section):
     grid_ranks: tuple[int, ...] = (8, 16, 32)
     grid_reg_params: tuple[float, ...] = (0.01, 0.1)
     grid_alphas: tuple[float, ...] = (5.0, 20.0)
+    checkpoint_interval: int = Field(default=10, ge=-1)  # effective with spark.checkpoint.dir set
+    block_rows: int = Field(default=1_000_000, ge=1_000)  # ratings per ALS block (user and item)
+    max_blocks: int = Field(default=200, ge=1)
+    max_candidates: int = Field(default=200, ge=1)  # ALS candidates per customer before exclusion
+    strength_transform: Literal["log1p", "raw"] = "log1p"
+    buy_again: bool = True
+    buy_again_weight: float = Field(default=0.5, ge=0, le=1)  # blend: w*buy_again + (1-w)*als
+    min_repurchase_rate: float = Field(default=0.3, ge=0, le=1)  # category repurchase detection
+    new_product_days: int = Field(default=60, ge=0)  # launched within this window: "new product"
 
 
 class ForecastSettings(_Section):
@@ -140,6 +189,9 @@ class ForecastSettings(_Section):
     partitions: int | None = Field(default=None, ge=1)  # default: 4 x default parallelism
 
 
+OVERRIDE_KEYS = ("lead_time_days", "review_period_days", "service_level")
+
+
 class OptimizeSettings(_Section):
     lead_time_days: int = Field(default=7, ge=0)
     review_period_days: int = Field(default=7, ge=1)
@@ -150,11 +202,54 @@ class OptimizeSettings(_Section):
     elasticity_range: tuple[float, float] = (-6.0, -0.2)
     significance: float = Field(default=0.05, gt=0, lt=1)
     min_price_cv: float = Field(default=0.02, ge=0)
+    min_distinct_prices: int = Field(default=3, ge=2)
+    min_obs: int = Field(default=60, ge=20)  # days with positive sales for a regression
+    history_days: int = Field(default=730, ge=60)  # days of sales_daily the regression uses
+    price_window_days: int = Field(default=28, ge=1)  # current price and units: last N days
+    price_grid_steps: int = Field(default=41, ge=3, le=1001)
+    partitions: int | None = Field(default=None, ge=1)  # default: Spark default parallelism
+
+    @model_validator(mode="after")
+    def _check(self) -> OptimizeSettings:
+        low, high = self.elasticity_range
+        if low >= high:
+            raise ValueError("elasticity_range must be (low, high) with low < high")
+        for category, values in self.category_overrides.items():
+            unknown = sorted(set(values) - set(OVERRIDE_KEYS))
+            if unknown:
+                raise ValueError(
+                    f"category_overrides.{category}: unknown key(s) {unknown}; "
+                    f"expected {list(OVERRIDE_KEYS)}"
+                )
+            level = values.get("service_level", self.service_level)
+            if not 0.5 < level < 1:
+                raise ValueError(f"category_overrides.{category}.service_level must be in (0.5, 1)")
+            if values.get("lead_time_days", 0) < 0 or values.get("review_period_days", 1) < 1:
+                raise ValueError(
+                    f"category_overrides.{category}: lead_time_days must be >= 0 and "
+                    "review_period_days >= 1"
+                )
+        return self
 
 
 class MonitorSettings(_Section):
     min_severity_z: float = Field(default=1.0, ge=0)
     zero_run_periods: int = Field(default=2, ge=1)
+    interval_level: float = Field(default=0.8, gt=0, lt=1)  # forecast interval compared with
+    medium_z: float = Field(default=2.0, gt=0)  # severity medium from this z beyond the bound
+    high_z: float = Field(default=3.0, gt=0)  # severity high from this z
+    zero_lookback_periods: int = Field(default=4, ge=1)  # all with sales before a drop to zero
+
+    @model_validator(mode="after")
+    def _check(self) -> MonitorSettings:
+        if not self.min_severity_z <= self.medium_z <= self.high_z:
+            raise ValueError("expected min_severity_z <= medium_z <= high_z")
+        return self
+
+
+class OpsSettings(_Section):
+    lock_wait_s: float = Field(default=0.0, ge=0)  # how long a second refresh waits
+    lock_stale_s: float = Field(default=6 * 3600.0, gt=0)  # older locks are taken over
 
 
 class MaintainSettings(_Section):
@@ -177,6 +272,7 @@ class Settings(_Section):
     optimize: OptimizeSettings = OptimizeSettings()
     monitor: MonitorSettings = MonitorSettings()
     maintain: MaintainSettings = MaintainSettings()
+    ops: OpsSettings = OpsSettings()
     demo: bool = False  # set only by `salesopt demo`: permits the fixed demo PII key
 
     def with_overrides(self, **sections: Mapping[str, Any]) -> Settings:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from pyspark import SparkConf
@@ -53,7 +54,6 @@ def default_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.sql.ansi.enabled": "false",
     }
@@ -70,6 +70,8 @@ def embedded_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.jars": ",".join(str(j) for j in jars),
         "spark.ui.enabled": str(settings.ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",
+        "spark.pyspark.python": sys.executable,  # workers use this interpreter's packages
+        "spark.pyspark.driver.python": sys.executable,
         "spark.driver.extraJavaOptions": (
             f"-Dlog4j2.configurationFile={LOG4J_CONF} -Dsalesopt.log.level={settings.log_level}"
         ),

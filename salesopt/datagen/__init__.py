@@ -140,3 +140,37 @@ def generate(spark: SparkSession, out: str, settings: GenerateSettings) -> Gener
 def last_day(settings: GenerateSettings) -> date:
     """The last business date the generator covers (a natural `as_of` for the data)."""
     return settings.start_date + timedelta(days=settings.days - 1)
+
+
+def planted_lines(spark: SparkSession, settings: GenerateSettings) -> DataFrame:
+    """Clean generated order lines in the silver/order_lines contract, without dirt or files.
+
+    For tests and benchmarks of downstream stages that should not depend on ingest. Grain: one
+    row per (order_id, line_no); same seed -> same rows as the landing files' clean lines.
+    """
+    seed, days, start = settings.seed, settings.days, settings.start_date.isoformat()
+    products = products_frame(spark, seed, settings.products, days)
+    customers = customers_frame(spark, seed, settings.customers, settings.products, days)
+    lines = clean_lines(customers, products, seed, start, days, settings.products)
+    gross = F.col("quantity") * F.col("unit_price")
+    return lines.join(
+        F.broadcast(products.select("product_id", "category")), on="product_id", how="inner"
+    ).select(
+        "order_id",
+        "line_no",
+        "customer_id",
+        "product_id",
+        "category",
+        "quantity",
+        "unit_price",
+        "discount",
+        F.round(gross, 2).alias("gross_amount"),
+        F.round(gross - F.col("discount"), 2).alias("net_amount"),
+        "order_ts",
+        "order_date",
+        F.col("order_ts").alias("updated_at"),
+        F.lit("completed").alias("status"),
+        F.lit(False).alias("is_return"),
+        F.lit(False).alias("is_cancelled"),
+        "channel",
+    )

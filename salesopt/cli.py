@@ -1,0 +1,152 @@
+"""`salesopt` command line: generate, refresh, demo, maintain.
+
+Progress goes to stderr through `logging`; the last line of stdout is one JSON object that a
+scheduler can parse. Exit codes: 0 success, 1 a salesopt error (one line on stderr), 2 bad usage
+or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from salesopt.config import Settings, load_settings, parse_set_flags
+from salesopt.errors import ConfigError, SalesoptError
+
+log = logging.getLogger("salesopt")
+DEFAULT_CONF = Path("conf/local.yaml")
+
+
+def _conf_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--conf", type=Path, default=None, help="environment file (default conf/local.yaml)")
+    p.add_argument("--warehouse", help="warehouse root (overrides paths.warehouse)")
+    p.add_argument("--landing", help="landing root (overrides paths.landing)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any setting")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="salesopt", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write synthetic landing files with planted truth")
+    _conf_flags(gen)
+    gen.add_argument("--out", required=True, help="output folder (landing/ and truth/ below it)")
+    gen.add_argument("--customers", type=int)
+    gen.add_argument("--products", type=int)
+    gen.add_argument("--days", type=int)
+    gen.add_argument("--start-date", type=date.fromisoformat)
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--dirty-rate", type=float)
+
+    ref = sub.add_parser("refresh", help="refresh the warehouse for one business date")
+    _conf_flags(ref)
+    ref.add_argument("--as-of", type=date.fromisoformat, required=True, help="business date YYYY-MM-DD")
+    ref.add_argument("--stages", help="comma-separated subset of stages (default: all)")
+
+    demo = sub.add_parser("demo", help="generate sample data, refresh, print a summary")
+    _conf_flags(demo)
+    demo.add_argument("--out", default="data/demo", help="demo folder (landing, truth, warehouse)")
+    demo.add_argument("--as-of", type=date.fromisoformat, help="default: last generated day")
+    demo.add_argument("--dataset", choices=("synthetic", "completejourney"), default="synthetic")
+
+    maint = sub.add_parser("maintain", help="OPTIMIZE and VACUUM every warehouse table")
+    _conf_flags(maint)
+    maint.add_argument("--no-vacuum", action="store_true")
+    return parser
+
+
+def settings_from(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> Settings:
+    overrides = parse_set_flags(args.set)
+    if args.warehouse:
+        overrides["paths.warehouse"] = args.warehouse
+    if args.landing:
+        overrides["paths.landing"] = args.landing
+    overrides.update(extra or {})
+    conf = args.conf if args.conf is not None else (DEFAULT_CONF if DEFAULT_CONF.exists() else None)
+    return load_settings(conf, overrides=overrides)
+
+
+def _generate_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("customers", "products", "days", "start_date", "seed", "dirty_rate")
+    return {f"generate.{n}": getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, default=str, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from salesopt.datagen import generate
+    from salesopt.session import get_spark
+
+    settings = settings_from(args, _generate_overrides(args))
+    spark = get_spark(settings.spark)
+    _emit(generate(spark, args.out, settings.generate).to_dict())
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from salesopt.pipeline import parse_stages, refresh
+    from salesopt.session import get_spark
+
+    settings = settings_from(args)
+    stages = parse_stages(args.stages)
+    spark = get_spark(settings.spark)
+    summary = refresh(spark, settings, args.as_of, stages)
+    _emit(summary.to_dict())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from salesopt.demo import run_demo
+
+    return run_demo(args, settings_from)
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    from salesopt.maintain import maintain
+    from salesopt.session import get_spark
+
+    settings = settings_from(args)
+    spark = get_spark(settings.spark)
+    _emit(maintain(spark, settings, vacuum=not args.no_vacuum))
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "refresh": cmd_refresh, "demo": cmd_demo, "maintain": cmd_maintain}
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "matplotlib", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        sys.stderr.write(f"salesopt: configuration error: {exc}\n")
+        return 2
+    except SalesoptError as exc:
+        sys.stderr.write(f"salesopt: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Landing files -> `bronze/orders_raw`: append-only, file-level idempotent, crash-safe.
+
+A batch is the set of landing files not yet ingested whose delivery date (the `batch_date=`
+folder, see docs/source-contract.md) is on or before `as_of`; files without a delivery date are
+taken at once. Bookkeeping is write-ahead in `ops/ingest_batches`:
+
+1. a `pending` row lists the batch's files;
+2. their lines are appended to bronze in one Delta commit tagged with the idempotent-write
+   options `txnAppId`/`txnVersion` = the batch sequence number;
+3. an `ingested` row closes the batch.
+
+A crash after 1 or 2 leaves a `pending` batch; the next run replays exactly those files with the
+same `txnVersion`, and Delta skips the append if it had already committed. A file is never
+ingested twice, and no file is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from salesopt.context import StageContext, StageResult
+from salesopt.errors import InputError
+
+log = logging.getLogger(__name__)
+
+BATCHES_TABLE = ("ops", "ingest_batches")
+BRONZE_TABLE = ("bronze", "orders_raw")
+TXN_APP_ID = "salesopt-bronze-orders"
+_DELIVERY = re.compile(r"batch_date=(\d{4}-\d{2}-\d{2})")
+_BATCH_SCHEMA = (
+    "seq long, batch_id string, status string, files array<string>, n_files int, "
+    "lines long, as_of date, run_id string, logged_at timestamp"
+)
+
+
+@dataclass(frozen=True)
+class Batch:
+    seq: int
+    files: tuple[str, ...]
+
+    @property
+    def batch_id(self) -> str:
+        return f"b{self.seq:08d}"
+
+
+def delivery_date(path: str) -> date | None:
+    """Delivery date from a `batch_date=YYYY-MM-DD[...]` folder in the path, if any."""
+    match = _DELIVERY.search(path)
+    return date.fromisoformat(match.group(1)) if match else None
+
+
+def list_landing_files(spark: SparkSession, folder: str) -> list[str]:
+    """Data files under `folder` (recursive; names starting with `_` or `.` are skipped).
+
+    Lists through Spark's file source, so it works on any Hadoop file system (local, S3, ADLS,
+    GCS, DBFS, Volumes) without reading file contents.
+    """
+    try:
+        listing = (
+            spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .option("pathGlobFilter", "[!_.]*")
+            .load(folder)
+            .select("path")
+        )
+        return sorted(r["path"] for r in listing.collect())
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
+            raise InputError(f"landing folder not found: {folder}") from None
+        raise
+
+
+def _batch_log(ctx: StageContext) -> DataFrame | None:
+    wh = ctx.warehouse
+    if not wh.exists(ctx.spark, *BATCHES_TABLE):
+        return None
+    return wh.read(ctx.spark, *BATCHES_TABLE)
+
+
+def latest_batch_states(ctx: StageContext) -> list[dict]:
+    """Latest row per batch from the write-ahead log (small: one row per batch)."""
+    log_df = _batch_log(ctx)
+    if log_df is None:
+        return []
+    latest = log_df.groupBy("seq").agg(F.max_by(F.struct("*"), "logged_at").alias("r"))
+    return [r["r"].asDict() for r in latest.select("r").orderBy("seq").collect()]
+
+
+def _log_batch(ctx: StageContext, batch: Batch, status: str, lines: int | None) -> None:
+    row = (
+        batch.seq,
+        batch.batch_id,
+        status,
+        list(batch.files),
+        len(batch.files),
+        lines,
+        ctx.as_of,
+        ctx.run_id,
+        datetime.now(timezone.utc).replace(tzinfo=None),
+    )
+    df = ctx.spark.createDataFrame([row], _BATCH_SCHEMA)
+    ctx.warehouse.append(df, *BATCHES_TABLE)
+
+
+def plan_batch(ctx: StageContext, folder: str) -> tuple[Batch | None, bool]:
+    """The batch to ingest now and whether it replays a pending (crashed) batch."""
+    states = latest_batch_states(ctx)
+    pending = [s for s in states if s["status"] == "pending"]
+    if pending:
+        first = pending[0]
+        log.warning("replaying pending batch %s (%d files)", first["batch_id"], first["n_files"])
+        return Batch(seq=first["seq"], files=tuple(first["files"])), True
+    seen = {f for s in states for f in s["files"]}
+    listed = list_landing_files(ctx.spark, folder)
+    due = [
+        f for f in listed
+        if f not in seen and ((d := delivery_date(f)) is None or d <= ctx.as_of)
+    ]  # fmt: skip
+    if not due:
+        return None, False
+    next_seq = max((s["seq"] for s in states), default=0) + 1
+    return Batch(seq=next_seq, files=tuple(due)), False
+
+
+def read_raw_lines(spark: SparkSession, batch: Batch, ingested_at: datetime) -> DataFrame:
+    """Raw text lines of the batch's files with ingest metadata. Grain: one row per line."""
+    return (
+        spark.read.text(list(batch.files))
+        .withColumn("_source_file", F.input_file_name())
+        .withColumn(
+            "_delivery_date",
+            F.to_date(F.regexp_extract("_source_file", _DELIVERY.pattern, 1), "yyyy-MM-dd"),
+        )
+        .withColumn("_ingested_at", F.lit(ingested_at).cast(T.TimestampType()))
+        .withColumn("_batch_id", F.lit(batch.batch_id))
+        .where(F.length(F.trim(F.col("value"))) > 0)
+        .select("value", "_source_file", "_delivery_date", "_ingested_at", "_batch_id")
+    )
+
+
+def run(ctx: StageContext) -> StageResult:
+    """Appends the next batch of landing order files to bronze; returns what it did."""
+    folder = f"{ctx.settings.paths.landing.rstrip('/')}/orders"
+    batch, replay = plan_batch(ctx, folder)
+    wh = ctx.warehouse
+    if batch is None:
+        log.info("no new landing files under %s", folder)
+        return StageResult(
+            tables={"bronze/orders_raw": wh.version(ctx.spark, *BRONZE_TABLE)},
+            rows_in=0,
+            summary={"batch_id": None, "files": 0, "lines": 0},
+        )
+    if not replay:
+        _log_batch(ctx, batch, "pending", None)
+    log.info("ingesting batch %s: %d files", batch.batch_id, len(batch.files))
+    ingested_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    raw = read_raw_lines(ctx.spark, batch, ingested_at)
+    (
+        raw.write.format("delta")
+        .mode("append")
+        .option("txnAppId", TXN_APP_ID)
+        .option("txnVersion", batch.seq)
+        .partitionBy("_batch_id")
+        .save(wh.path(*BRONZE_TABLE))
+    )
+    wh.register(ctx.spark, *BRONZE_TABLE)
+    lines = (
+        wh.read(ctx.spark, *BRONZE_TABLE).where(F.col("_batch_id") == batch.batch_id).count()
+    )
+    _log_batch(ctx, batch, "ingested", lines)
+    log.info("batch %s: %d lines in bronze", batch.batch_id, lines)
+    return StageResult(
+        tables={"bronze/orders_raw": wh.version(ctx.spark, *BRONZE_TABLE)},
+        rows_in=lines,
+        rows_out={"bronze/orders_raw": lines},
+        summary={"batch_id": batch.batch_id, "files": len(batch.files), "lines": lines, "replayed": replay},
+    )
