@@ -31,11 +31,13 @@ def _conf_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="salesopt", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="salesopt", description=__doc__.splitlines()[0], allow_abbrev=False
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", help="write synthetic landing files with planted truth")
+    gen = sub.add_parser("generate", allow_abbrev=False, help="write synthetic landing files with planted truth")
     _conf_flags(gen)
     gen.add_argument("--out", required=True, help="output folder (landing/ and truth/ below it)")
     gen.add_argument("--customers", type=int)
@@ -45,18 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int)
     gen.add_argument("--dirty-rate", type=float)
 
-    ref = sub.add_parser("refresh", help="refresh the warehouse for one business date")
+    ref = sub.add_parser("refresh", allow_abbrev=False, help="refresh the warehouse for one business date")
     _conf_flags(ref)
     ref.add_argument("--as-of", type=date.fromisoformat, required=True, help="business date YYYY-MM-DD")
     ref.add_argument("--stages", help="comma-separated subset of stages (default: all)")
 
-    demo = sub.add_parser("demo", help="generate sample data, refresh, print a summary")
+    demo = sub.add_parser("demo", allow_abbrev=False, help="generate sample data, refresh, print a summary")
     _conf_flags(demo)
     demo.add_argument("--out", default="data/demo", help="demo folder (landing, truth, warehouse)")
     demo.add_argument("--as-of", type=date.fromisoformat, help="default: last generated day")
     demo.add_argument("--dataset", choices=("synthetic", "completejourney"), default="synthetic")
 
-    maint = sub.add_parser("maintain", help="OPTIMIZE and VACUUM every warehouse table")
+    maint = sub.add_parser("maintain", allow_abbrev=False, help="OPTIMIZE and VACUUM every warehouse table")
     _conf_flags(maint)
     maint.add_argument("--no-vacuum", action="store_true")
     return parser

@@ -32,11 +32,16 @@ _JARS_ENV = "SALESOPT_JARS_DIR"
 LOG4J_CONF = Path(__file__).with_name("log4j2.properties")
 
 
-def find_delta_jars(jars_dir: str | None = None) -> list[Path]:
-    """Delta jars fetched by `make setup`: settings, then $SALESOPT_JARS_DIR, then ./.jars."""
+def jar_locations(jars_dir: str | None = None) -> list[str]:
+    """Where Delta jars are looked for, in order: setting, $SALESOPT_JARS_DIR, ./.jars, checkout."""
     candidates = [jars_dir, os.environ.get(_JARS_ENV), ".jars"]
     candidates.append(str(Path(__file__).resolve().parents[1] / ".jars"))
-    for candidate in candidates:
+    return [c for c in candidates if c]
+
+
+def find_delta_jars(jars_dir: str | None = None, locations: list[str] | None = None) -> list[Path]:
+    """Delta jars fetched by `make setup`, from the first location that has them."""
+    for candidate in locations if locations is not None else jar_locations(jars_dir):
         if candidate and (jars := sorted(Path(candidate).glob("*.jar"))):
             if any(j.name.startswith("delta-spark") for j in jars):
                 return jars

@@ -17,7 +17,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from salesopt import clean, dims, quality
+from salesopt import clean, dims, faults, quality
 from salesopt.context import StageContext, StageResult
 from salesopt.ingest import BRONZE_TABLE, Batch, _log_batch, latest_batch_states
 
@@ -34,12 +34,14 @@ class Reconciliation:
     accepted: int = 0
     quarantined: int = 0
     superseded: int = 0
+    rescued: int = 0  # accepted-or-superseded lines carrying unknown fields (schema drift)
 
     def add(self, other: Reconciliation) -> None:
         self.read += other.read
         self.accepted += other.accepted
         self.quarantined += other.quarantined
         self.superseded += other.superseded
+        self.rescued += other.rescued
 
     @property
     def balanced(self) -> bool:
@@ -52,6 +54,7 @@ class Reconciliation:
             "quarantined": self.quarantined,
             "superseded_duplicates": self.superseded,
             "balanced": self.balanced,
+            "rows_with_rescued_fields": self.rescued,
         }
 
 
@@ -107,6 +110,7 @@ def _merge_silver(ctx: StageContext, winners: DataFrame) -> int:
     lost = compared.where(~F.col("_newer")).count()
     source = compared.where(F.col("_newer")).drop("_t_updated", "_t_ingested", "_newer")
     condition = f"t.order_id = s.order_id AND t.line_no = s.line_no AND t.{in_range}"
+    faults.inject("silver_merge")  # test-only fault point (salesopt/faults.py); no-op otherwise
     (
         DeltaTable.forPath(ctx.spark, wh.path(*SILVER))
         .alias("t")
@@ -128,13 +132,19 @@ def clean_batch(ctx: StageContext, batch_id: str, products: DataFrame) -> tuple[
     quality.enforce(results)
     ranked = clean.rank_versions(valid).persist(StorageLevel.MEMORY_AND_DISK)
     counts = classified.agg(
-        F.count(F.lit(1)).alias("read"), F.count("_reason").alias("quarantined")
+        F.count(F.lit(1)).alias("read"),
+        F.count("_reason").alias("quarantined"),
+        F.count(F.when(F.col("_reason").isNull(), F.col("_rescued_data"))).alias("rescued"),
     ).first()
     _merge_quarantine(ctx, classified.where(F.col("_reason").isNotNull()))
     in_batch_losers = ranked.where(F.col("_version_rank") > 1).count()
     winners = ranked.where(F.col("_version_rank") == 1).drop("_version_rank")
     lost_to_silver = _merge_silver(ctx, winners)
-    rec = Reconciliation(read=int(counts["read"]), quarantined=int(counts["quarantined"]))
+    rec = Reconciliation(
+        read=int(counts["read"]), quarantined=int(counts["quarantined"]), rescued=int(counts["rescued"])
+    )
+    if rec.rescued:
+        log.warning("batch %s: %d lines carry unknown fields, kept in _rescued_data", batch_id, rec.rescued)
     rec.superseded = in_batch_losers + lost_to_silver
     rec.accepted = rec.read - rec.quarantined - rec.superseded
     classified.unpersist()

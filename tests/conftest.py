@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from salesopt.config import Settings, load_settings
+from salesopt.config import GenerateSettings, Settings, load_settings
 from salesopt.session import get_spark
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +53,28 @@ SMALL_GENERATE = {
     "dirty_rate": 0.03,
 }
 SMALL_AS_OF = date(2025, 2, 3)  # last generated day of SMALL_GENERATE
+
+
+@pytest.fixture(scope="session")
+def small_generated(spark: SparkSession, base_settings: Settings, tmp_path_factory):
+    """SMALL_GENERATE landing files + truth, generated once per test session."""
+    from salesopt.datagen import generate
+
+    out = tmp_path_factory.mktemp("small_generated")
+    gen = GenerateSettings.model_validate({**base_settings.generate.model_dump(), **SMALL_GENERATE})
+    summary = generate(spark, str(out), gen)
+    return out, gen, summary
+
+
+@pytest.fixture(scope="session")
+def small_refresh(spark: SparkSession, base_settings: Settings, small_generated, tmp_path_factory):
+    """The real refresh (all stages available) over SMALL_GENERATE, run once per session."""
+    from salesopt.pipeline import refresh
+
+    out, gen, _ = small_generated
+    warehouse = tmp_path_factory.mktemp("small_warehouse")
+    settings = base_settings.with_overrides(
+        paths={"warehouse": str(warehouse), "landing": str(out / "landing")}
+    )
+    summary = refresh(spark, settings, SMALL_AS_OF)
+    return settings, out, summary

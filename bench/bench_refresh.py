@@ -1,0 +1,152 @@
+"""Generator speed, full refresh vs. DuckDB, and incremental refresh cost, measured in one run.
+
+    SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.bench_refresh --customers 112000 --products 2000
+
+1. `generate` writes the landing files (lines/s of the generator).
+2. Full refresh (ingest -> silver -> gold) of every file delivered up to `as_of - hold_days` into
+   an empty warehouse: lines/s and lines/s per core.
+3. DuckDB (threads = cores) runs the same clean / dedupe / product join / weekly aggregation on
+   the same files: parse JSON lines, drop invalid lines, keep the latest version per
+   (order_id, line_no), join products, aggregate units and revenue per product and ISO week,
+   write parquet. Ratio = salesopt full refresh seconds / DuckDB seconds (target <= 3).
+4. Incremental refresh for `as_of` (the files of the last `hold_days` days, about 1% of lines):
+   seconds, and its ratio to the full refresh (target <= 0.10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from bench.common import Timer, save
+from salesopt.config import load_settings
+from salesopt.datagen import generate, last_day
+from salesopt.pipeline import refresh
+from salesopt.session import get_spark
+
+CORE = ("ingest", "silver", "gold")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--customers", type=int, default=112_000)
+    p.add_argument("--products", type=int, default=2_000)
+    p.add_argument("--days", type=int, default=540)
+    p.add_argument("--hold-days", type=int, default=5, help="days held back for the increment")
+    p.add_argument("--dirty-rate", type=float, default=0.02)
+    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    p.add_argument("--workdir", type=Path, default=None, help="default: a temp folder, removed")
+    p.add_argument("--skip-duckdb", action="store_true")
+    return p.parse_args(argv)
+
+
+DUCKDB_SQL = """
+COPY (
+  WITH raw AS (
+    SELECT * FROM read_json(?, format='newline_delimited', ignore_errors=true, columns={
+      order_id: 'VARCHAR', line_no: 'INTEGER', customer_id: 'VARCHAR', product_id: 'VARCHAR',
+      quantity: 'INTEGER', unit_price: 'DOUBLE', discount: 'DOUBLE', order_ts: 'TIMESTAMP',
+      updated_at: 'TIMESTAMP', status: 'VARCHAR'})
+  ), valid AS (
+    SELECT * FROM raw
+    WHERE order_id IS NOT NULL AND line_no IS NOT NULL AND customer_id IS NOT NULL
+      AND product_id IS NOT NULL AND quantity IS NOT NULL AND quantity <> 0
+      AND unit_price > 0 AND order_ts IS NOT NULL AND order_ts <= ?::TIMESTAMP
+  ), latest AS (
+    SELECT * FROM valid
+    QUALIFY row_number() OVER (PARTITION BY order_id, line_no
+                               ORDER BY coalesce(updated_at, order_ts) DESC) = 1
+  ), products AS (
+    SELECT product_id, category FROM read_csv(?, header=true)
+  )
+  SELECT l.product_id, p.category, date_trunc('week', l.order_ts)::DATE AS week_start,
+         sum(CASE WHEN l.status = 'cancelled' THEN 0 ELSE l.quantity END) AS units,
+         sum(CASE WHEN l.status = 'cancelled' THEN 0
+                  ELSE l.quantity * l.unit_price - coalesce(l.discount, 0) END) AS revenue,
+         count(DISTINCT l.order_id) AS n_orders
+  FROM latest l JOIN products p USING (product_id)
+  GROUP BY ALL
+) TO ? (FORMAT parquet)
+"""
+
+
+def duckdb_weekly(files: list[str], products_glob: str, cutoff: str, out: str, threads: int) -> float:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    with Timer() as t:
+        con.execute(DUCKDB_SQL, [files, cutoff, products_glob, out])
+    con.close()
+    return t.seconds
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="salesopt-bench-"))
+    overrides = {
+        "generate.customers": args.customers,
+        "generate.products": args.products,
+        "generate.days": args.days,
+        "generate.dirty_rate": args.dirty_rate,
+        "paths.landing": str(work / "landing"),
+        "paths.warehouse": str(work / "warehouse"),
+        "demo": True,
+    }
+    settings = load_settings(args.conf, overrides=overrides)
+    spark = get_spark(settings.spark)
+    cores = int(spark.sparkContext.defaultParallelism)
+    with Timer() as gen_t:
+        gen = generate(spark, str(work), settings.generate)
+    end = last_day(settings.generate)
+    full_as_of = end - timedelta(days=args.hold_days)
+    with Timer() as full_t:
+        full = refresh(spark, settings, full_as_of, CORE)
+    full_lines = full.stage("silver").summary["reconciliation"]["raw_lines_read"]
+    with Timer() as inc_t:
+        inc = refresh(spark, settings, end, CORE)
+    inc_lines = inc.stage("silver").summary["reconciliation"]["raw_lines_read"]
+    results = {
+        "customers": args.customers,
+        "products": args.products,
+        "days": args.days,
+        "cores": cores,
+        "generate_seconds": gen_t.seconds,
+        "generated_landing_lines": gen.landing_lines,
+        "generate_lines_per_s": round(gen.landing_lines / gen_t.seconds),
+        "full_refresh_lines": full_lines,
+        "full_refresh_seconds": full_t.seconds,
+        "full_refresh_lines_per_s_per_core": round(full_lines / full_t.seconds / cores),
+        "full_stage_seconds": {s.stage: s.seconds for s in full.stages},
+        "incremental_lines": inc_lines,
+        "incremental_share_of_lines": round(inc_lines / max(full_lines, 1), 4),
+        "incremental_seconds": inc_t.seconds,
+        "incremental_stage_seconds": {s.stage: s.seconds for s in inc.stages},
+        "incremental_over_full": round(inc_t.seconds / full_t.seconds, 3),
+    }
+    if not args.skip_duckdb:
+        files = [
+            f for f in glob.glob(str(work / "landing" / "orders" / "batch_date=*" / "*.txt"))
+            if f.split("batch_date=")[1][:10] <= full_as_of.isoformat()
+        ]  # fmt: skip
+        cutoff = (full_as_of + timedelta(days=settings.clean.max_future_days + 1)).isoformat()
+        seconds = duckdb_weekly(
+            files, str(work / "landing" / "products" / "*.csv"), cutoff, str(work / "duck.parquet"), cores
+        )
+        results["duckdb_seconds"] = seconds
+        results["salesopt_over_duckdb"] = round(full_t.seconds / seconds, 2)
+    save("refresh", results)
+    spark.stop()
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

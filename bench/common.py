@@ -1,0 +1,73 @@
+"""Shared benchmark plumbing: machine facts and storing a measured result as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores, memory, Python and library versions of the machine that measured."""
+    import pyspark
+
+    try:
+        mem_kb = next(
+            int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )  # fmt: skip
+    except (OSError, StopIteration):
+        mem_kb = 0
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "pyspark": pyspark.__version__,
+        "platform": platform.platform(),
+        "load_avg_1m_at_start": load,
+    }
+
+
+def command_line() -> str:
+    return "SALESOPT_JARS_DIR=.jars .venv/bin/python -m " + " ".join(
+        [Path(sys.argv[0]).stem if sys.argv[0].endswith(".py") else sys.argv[0]]
+        + [shlex.quote(a) for a in sys.argv[1:]]
+    )
+
+
+def save(name: str, results: dict[str, Any], command: str | None = None) -> Path:
+    """Writes bench/results/<name>-<utc timestamp>.json and prints it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    payload = {
+        "bench": name,
+        "measured_at": stamp,
+        "command": command or command_line(),
+        "machine": machine_info(),
+        "results": results,
+    }
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    print(json.dumps(payload, indent=2, default=str))
+    return path
+
+
+class Timer:
+    """`with Timer() as t: ...; t.seconds`"""
+
+    def __enter__(self) -> Timer:
+        self._start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = round(time.perf_counter() - self._start, 3)

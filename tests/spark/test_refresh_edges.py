@@ -1,0 +1,182 @@
+"""Refresh edge cases on tiny hand-written landing data: drift, empty input, late data, crashes,
+quality gates, CSV."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from salesopt import ingest
+from salesopt.config import QualityRule
+from salesopt.context import StageContext
+from salesopt.errors import InputError, QualityGateFailed
+from salesopt.io.tables import Warehouse
+from salesopt.pipeline import refresh
+
+pytestmark = [pytest.mark.spark, pytest.mark.e2e]
+CORE = ("ingest", "silver", "gold")
+
+
+def line(order: str, no: int, qty: int = 1, ts: str = "2025-03-03T10:00:00Z", **extra) -> str:
+    record = {
+        "order_id": order, "line_no": no, "customer_id": "C1", "product_id": "P1",
+        "quantity": qty, "unit_price": 2.5, "discount": 0.0, "order_ts": ts, "updated_at": ts,
+        "status": "completed", "channel": "web", **extra,
+    }  # fmt: skip
+    return json.dumps(record)
+
+
+def write_landing(root: Path, files: dict[str, list[str]]) -> None:
+    (root / "products").mkdir(parents=True, exist_ok=True)
+    (root / "customers").mkdir(parents=True, exist_ok=True)
+    (root / "products" / "p.csv").write_text(
+        "product_id,product_name,category,unit_cost,list_price,launch_date,status\n"
+        "P1,Milk,dairy,1.0,2.5,2024-01-01,active\nP2,Bread,bakery,1.0,3.0,2024-01-01,active\n"
+    )
+    (root / "customers" / "c.csv").write_text(
+        "customer_id,name,email,phone,region,signup_date\nC1,Ana Smith,ana@x.org,+1-555-1,north,2024-01-01\n"
+    )
+    for name, lines in files.items():
+        path = root / "orders" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{text}\n" for text in lines))
+
+
+def test_schema_drift_is_rescued_and_reported(spark: SparkSession, settings_for, tmp_path: Path) -> None:
+    settings = settings_for()
+    write_landing(
+        tmp_path / "landing",
+        {"batch_date=2025-03-03/a.json": [line("O1", 1, loyalty_tier="gold"), line("O1", 2)]},
+    )
+    summary = refresh(spark, settings, date(2025, 3, 3), CORE)
+    rec = summary.stage("silver").summary["reconciliation"]
+    assert rec["rows_with_rescued_fields"] == 1
+    silver = Warehouse.from_settings(settings).read(spark, "silver", "order_lines")
+    rescued = silver.where("line_no = 1").first()["_rescued_data"]
+    assert json.loads(rescued) == {"loyalty_tier": "gold"}
+
+
+def test_empty_folder_then_empty_file(spark: SparkSession, settings_for, tmp_path: Path) -> None:
+    settings = settings_for()
+    write_landing(tmp_path / "landing", {})
+    (tmp_path / "landing" / "orders").mkdir(parents=True)
+    first = refresh(spark, settings, date(2025, 3, 3), CORE)
+    assert first.stage("ingest").summary["files"] == 0
+    write_landing(tmp_path / "landing", {"batch_date=2025-03-04/empty.json": []})
+    second = refresh(spark, settings, date(2025, 3, 4), CORE)
+    assert second.stage("ingest").summary == {
+        "batch_id": "b00000001", "files": 1, "lines": 0, "replayed": False,
+    }  # fmt: skip
+    third = refresh(spark, settings, date(2025, 3, 4), ("ingest",))
+    assert third.stage("ingest").summary["files"] == 0
+
+
+def test_missing_landing_folder_is_a_clear_error(spark: SparkSession, settings_for) -> None:
+    settings = settings_for(paths={"landing": "/nonexistent/landing"})
+    with pytest.raises(InputError, match="landing folder not found: /nonexistent/landing/orders"):
+        refresh(spark, settings, date(2025, 3, 3), ("ingest",))
+
+
+def test_late_and_resent_lines_update_the_right_dates(spark: SparkSession, settings_for, tmp_path: Path) -> None:
+    settings = settings_for()
+    landing = tmp_path / "landing"
+    write_landing(landing, {"batch_date=2025-03-03/a.json": [line("O1", 1, 2), line("O2", 1, 5)]})
+    refresh(spark, settings, date(2025, 3, 3), CORE)
+    later = "2025-03-05T09:00:00Z"
+    write_landing(
+        landing,
+        {
+            "batch_date=2025-03-06_late/b.json": [
+                line("O3", 1, 4, ts="2025-03-01T08:00:00Z"),
+                line("O1", 1, 3, updated_at=later),
+                line("O2", 1, 9, updated_at="2025-03-02T00:00:00Z"),
+            ]
+        },
+    )
+    summary = refresh(spark, settings, date(2025, 3, 6), CORE)
+    rec = summary.stage("silver").summary["reconciliation"]
+    assert (rec["raw_lines_read"], rec["accepted"], rec["superseded_duplicates"]) == (3, 2, 1)
+    wh = Warehouse.from_settings(settings)
+    silver = {(r["order_id"], r["quantity"]) for r in wh.read(spark, "silver", "order_lines").collect()}
+    assert silver == {("O1", 3), ("O2", 5), ("O3", 4)}
+    daily = {(str(r["date"]), r["units"]) for r in wh.read(spark, "gold", "sales_daily").collect()}
+    assert daily == {("2025-03-01", 4), ("2025-03-03", 8)}
+    first_day = date(2025, 3, 3)
+    original = wh.read_as_of(spark, "gold", "interactions", first_day).select("quantity").first()[0]
+    backfill = refresh(spark, settings, first_day, CORE)
+    assert backfill.stage("gold").summary["silver_version_read"] is not None
+    again = wh.read_as_of(spark, "gold", "interactions", first_day).select("quantity").first()[0]
+    assert original == again == 7
+
+
+def test_files_delivered_after_as_of_wait(spark: SparkSession, settings_for, tmp_path: Path) -> None:
+    settings = settings_for()
+    write_landing(
+        tmp_path / "landing",
+        {"batch_date=2025-03-03/a.json": [line("O1", 1)], "batch_date=2025-03-09/b.json": [line("O2", 1)]},
+    )
+    first = refresh(spark, settings, date(2025, 3, 3), ("ingest",))
+    assert first.stage("ingest").summary["files"] == 1
+    second = refresh(spark, settings, date(2025, 3, 9), ("ingest",))
+    assert second.stage("ingest").summary["files"] == 1
+
+
+def test_crash_between_bronze_and_bookkeeping_is_replayed_once(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
+    settings = settings_for()
+    write_landing(tmp_path / "landing", {"batch_date=2025-03-03/a.json": [line("O1", 1), line("O1", 2)]})
+    wh = Warehouse.from_settings(settings)
+    ctx = StageContext(spark, settings, wh, date(2025, 3, 3), "crashed-run")
+    batch, replay = ingest.plan_batch(ctx, str(tmp_path / "landing" / "orders"))
+    assert batch is not None and not replay
+    ingest._log_batch(ctx, batch, "pending", None)
+    raw = ingest.read_raw_lines(spark, batch, ingested_at=ingest.datetime(2025, 3, 3))
+    raw.write.format("delta").mode("append").option("txnAppId", ingest.TXN_APP_ID).option(
+        "txnVersion", batch.seq
+    ).partitionBy("_batch_id").save(wh.path("bronze", "orders_raw"))
+    summary = refresh(spark, settings, date(2025, 3, 3), CORE)
+    assert summary.stage("ingest").summary["replayed"] is True
+    assert wh.read(spark, "bronze", "orders_raw").count() == 2
+    assert wh.read(spark, "silver", "order_lines").count() == 2
+
+
+def test_fail_expectation_stops_before_anything_downstream(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
+    rule = QualityRule(table="silver/order_lines", name="small_orders", expr="quantity <= 3", action="fail")
+    settings = settings_for(quality={"rules": [rule.model_dump()]})
+    write_landing(tmp_path / "landing", {"batch_date=2025-03-03/a.json": [line("O1", 1, 2), line("O2", 1, 7)]})
+    with pytest.raises(QualityGateFailed, match=r"small_orders: 1 rows fail 'quantity <= 3'"):
+        refresh(spark, settings, date(2025, 3, 3), CORE)
+    wh = Warehouse.from_settings(settings)
+    assert not wh.exists(spark, "silver", "order_lines")
+    assert not wh.exists(spark, "gold", "sales_daily")
+    runs = wh.read(spark, "ops", "runs")
+    assert runs.where("stage = 'silver' AND status = 'failed'").count() == 1
+
+
+def test_quarantine_expectation_and_csv_source(spark: SparkSession, settings_for, tmp_path: Path) -> None:
+    rule = QualityRule(table="silver/order_lines", name="has_channel", expr="channel IS NOT NULL", action="quarantine")
+    settings = settings_for(quality={"rules": [rule.model_dump()]}, ingest={"format": "csv"})
+    header = "order_id,line_no,customer_id,product_id,quantity,unit_price,discount,currency,order_ts,updated_at,status,channel"
+    rows = [
+        header,
+        "O1,1,C1,P1,2,2.5,0,USD,2025-03-03T10:00:00Z,2025-03-03T10:00:00Z,completed,web",
+        "O2,1,C1,P2,1,3.0,0,USD,2025-03-03T11:00:00Z,2025-03-03T11:00:00Z,completed,",
+        "O3,1,C1,P2,one,3.0,0,USD,2025-03-03T11:00:00Z,2025-03-03T11:00:00Z,completed,app",
+        "broken line",
+    ]
+    write_landing(tmp_path / "landing", {"batch_date=2025-03-03/a.csv": rows})
+    summary = refresh(spark, settings, date(2025, 3, 3), CORE)
+    rec = summary.stage("silver").summary["reconciliation"]
+    assert (rec["raw_lines_read"], rec["accepted"], rec["quarantined"]) == (4, 1, 3)
+    reasons = summary.stage("silver").summary["quarantine_reasons"]
+    assert reasons == {"rule:has_channel": 1, "wrong_type": 1, "malformed_record": 1}
+    q = Warehouse.from_settings(settings).read(spark, "quarantine", "orders_rejected")
+    assert q.where(F.col("raw") == "broken line").count() == 1

@@ -1,0 +1,81 @@
+"""Session behaviour: embedded conf, reuse of an active session, no network at start-up."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from salesopt.config import SparkSettings
+from salesopt.errors import SetupError
+from salesopt.session import embedded_conf, find_delta_jars, get_spark
+
+pytestmark = pytest.mark.spark
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_active_session_is_reused(spark: SparkSession) -> None:
+    again = get_spark(SparkSettings(master="local[1]", shuffle_partitions=99))
+    assert again is spark
+    assert spark.conf.get("spark.master") == "local[2]"
+
+
+def test_session_has_delta_utc_and_test_settings(spark: SparkSession) -> None:
+    assert spark.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "4"
+    assert spark.conf.get("spark.ui.enabled") == "false"
+
+
+def test_embedded_conf_uses_local_jars_never_packages() -> None:
+    conf = embedded_conf(SparkSettings())
+    jars = conf["spark.jars"].split(",")
+    assert any(Path(j).name.startswith("delta-spark_4.1_2.13-") for j in jars)
+    assert all(Path(j).exists() for j in jars)
+    assert "spark.jars.packages" not in conf
+
+
+def test_settings_conf_overrides_any_key() -> None:
+    settings = SparkSettings(conf={"spark.sql.shuffle.partitions": "17", "spark.foo": "bar"})
+    merged = {**embedded_conf(settings), **settings.conf}
+    assert merged["spark.sql.shuffle.partitions"] == "17"
+    assert merged["spark.foo"] == "bar"
+
+
+def test_missing_jars_is_a_clear_setup_error(tmp_path: Path) -> None:
+    (tmp_path / "other.jar").write_text("not delta")
+    with pytest.raises(SetupError, match="run `make setup`"):
+        find_delta_jars(locations=[str(tmp_path), str(tmp_path / "absent")])
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+def test_session_starts_and_writes_delta_without_network(tmp_path: Path) -> None:
+    """Start Spark in a network namespace with only loopback: any download would fail."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from salesopt.config import SparkSettings
+            from salesopt.session import get_spark
+            spark = get_spark(SparkSettings(master="local[1]", ui_enabled=False))
+            spark.range(5).write.format("delta").save({str(tmp_path / "t")!r})
+            print("rows", spark.read.format("delta").load({str(tmp_path / "t")!r}).count())
+            """
+        )
+    )
+    command = f"ip link set lo up && SPARK_LOCAL_IP=127.0.0.1 {sys.executable} {script}"
+    proc = subprocess.run(
+        ["unshare", "-n", "sh", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "rows 5" in proc.stdout
+    assert "ivy" not in proc.stderr.lower()

@@ -1,0 +1,100 @@
+"""CLI argument parsing and error boundary (no Spark needed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from salesopt.cli import build_parser, main
+from salesopt.errors import ConfigError
+from salesopt.pipeline import STAGES, parse_stages
+
+
+def test_refresh_arguments() -> None:
+    args = build_parser().parse_args(
+        [
+            "refresh",
+            "--conf",
+            "conf/local.yaml",
+            "--as-of",
+            "2025-06-30",
+            "--stages",
+            "ingest,silver",
+        ]
+    )
+    assert args.as_of == date(2025, 6, 30)
+    assert args.conf == Path("conf/local.yaml")
+    assert args.stages == "ingest,silver"
+
+
+def test_refresh_requires_as_of() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["refresh"])
+    assert exit_info.value.code == 2
+
+
+def test_bad_date_and_mistyped_flag_fail() -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["refresh", "--as-of", "30/06/2025"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["refresh", "--as-of", "2025-06-30", "--stage", "gold"])
+
+
+def test_generate_arguments() -> None:
+    args = build_parser().parse_args(
+        ["generate", "--out", "d", "--customers", "10", "--products", "5", "--days", "40",
+         "--seed", "3", "--dirty-rate", "0.1"]
+    )  # fmt: skip
+    assert (args.customers, args.products, args.days, args.seed, args.dirty_rate) == (
+        10,
+        5,
+        40,
+        3,
+        0.1,
+    )
+
+
+def test_stages_keep_pipeline_order_and_reject_unknown() -> None:
+    assert parse_stages("gold,ingest") == ["ingest", "gold"]
+    assert parse_stages(None) == list(STAGES)
+    with pytest.raises(ConfigError, match="unknown stage"):
+        parse_stages("ingest,bogus")
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = tmp_path / "bad.yaml"
+    conf.write_text("spark:\n  shuffle_partitons: 4\n")
+    code = main(["refresh", "--conf", str(conf), "--as-of", "2025-01-01"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith(
+        "salesopt: configuration error: unknown key 'spark.shuffle_partitons'"
+    )
+    assert not any("Traceback" in line for line in err)
+
+
+def test_console_script_reports_bad_config_without_traceback(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.yaml"
+    conf.write_text("forecast:\n  horizon: -1\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "salesopt.cli",
+            "refresh",
+            "--conf",
+            str(conf),
+            "--as-of",
+            "2025-01-01",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "forecast.horizon" in proc.stderr
+    assert "Traceback" not in proc.stderr
