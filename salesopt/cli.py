@@ -90,7 +90,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from salesopt.session import get_spark
 
     settings = settings_from(args, _generate_overrides(args))
-    spark = get_spark(settings.spark)
+    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
     _emit(generate(spark, args.out, settings.generate).to_dict())
     return 0
 
@@ -101,7 +101,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     stages = parse_stages(args.stages)
-    spark = get_spark(settings.spark)
+    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
     summary = refresh(spark, settings, args.as_of, stages)
     _emit(summary.to_dict())
     return 0
@@ -118,7 +118,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     from salesopt.session import get_spark
 
     settings = settings_from(args)
-    spark = get_spark(settings.spark)
+    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
     _emit(maintain(spark, settings, vacuum=not args.no_vacuum))
     return 0
 

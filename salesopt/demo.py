@@ -72,7 +72,7 @@ def run_demo(args: argparse.Namespace, settings_from: Callable[..., Settings]) -
     if not args.landing:
         extra["paths.landing"] = str(out / "landing")
     settings = settings_from(args, extra)
-    spark = get_spark(settings.spark)
+    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
     if args.dataset == "completejourney":
         from salesopt.datasets import prepare_completejourney
 

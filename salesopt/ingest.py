@@ -60,18 +60,17 @@ def delivery_date(path: str) -> date | None:
 def list_landing_files(spark: SparkSession, folder: str) -> list[str]:
     """Data files under `folder` (recursive; names starting with `_` or `.` are skipped).
 
-    Lists through Spark's file source, so it works on any Hadoop file system (local, S3, ADLS,
-    GCS, DBFS, Volumes) without reading file contents.
+    Lists through Spark's file index, so it works on any Hadoop file system (local, S3, ADLS,
+    GCS, DBFS, Volumes) without reading file contents (a scan would skip empty files).
     """
     try:
-        listing = (
+        index = (
             spark.read.format("binaryFile")
             .option("recursiveFileLookup", "true")
             .option("pathGlobFilter", "[!_.]*")
             .load(folder)
-            .select("path")
         )
-        return sorted(r["path"] for r in listing.collect())
+        return sorted(index.inputFiles())  # the file index: includes empty files, runs no job
     except AnalysisException as exc:
         if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
             raise InputError(f"landing folder not found: {folder}") from None

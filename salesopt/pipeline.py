@@ -31,6 +31,7 @@ STAGES: dict[str, str] = {
     "ingest": "salesopt.ingest",
     "silver": "salesopt.silver",
     "gold": "salesopt.gold",
+    "recommend": "salesopt.recommend.stage",
 }
 RUNS_TABLE = ("ops", "runs")
 _RUN_SCHEMA = (

@@ -88,8 +88,12 @@ def _submitted() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_SUBMIT_OPTS" in os.environ
 
 
-def get_spark(settings: SparkSettings) -> SparkSession:
-    """Returns the active session, or builds one as described in the module docstring."""
+def get_spark(settings: SparkSettings, checkpoint_dir: str | None = None) -> SparkSession:
+    """Returns the active session, or builds one as described in the module docstring.
+
+    `checkpoint_dir` becomes `spark.checkpoint.dir` (ALS checkpoints there; Spark 4 reads it
+    only at start-up) unless the launcher set one.
+    """
     active = SparkSession.getActiveSession()
     if active is not None:
         log.info("reusing the active Spark session (master=%s)", _master(active))
@@ -100,13 +104,16 @@ def get_spark(settings: SparkSettings) -> SparkSession:
         for key, value in default_conf(settings).items():
             conf.setIfMissing(key, value)
         conf.setIfMissing("spark.app.name", settings.app_name)
+        if checkpoint_dir:
+            conf.setIfMissing("spark.checkpoint.dir", checkpoint_dir)
         for key, value in settings.conf.items():
             conf.set(key, value)
         spark = SparkSession.builder.config(conf=conf).getOrCreate()
         log.info("Spark session from the launcher (master=%s)", _master(spark))
     else:
         builder = SparkSession.builder
-        for key, value in {**embedded_conf(settings), **settings.conf}.items():
+        extra = {"spark.checkpoint.dir": checkpoint_dir} if checkpoint_dir else {}
+        for key, value in {**embedded_conf(settings), **extra, **settings.conf}.items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
         log.info("embedded Spark session started (master=%s)", settings.master)

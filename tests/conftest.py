@@ -24,10 +24,10 @@ def base_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def spark(base_settings: Settings) -> Iterator[SparkSession]:
+def spark(base_settings: Settings, tmp_path_factory) -> Iterator[SparkSession]:
     """local[2], UI off, 4 shuffle partitions, UTC, Delta on: every setting on the builder."""
     os.environ.setdefault(base_settings.clean.pii_key_env, TEST_PII_KEY)
-    session = get_spark(base_settings.spark)
+    session = get_spark(base_settings.spark, str(tmp_path_factory.mktemp("checkpoints")))
     yield session
     session.stop()
 

@@ -1,0 +1,1 @@
+"""Benchmarks that print and store measured numbers (see docs/benchmarks*.md)."""
