@@ -1,4 +1,4 @@
-"""`salesopt` command line: generate, refresh, demo, maintain.
+"""`salesopt` command line: generate, refresh, demo, report, maintain.
 
 Progress goes to stderr through `logging`; the last line of stdout is one JSON object that a
 scheduler can parse. Exit codes: 0 success, 1 a salesopt error (one line on stderr), 2 bad usage
@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--as-of", type=date.fromisoformat, help="default: last generated day")
     demo.add_argument("--dataset", choices=("synthetic", "completejourney"), default="synthetic")
 
+    rep = sub.add_parser("report", allow_abbrev=False, help="write the HTML report for one as_of")
+    _conf_flags(rep)
+    rep.add_argument("--as-of", type=date.fromisoformat, required=True, help="business date YYYY-MM-DD")
+    rep.add_argument("--out", required=True, type=Path, help="output folder for report.html + charts")
+
     maint = sub.add_parser("maintain", allow_abbrev=False, help="OPTIMIZE and VACUUM every warehouse table")
     _conf_flags(maint)
     maint.add_argument("--no-vacuum", action="store_true")
@@ -113,6 +118,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args, settings_from)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from salesopt.io.tables import Warehouse
+    from salesopt.report import build_report
+    from salesopt.session import get_spark
+
+    settings = settings_from(args)
+    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
+    path = build_report(spark, Warehouse.from_settings(settings), args.as_of, args.out)
+    _emit({"report": str(path.resolve())})
+    return 0
+
+
 def cmd_maintain(args: argparse.Namespace) -> int:
     from salesopt.maintain import maintain
     from salesopt.session import get_spark
@@ -123,7 +140,13 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "refresh": cmd_refresh, "demo": cmd_demo, "maintain": cmd_maintain}
+COMMANDS = {
+    "generate": cmd_generate,
+    "refresh": cmd_refresh,
+    "demo": cmd_demo,
+    "report": cmd_report,
+    "maintain": cmd_maintain,
+}
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -82,6 +82,11 @@ def run_demo(args: argparse.Namespace, settings_from: Callable[..., Settings]) -
         as_of = last_day(settings.generate)
     as_of = args.as_of or as_of
     summary = refresh(spark, settings, as_of)
+    from salesopt.io.tables import Warehouse
+    from salesopt.report import build_report
+
+    report = build_report(spark, Warehouse.from_settings(settings), as_of, out / "report")
     sys.stdout.write(format_summary(summary, settings.paths.warehouse) + "\n")
+    sys.stdout.write(f"  report: {report}\n")
     sys.stdout.write(summary.to_json() + "\n")
     return 0

@@ -32,6 +32,7 @@ STAGES: dict[str, str] = {
     "silver": "salesopt.silver",
     "gold": "salesopt.gold",
     "recommend": "salesopt.recommend.stage",
+    "forecast": "salesopt.forecast.stage",
 }
 RUNS_TABLE = ("ops", "runs")
 _RUN_SCHEMA = (

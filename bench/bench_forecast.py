@@ -1,0 +1,201 @@
+"""Forecast stage benchmark: parallel efficiency, cost per series, backtest quality.
+
+    SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.bench_forecast --series 2000 --weeks 104
+
+Measures, in one run:
+- Spark throughput: `forecast_all` (prepare + bucketed applyInPandas) over N planted weekly
+  series, and the same per-product function in a plain single-process pandas loop over a
+  sample; efficiency = (series/s through Spark) / (cores x series/s of the loop);
+- cost of the function alone (automatic selection, no backtest) for 104-week weekly and
+  10-year monthly series;
+- backtest median MASE of the chosen models vs. the seasonal naive on the planted series, and
+  the backtest of real monthly series shipped in the pmdarima wheel (wineind, airpassengers),
+  read from the wheel file (`pip download --no-deps`) without installing pmdarima.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.common import Timer, save
+
+PMDARIMA = "pmdarima==2.1.1"
+CACHE = Path.home() / ".cache" / "salesopt-bench"  # the downloaded wheel; outside the repo
+REAL_SERIES = {"wineind": (date(1980, 1, 1), "wineind.py"),
+               "airpassengers": (date(1949, 1, 1), "airpassengers.py")}  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Benchmark the forecasting stage")
+    p.add_argument("--series", type=int, default=2000)
+    p.add_argument("--weeks", type=int, default=104)
+    p.add_argument("--loop-sample", type=int, default=200, help="series in the serial loop")
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--cost-sample", type=int, default=40)
+    p.add_argument("--skip-real", action="store_true")
+    return p.parse_args(argv)
+
+
+def _loop(frame: pd.DataFrame, spec: Any, origin: date) -> tuple[float, pd.DataFrame]:
+    from salesopt.forecast.model import forecast_product
+
+    start = time.perf_counter()
+    out = pd.concat(forecast_product(g, spec, origin) for _, g in frame.groupby("product_id"))
+    return time.perf_counter() - start, out
+
+
+def _mase(out: pd.DataFrame) -> dict[str, float]:
+    m = out[(out["kind"] == "metric") & (out["level"] == out["level"].min())]
+    mase = (m["sum_scaled_error"] / m["n_scaled"]).groupby(m["method"]).median()
+    return {str(k): round(float(v), 4) for k, v in mase.items()}
+
+
+def spark_run(args: argparse.Namespace, frame: pd.DataFrame, spec: Any) -> dict[str, Any]:
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from salesopt.config import Settings
+    from salesopt.forecast import stage
+    from salesopt.session import get_spark
+
+    cores = os.cpu_count() or 1
+    settings = Settings().with_overrides(
+        spark={"master": f"local[{cores}]", "ui_enabled": False, "driver_memory": "3g",
+               "conf": {"spark.executorEnv.OPENBLAS_NUM_THREADS": "1",
+                        "spark.executorEnv.OMP_NUM_THREADS": "1"}},
+        forecast={"frequency": "weekly", "backtest_folds": args.folds},
+    )  # fmt: skip
+    spark = get_spark(settings.spark)
+    sales = spark.createDataFrame(
+        frame.rename(columns={"ds": "week_start", "y": "units"}).astype({"units": "int64"})
+    ).cache()
+    sales.count()
+    as_of = frame["ds"].max() + pd.Timedelta(days=6)
+    spark.conf.set(stage.COALESCE_CONF, "false")
+    with Timer() as t:
+        out = stage.forecast_all(spark, sales, settings.forecast, as_of).toPandas()
+    spark.stop()
+    status = out[out["kind"] == "status"]
+    return {
+        "seconds": t.seconds,
+        "series_per_s": round(args.series / t.seconds, 3),
+        "tasks_used": int(out["task_partition"].nunique()),
+        "partitions": stage.fanout_partitions_for_cores(cores),
+        "status_counts": status["status"].value_counts().to_dict(),
+        "median_mase": _mase(out),
+    }
+
+
+def cost_per_series(frequency: str, periods: int, n: int) -> dict[str, float]:
+    """CPU seconds per series of the function alone: automatic selection, no backtest."""
+    from salesopt.forecast.model import ForecastSpec
+    from salesopt.forecast.synthetic import planted_series
+
+    frame = planted_series(n, periods, frequency, seed=9)
+    spec = ForecastSpec(frequency=frequency, horizon=12 if frequency == "monthly" else 8,
+                        backtest_folds=0)  # fmt: skip
+    cpu = time.process_time()
+    _, out = _loop(frame, spec, frame["ds"].max())
+    status = out[out["kind"] == "status"]
+    return {
+        "cpu_s_per_series": round((time.process_time() - cpu) / n, 4),
+        "ok_share": round(float((status["status"] == "ok").mean()), 3),
+        "series": n,
+        "periods": periods,
+    }
+
+
+def real_series() -> dict[str, pd.DataFrame]:
+    """Monthly series read from the pmdarima wheel (downloaded once, not installed)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(CACHE.glob("pmdarima-*.whl"))
+    if not wheels:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+             PMDARIMA, "-d", str(CACHE)], check=True, capture_output=True,
+        )  # fmt: skip
+        wheels = sorted(CACHE.glob("pmdarima-*.whl"))
+    frames = {}
+    with zipfile.ZipFile(wheels[-1]) as wheel:
+        for name, (start, member) in REAL_SERIES.items():
+            source = wheel.read(f"pmdarima/datasets/{member}").decode()
+            values = _array_literal(source)
+            ds = pd.date_range(start, periods=len(values), freq="MS").date
+            frames[name] = pd.DataFrame({"product_id": name, "ds": ds, "y": values})
+    return frames
+
+
+def _array_literal(source: str) -> list[float]:
+    """The first `np.array([...])` literal with more than 100 numbers in a module's source."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.List):
+            values = ast.literal_eval(node.args[0])
+            if len(values) > 100:
+                return [float(v) for v in values]
+    raise ValueError("no data array found")
+
+
+def real_backtest() -> dict[str, Any]:
+    from salesopt.forecast import backtest
+    from salesopt.forecast.model import ForecastSpec, forecast_product
+
+    spec = ForecastSpec(frequency="monthly", horizon=12, backtest_folds=3, backtest_horizon=12)
+    results: dict[str, Any] = {}
+    for name, frame in real_series().items():
+        out = forecast_product(frame, spec, frame["ds"].max())
+        status = out[out["kind"] == "status"].iloc[0]
+        rows = out[out["kind"] == "metric"]
+        entry: dict[str, Any] = {"n_obs": int(status["n_obs"]), "chosen": status["model"],
+                                 "order": status["model_order"]}  # fmt: skip
+        for method, g in rows.groupby("method"):
+            first = g.iloc[0]
+            sums = {k: float(first[k]) for k in backtest.SUM_FIELDS}
+            cover = {
+                str(r["level"]): round(r["covered"] / r["n_points"], 3) for _, r in g.iterrows()
+            }
+            entry[str(method)] = {k: round(v, 4) for k, v in backtest.metrics(sums).items()}
+            entry[str(method)]["coverage"] = cover
+        results[name] = entry
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from salesopt.forecast.model import ForecastSpec
+    from salesopt.forecast.synthetic import planted_series
+
+    cores = os.cpu_count() or 1
+    frame = planted_series(args.series, args.weeks, "weekly", seed=1)
+    spec = ForecastSpec(frequency="weekly", backtest_folds=args.folds)
+    sample_ids = frame["product_id"].drop_duplicates().iloc[: args.loop_sample]
+    sample = frame[frame["product_id"].isin(sample_ids)]
+    loop_s, loop_out = _loop(sample, spec, frame["ds"].max())
+    loop_rate = len(sample_ids) / loop_s
+    spark = spark_run(args, frame, spec)
+    results: dict[str, Any] = {
+        "series": args.series, "weeks": args.weeks, "backtest_folds": args.folds, "cores": cores,
+        "loop": {"series": len(sample_ids), "seconds": round(loop_s, 3),
+                 "series_per_s": round(loop_rate, 3), "median_mase": _mase(loop_out)},
+        "spark": spark,
+        "parallel_efficiency": round(spark["series_per_s"] / (cores * loop_rate), 3),
+        "spark_series_per_s_per_core": round(spark["series_per_s"] / cores, 3),
+        "cost_weekly_104": cost_per_series("weekly", 104, args.cost_sample),
+        "cost_monthly_120": cost_per_series("monthly", 120, args.cost_sample),
+    }  # fmt: skip
+    if not args.skip_real:
+        results["real_monthly_backtest"] = real_backtest()
+    save("forecast", results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

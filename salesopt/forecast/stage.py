@@ -1,0 +1,197 @@
+"""Forecasting stage: reads gold sales, fits every product in parallel, writes three gold tables.
+
+    gold/sales_weekly (or sales_daily) -> gold/forecasts, gold/forecast_status,
+                                          gold/forecast_metrics
+
+The per-product function (salesopt.forecast.model) runs through `groupBy(...).applyInPandas`.
+The fan-out is made explicit: products are dealt round-robin by series length into
+`partitions` buckets and each bucket is sent to its own partition; adaptive execution may not
+coalesce that stage. The run fails (after writing gold/forecast_status) when the share of
+`failed` products exceeds `forecast.max_failure_share`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import time
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from salesopt.config import ForecastSettings
+from salesopt.context import StageContext, StageResult
+from salesopt.errors import InputError, StageFailed
+from salesopt.forecast import metrics, prepare
+from salesopt.forecast.model import (
+    OUTPUT_SCHEMA,
+    ForecastSpec,
+    forecast_product,
+    limit_blas_threads,
+)
+
+log = logging.getLogger(__name__)
+
+STAGE_SCHEMA = OUTPUT_SCHEMA + ", task_partition int"
+COALESCE_CONF = "spark.sql.adaptive.coalescePartitions.enabled"
+
+
+def _in_worker(series: pd.DataFrame, spec: ForecastSpec, origin: date) -> pd.DataFrame:
+    """The grouped-map function: one BLAS thread, the pure function, and the task's partition."""
+    from pyspark import TaskContext
+
+    limit_blas_threads()
+    out = forecast_product(series.drop(columns=["key"]), spec, origin)
+    context = TaskContext.get()
+    out["task_partition"] = context.partitionId() if context is not None else -1
+    return out
+
+
+def fanout_partitions(spark: SparkSession, settings: ForecastSettings) -> int:
+    """`forecast.partitions`, else 4 x the default parallelism (from conf or a local master)."""
+    if settings.partitions:
+        return settings.partitions
+    parallelism = spark.conf.get("spark.default.parallelism", None)
+    if parallelism:
+        return 4 * int(parallelism)
+    master = spark.conf.get("spark.master", "") or ""
+    local = re.fullmatch(r"local\[(\d+|\*)(,\d+)?\]", master)
+    if local:
+        cores = (os.cpu_count() or 1) if local.group(1) == "*" else int(local.group(1))
+        return fanout_partitions_for_cores(cores)
+    return int(spark.conf.get("spark.sql.shuffle.partitions", "200") or 200)
+
+
+def fanout_partitions_for_cores(cores: int) -> int:
+    """Four tasks per core: short and long tasks even out without idle cores at the end."""
+    return 4 * cores
+
+
+def forecast_all(
+    spark: SparkSession, sales: DataFrame, settings: ForecastSettings, as_of: date
+) -> DataFrame:
+    """Runs the per-product function on every product. Grain: rows of OUTPUT_SCHEMA kinds."""
+    origin = prepare.origin_for(as_of, settings.frequency)
+    units = prepare.period_units(sales, settings.frequency)
+    series = prepare.complete_series(units, origin, settings.frequency, settings.history_periods)
+    n = fanout_partitions(spark, settings)
+    keyed = prepare.with_fanout_key(series, prepare.bucket_keys(spark, n), n).repartition(n, "key")
+    fn = functools.partial(_in_worker, spec=ForecastSpec.from_settings(settings), origin=origin)
+    return keyed.groupBy("key", "product_id").applyInPandas(fn, STAGE_SCHEMA)
+
+
+def check_failure_share(failed: int, total: int, max_share: float) -> None:
+    """Raises StageFailed when no product was forecast or too many failed."""
+    if total == 0:
+        raise StageFailed("no product to forecast: the sales table has no rows up to as_of")
+    if failed > max_share * total:
+        raise StageFailed(
+            f"forecast failed for {failed} of {total} products, above "
+            f"forecast.max_failure_share={max_share}; see gold/forecast_status"
+        )
+
+
+def _read_sales(ctx: StageContext) -> DataFrame:
+    freq = ctx.settings.forecast.frequency
+    name, date_col = prepare.SOURCE.get(freq, prepare.SOURCE["daily"])
+    if not ctx.warehouse.exists(ctx.spark, "gold", name):
+        raise InputError(f"gold/{name} does not exist: run the features stage first")
+    sales = ctx.warehouse.read(ctx.spark, "gold", name)
+    return sales.where(F.col(date_col) <= F.lit(ctx.as_of))
+
+
+def _stamp(df: DataFrame, ctx: StageContext) -> DataFrame:
+    return df.withColumn("as_of", F.lit(ctx.as_of)).withColumn("run_id", F.lit(ctx.run_id))
+
+
+def split_tables(out: DataFrame) -> dict[str, DataFrame]:
+    """The three gold tables (without as_of/run_id) from the forecaster's rows."""
+    forecasts = out.where(F.col("kind") == "forecast").select(
+        "product_id", "ds", "step", "level", "yhat", "yhat_lower", "yhat_upper", "model"
+    )
+    status = out.where(F.col("kind") == "status").select(
+        "product_id", "status", "model", "model_order", "reason", "n_obs", "aicc", "fit_seconds"
+    )
+    rows = out.where(F.col("kind") == "metric")
+    per_product = metrics.product_metrics(rows)
+    overall = metrics.overall_metrics(per_product, rows)
+    columns = ["scope", "product_id", "method", "n_products", "n_folds", *metrics.SUMS,
+               "mase", "smape", "wape", "bias", "coverage"]  # fmt: skip
+    table = (
+        per_product.select(
+            F.lit("product").alias("scope"), "*", F.lit(1).cast("long").alias("n_products")
+        )
+        .select(*columns)
+        .unionByName(
+            overall.select(
+                F.lit("overall").alias("scope"), F.lit(None).cast("string").alias("product_id"), "*"
+            ).select(*columns)
+        )
+    )
+    return {"forecasts": forecasts, "forecast_status": status, "forecast_metrics": table}
+
+
+def _summary(status: pd.DataFrame, overall: pd.DataFrame, tasks: int, n: int) -> dict[str, Any]:
+    by_method = {
+        r["method"]: {k: (None if pd.isna(r[k]) else round(float(r[k]), 4))
+                      for k in ("mase", "smape", "wape", "bias")}
+        for _, r in overall.iterrows()
+    }  # fmt: skip
+    return {
+        "products": len(status),
+        "status_counts": {str(k): int(v) for k, v in status["status"].value_counts().items()},
+        "model_counts": {str(k): int(v) for k, v in status["model"].value_counts().items()},
+        "backtest": by_method,
+        "backtest_mase_model": by_method.get("model", {}).get("mase"),
+        "backtest_mase_seasonal_naive": by_method.get("seasonal_naive", {}).get("mase"),
+        "fanout_partitions": n,
+        "fanout_tasks_used": tasks,
+    }
+
+
+def run(ctx: StageContext) -> StageResult:
+    """Forecasts every product in the sales table and writes the three gold tables."""
+    settings = ctx.settings.forecast
+    started = time.perf_counter()
+    sales = _read_sales(ctx)
+    previous = ctx.spark.conf.get(COALESCE_CONF, "true")
+    ctx.spark.conf.set(COALESCE_CONF, "false")
+    try:
+        out = forecast_all(ctx.spark, sales, settings, ctx.as_of).persist()
+        out.count()
+    finally:
+        ctx.spark.conf.set(COALESCE_CONF, previous or "true")
+    try:
+        tables = split_tables(out)
+        status: pd.DataFrame = tables["forecast_status"].toPandas()
+        tasks = out.select("task_partition").distinct().count()
+        status_df = _stamp(tables["forecast_status"], ctx)
+        versions = {
+            "gold/forecast_status": ctx.warehouse.write_slice(
+                status_df, "gold", "forecast_status", ctx.as_of
+            )
+        }
+        check_failure_share(
+            int((status["status"] == "failed").sum()), len(status), settings.max_failure_share
+        )
+        for name in ("forecasts", "forecast_metrics"):
+            df = _stamp(tables[name], ctx)
+            versions[f"gold/{name}"] = ctx.warehouse.write_slice(df, "gold", name, ctx.as_of)
+        overall: pd.DataFrame = (
+            tables["forecast_metrics"].where(F.col("scope") == "overall").toPandas()
+        )
+        rows_out = {
+            "gold/forecasts": int(out.where(F.col("kind") == "forecast").count()),
+            "gold/forecast_status": len(status),
+        }
+    finally:
+        out.unpersist()
+    summary = _summary(status, overall, tasks, fanout_partitions(ctx.spark, settings))
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    log.info("forecast summary: %s", summary)
+    return StageResult(tables=versions, rows_in=len(status), rows_out=rows_out, summary=summary)
