@@ -33,6 +33,8 @@ STAGES: dict[str, str] = {
     "gold": "salesopt.gold",
     "recommend": "salesopt.recommend.stage",
     "forecast": "salesopt.forecast.stage",
+    "optimize": "salesopt.optimize.stage",
+    "monitor": "salesopt.monitor",
 }
 RUNS_TABLE = ("ops", "runs")
 _RUN_SCHEMA = (

@@ -111,6 +111,9 @@ def get_spark(settings: SparkSettings, checkpoint_dir: str | None = None) -> Spa
         spark = SparkSession.builder.config(conf=conf).getOrCreate()
         log.info("Spark session from the launcher (master=%s)", _master(spark))
     else:
+        # PySpark takes the worker interpreter from this variable when it creates the context;
+        # without it workers start `python3` from PATH, which may lack pandas and pyarrow.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = SparkSession.builder
         extra = {"spark.checkpoint.dir": checkpoint_dir} if checkpoint_dir else {}
         for key, value in {**embedded_conf(settings), **extra, **settings.conf}.items():

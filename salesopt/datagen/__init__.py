@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from salesopt.config import GenerateSettings
 from salesopt.datagen.dirt import landing_rows, dirt_truth
 from salesopt.datagen.entities import customers_frame, price_calendar, products_frame
+from salesopt.datagen.inventory import write_inventory
 from salesopt.datagen.orders import clean_lines
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def generate(spark: SparkSession, out: str, settings: GenerateSettings) -> Gener
     customers.select("customer_id", "factors").write.mode("overwrite").parquet(f"{truth}/customer_factors")
     daily = lines.groupBy("product_id", "order_date").agg(F.sum("quantity").alias("units"))
     daily.write.mode("overwrite").parquet(f"{truth}/daily_units")
+    write_inventory(spark.read.parquet(f"{truth}/daily_units"), seed, start, days, f"{out}/landing/inventory")
     base_demand = daily.groupBy("product_id").agg(
         (F.sum("units") / F.countDistinct("order_date")).alias("base_demand")
     )

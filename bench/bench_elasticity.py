@@ -1,0 +1,131 @@
+"""Elasticity recovery at scale: estimated vs. planted elasticities on generated data.
+
+    SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.bench_elasticity \
+        --customers 20000 --products 200 --days 540
+
+Generates data with `salesopt.datagen.generate` (dirty_rate 0) into --out (a temporary folder by
+default; --reuse skips generation when --out already holds it), builds gold/sales_daily-like rows
+from the truth (daily units joined with the price calendar), fans the per-product regression out
+with applyInPandas, and compares with truth/products.elasticity (--no-traffic: without the
+store-traffic control, for the ablation in docs/benchmarks_decisions.md). Reports the median
+absolute relative error over products with status ok, by volume tercile, and the fit time.
+Prints JSON and writes bench/results/elasticity-<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import functions as F
+
+from salesopt.config import GenerateSettings, load_settings
+from salesopt.datagen import generate, last_day
+from salesopt.optimize.elasticity import (
+    ElasticityParams,
+    elasticity_observations,
+    estimate_elasticities,
+)
+from salesopt.session import get_spark
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Benchmark elasticity recovery on generated data")
+    p.add_argument("--customers", type=int, default=20_000)
+    p.add_argument("--products", type=int, default=200)
+    p.add_argument("--days", type=int, default=540)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--reuse", action="store_true", help="skip generation if --out has data")
+    p.add_argument("--partitions", type=int, default=8)
+    p.add_argument(
+        "--no-traffic", action="store_true", help="ablation: drop the store-traffic control"
+    )
+    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    return p.parse_args(argv)
+
+
+def summarise(frame: pd.DataFrame) -> dict[str, object]:
+    ok = frame[frame["status"] == "ok"].copy()
+    ok["rel_error"] = (ok["elasticity"] - ok["planted"]).abs() / ok["planted"].abs()
+    ok["tercile"] = pd.qcut(ok["base_demand"], 3, labels=["low", "mid", "high"])
+    by_tercile = ok.groupby("tercile", observed=True).agg(
+        products=("rel_error", "size"),
+        median_rel_error=("rel_error", "median"),
+        median_units_per_day=("base_demand", "median"),
+    )
+    return {
+        "products": len(frame),
+        "status_counts": frame["status"].value_counts().to_dict(),
+        "median_rel_error": round(float(ok["rel_error"].median()), 4),
+        "share_within_20pct": round(float((ok["rel_error"] <= 0.2).mean()), 4),
+        "mean_error": round(float((ok["elasticity"] - ok["planted"]).mean()), 4),
+        "median_std_error": round(float(ok["std_error"].median()), 4),
+        "by_volume_tercile": {
+            str(k): {c: round(float(v), 4) for c, v in row.items()}
+            for k, row in by_tercile.iterrows()
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = load_settings(args.conf if args.conf.exists() else None)
+    spark = get_spark(settings.spark)
+    gen = GenerateSettings(
+        customers=args.customers, products=args.products, days=args.days,
+        start_date=date(2024, 1, 1), seed=args.seed, dirty_rate=0.0,
+    )  # fmt: skip
+    out = str(args.out or Path(tempfile.mkdtemp(prefix="salesopt-elasticity-")))
+    started = time.perf_counter()
+    if not (args.reuse and Path(out, "truth", "products").exists()):
+        generate(spark, out, gen)
+    generate_s = time.perf_counter() - started
+    prices = spark.read.parquet(f"{out}/truth/price_calendar")
+    sales = (
+        spark.read.parquet(f"{out}/truth/daily_units")
+        .withColumnRenamed("order_date", "date")
+        .join(prices, on=["product_id", "date"], how="inner")
+        .select(
+            "product_id", "date", "units", F.col("net_price").alias("avg_net_price"),
+            F.col("promo_pct").alias("discount_share"),
+        )
+    )  # fmt: skip
+    started = time.perf_counter()
+    obs = elasticity_observations(sales, last_day(gen), history_days=730)
+    if args.no_traffic:
+        obs = obs.withColumn("traffic", F.lit(0.0))  # constant: dropped from the design
+    params = ElasticityParams(min_obs=60, min_price_cv=0.02, min_distinct_prices=3)
+    estimates = pd.DataFrame(estimate_elasticities(obs, params, args.partitions).toPandas())
+    fit_s = time.perf_counter() - started
+    planted = pd.read_parquet(
+        f"{out}/truth/products", columns=["product_id", "elasticity", "base_demand"]
+    )
+    frame = estimates.merge(planted.rename(columns={"elasticity": "planted"}), on="product_id")
+    result = {
+        "benchmark": "elasticity_recovery",
+        "generate": {"customers": gen.customers, "products": gen.products, "days": gen.days,
+                     "seed": gen.seed},
+        "traffic_control": not args.no_traffic,
+        "generate_seconds": round(generate_s, 1),
+        "fit_seconds": round(fit_s, 1),
+        **summarise(frame),
+    }  # fmt: skip
+    text = json.dumps(result, indent=2)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"elasticity-{stamp}.json").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

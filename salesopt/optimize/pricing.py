@@ -1,0 +1,145 @@
+"""Margin-maximising price suggestions under guardrails (pure pandas, no Spark).
+
+Expected units at price p follow the constant-elasticity curve through the current point:
+`units(p) = units0 * (p / p0) ** e`. Candidates are a grid over `p0 * (1 +/- max_price_change)`
+floored at `unit_cost * (1 + min_margin)`; the candidate with the largest weekly margin
+`(p - unit_cost) * units(p)` wins. Only an `ok`, significant elasticity inside the plausible range
+moves a price; every other product keeps its price and says why in `reason`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import types as T
+
+from salesopt.config import OptimizeSettings
+
+PRICE_INPUT_COLUMNS = (
+    "product_id",
+    "current_price",
+    "units_per_week",
+    "unit_cost",
+    "elasticity",
+    "p_value",
+    "status",
+)
+RECOMMENDATION_FIELDS = (
+    ("product_id", T.StringType()),
+    ("current_price", T.DoubleType()),
+    ("suggested_price", T.DoubleType()),
+    ("change_pct", T.DoubleType()),
+    ("elasticity", T.DoubleType()),
+    ("unit_cost", T.DoubleType()),
+    ("price_floor", T.DoubleType()),
+    ("expected_units_current", T.DoubleType()),
+    ("expected_units_suggested", T.DoubleType()),
+    ("expected_revenue_current", T.DoubleType()),
+    ("expected_revenue_suggested", T.DoubleType()),
+    ("expected_margin_current", T.DoubleType()),
+    ("expected_margin_suggested", T.DoubleType()),
+    ("reason", T.StringType()),
+)
+RECOMMENDATION_SCHEMA = T.StructType([T.StructField(n, t, True) for n, t in RECOMMENDATION_FIELDS])
+CHANGED, NO_GAIN = "optimised", "current_is_best"
+
+
+@dataclass(frozen=True)
+class PriceRules:
+    max_price_change: float
+    min_margin: float
+    elasticity_low: float
+    elasticity_high: float
+    significance: float
+    grid_steps: int
+
+    @classmethod
+    def from_settings(cls, s: OptimizeSettings) -> PriceRules:
+        low, high = s.elasticity_range
+        return cls(s.max_price_change, s.min_margin, low, high, s.significance, s.price_grid_steps)
+
+
+def blocking_reason(row: pd.Series, rules: PriceRules) -> str | None:
+    """Why a product's price must stay as it is, or None when it may be optimised."""
+    if pd.isna(row["current_price"]) or row["current_price"] <= 0 or not row["units_per_week"] > 0:
+        return "no_recent_sales"
+    if pd.isna(row["unit_cost"]):
+        return "no_unit_cost"
+    if row["status"] != "ok":
+        return f"elasticity_{row['status']}"
+    if pd.isna(row["p_value"]) or row["p_value"] >= rules.significance:
+        return "elasticity_not_significant"
+    if not rules.elasticity_low <= row["elasticity"] <= rules.elasticity_high:
+        return "elasticity_out_of_range"
+    return None
+
+
+def candidate_prices(current: float, floor: float, rules: PriceRules) -> np.ndarray:
+    """Grid within +/- max_price_change of `current`, at or above `floor` (cents).
+
+    When the whole band lies below the floor, the only candidate is the top of the band: the
+    largest allowed step toward the floor.
+    """
+    band = np.linspace(
+        current * (1 - rules.max_price_change),
+        current * (1 + rules.max_price_change),
+        rules.grid_steps,
+    )
+    grid = np.unique(np.round(np.append(band, [current, floor]), 2))
+    allowed = grid[(grid >= round(floor, 2)) & (grid <= band[-1] + 1e-9) & (grid >= band[0] - 1e-9)]
+    return allowed if allowed.size else np.array([round(band[-1], 2)])
+
+
+def best_price(
+    current: float, units: float, cost: float, elasticity: float, rules: PriceRules
+) -> tuple[float, float]:
+    """(suggested price, expected weekly units there): the max-margin grid candidate."""
+    floor = cost * (1 + rules.min_margin)
+    prices = candidate_prices(current, floor, rules)
+    expected = units * (prices / current) ** elasticity
+    margins = (prices - cost) * expected
+    best = int(np.argmax(margins))
+    return float(prices[best]), float(expected[best])
+
+
+def recommend_prices(inputs: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
+    """PRICE_INPUT_COLUMNS -> RECOMMENDATION_SCHEMA columns. Grain: one row per input product.
+
+    Expected units, revenue and margin are per week at the current and the suggested price.
+    """
+    numeric = ["current_price", "units_per_week", "unit_cost", "elasticity", "p_value"]
+    inputs = inputs.astype({c: "float64" for c in numeric})
+    rows = []
+    for _, rec in inputs.iterrows():
+        p0, u0, cost = rec["current_price"], rec["units_per_week"], rec["unit_cost"]
+        reason = blocking_reason(rec, rules)
+        price, units = p0, u0
+        if reason is None:
+            price, units = best_price(p0, u0, cost, rec["elasticity"], rules)
+            reason = CHANGED if abs(price - round(p0, 2)) >= 0.005 else NO_GAIN
+            price = price if reason == CHANGED else p0
+            units = units if reason == CHANGED else u0
+        known = not (pd.isna(p0) or pd.isna(u0))
+        rows.append(
+            {
+                "product_id": rec["product_id"],
+                "current_price": p0,
+                "suggested_price": price,
+                "change_pct": (price / p0 - 1) * 100 if known and p0 > 0 else None,
+                "elasticity": rec["elasticity"],
+                "unit_cost": cost,
+                "price_floor": cost * (1 + rules.min_margin) if not pd.isna(cost) else None,
+                "expected_units_current": u0,
+                "expected_units_suggested": units,
+                "expected_revenue_current": p0 * u0 if known else None,
+                "expected_revenue_suggested": price * units if known else None,
+                "expected_margin_current": (p0 - cost) * u0 if known else None,
+                "expected_margin_suggested": (price - cost) * units if known else None,
+                "reason": reason,
+            }
+        )
+    return pd.DataFrame(rows, columns=[name for name, _ in RECOMMENDATION_FIELDS]).astype(
+        {name: "float64" for name, t in RECOMMENDATION_FIELDS if isinstance(t, T.DoubleType)}
+    )
