@@ -1,6 +1,7 @@
 """Generator speed, full refresh vs. DuckDB, and incremental refresh cost, measured in one run.
 
-    SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.bench_refresh --customers 112000 --products 2000
+    SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.bench_refresh \
+        --customers 112000 --products 2000
 
 1. `generate` writes the landing files (lines/s of the generator).
 2. Full refresh (ingest -> silver -> gold) of every file delivered up to `as_of - hold_days` into
@@ -76,7 +77,9 @@ COPY (
 """
 
 
-def duckdb_weekly(files: list[str], products_glob: str, cutoff: str, out: str, threads: int) -> float:
+def duckdb_weekly(
+    files: list[str], products_glob: str, cutoff: str, out: str, threads: int
+) -> float:
     import duckdb
 
     con = duckdb.connect()
@@ -137,7 +140,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]  # fmt: skip
         cutoff = (full_as_of + timedelta(days=settings.clean.max_future_days + 1)).isoformat()
         seconds = duckdb_weekly(
-            files, str(work / "landing" / "products" / "*.csv"), cutoff, str(work / "duck.parquet"), cores
+            files,
+            str(work / "landing" / "products" / "*.csv"),
+            cutoff,
+            str(work / "duck.parquet"),
+            cores,
         )
         results["duckdb_seconds"] = seconds
         results["salesopt_over_duckdb"] = round(full_t.seconds / seconds, 2)

@@ -25,7 +25,15 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-REQUIRED = ("order_id", "line_no", "customer_id", "product_id", "quantity", "unit_price", "order_ts")
+REQUIRED = (
+    "order_id",
+    "line_no",
+    "customer_id",
+    "product_id",
+    "quantity",
+    "unit_price",
+    "order_ts",
+)
 FIELD_TYPES: dict[str, str] = {
     "order_id": "string",
     "line_no": "int",
@@ -126,14 +134,18 @@ def reason_code(as_of: date, max_future_days: int, late_window_days: int) -> Col
     )
 
 
-def with_reason(typed: DataFrame, as_of: date, max_future_days: int, late_window_days: int) -> DataFrame:
+def with_reason(
+    typed: DataFrame, as_of: date, max_future_days: int, late_window_days: int
+) -> DataFrame:
     """Adds `_reason` (null = valid so far)."""
     return typed.withColumn("_reason", reason_code(as_of, max_future_days, late_window_days))
 
 
 def with_product_check(lines: DataFrame, products: DataFrame, unknown_policy: str) -> DataFrame:
     """Joins the product dimension; unknown products are quarantined or flagged by policy."""
-    dim = products.select("product_id", F.col("category").alias("_category"), F.lit(True).alias("_known"))
+    dim = products.select(
+        "product_id", F.col("category").alias("_category"), F.lit(True).alias("_known")
+    )
     joined = lines.join(F.broadcast(dim), on="product_id", how="left")
     unknown = F.col("_reason").isNull() & F.col("_known").isNull()
     if unknown_policy == "quarantine":

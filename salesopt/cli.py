@@ -24,10 +24,14 @@ DEFAULT_CONF = Path("conf/local.yaml")
 
 
 def _conf_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--conf", type=Path, default=None, help="environment file (default conf/local.yaml)")
+    p.add_argument(
+        "--conf", type=Path, default=None, help="environment file (default conf/local.yaml)"
+    )
     p.add_argument("--warehouse", help="warehouse root (overrides paths.warehouse)")
     p.add_argument("--landing", help="landing root (overrides paths.landing)")
-    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any setting")
+    p.add_argument(
+        "--set", action="append", metavar="SECTION.KEY=VALUE", help="override any setting"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    gen = sub.add_parser("generate", allow_abbrev=False, help="write synthetic landing files with planted truth")
+    gen = sub.add_parser(
+        "generate", allow_abbrev=False, help="write synthetic landing files with planted truth"
+    )
     _conf_flags(gen)
     gen.add_argument("--out", required=True, help="output folder (landing/ and truth/ below it)")
     gen.add_argument("--customers", type=int)
@@ -47,12 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int)
     gen.add_argument("--dirty-rate", type=float)
 
-    ref = sub.add_parser("refresh", allow_abbrev=False, help="refresh the warehouse for one business date")
+    ref = sub.add_parser(
+        "refresh", allow_abbrev=False, help="refresh the warehouse for one business date"
+    )
     _conf_flags(ref)
-    ref.add_argument("--as-of", type=date.fromisoformat, required=True, help="business date YYYY-MM-DD")
+    ref.add_argument(
+        "--as-of", type=date.fromisoformat, required=True, help="business date YYYY-MM-DD"
+    )
     ref.add_argument("--stages", help="comma-separated subset of stages (default: all)")
 
-    demo = sub.add_parser("demo", allow_abbrev=False, help="generate sample data, refresh, print a summary")
+    demo = sub.add_parser(
+        "demo", allow_abbrev=False, help="generate sample data, refresh, print a summary"
+    )
     _conf_flags(demo)
     demo.add_argument("--out", default="data/demo", help="demo folder (landing, truth, warehouse)")
     demo.add_argument("--as-of", type=date.fromisoformat, help="default: last generated day")
@@ -60,10 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", allow_abbrev=False, help="write the HTML report for one as_of")
     _conf_flags(rep)
-    rep.add_argument("--as-of", type=date.fromisoformat, required=True, help="business date YYYY-MM-DD")
-    rep.add_argument("--out", required=True, type=Path, help="output folder for report.html + charts")
+    rep.add_argument(
+        "--as-of", type=date.fromisoformat, required=True, help="business date YYYY-MM-DD"
+    )
+    rep.add_argument(
+        "--out", required=True, type=Path, help="output folder for report.html + charts"
+    )
 
-    maint = sub.add_parser("maintain", allow_abbrev=False, help="OPTIMIZE and VACUUM every warehouse table")
+    maint = sub.add_parser(
+        "maintain", allow_abbrev=False, help="OPTIMIZE and VACUUM every warehouse table"
+    )
     _conf_flags(maint)
     maint.add_argument("--no-vacuum", action="store_true")
     return parser

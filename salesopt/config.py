@@ -136,10 +136,12 @@ class SegmentationSettings(_Section):
     k_min: int = Field(default=3, ge=2, le=50)
     k_max: int = Field(default=8, ge=2, le=50)
     max_iter: int = Field(default=50, ge=1)
+    init_steps: int = Field(default=5, ge=1, le=50)  # k-means|| initialisation rounds
+    init_runs: int = Field(default=3, ge=1, le=20)  # fits per k (seed, seed+1, ...): lowest cost
     seed: int = 7
     refit: bool = True
-    min_orders: int = Field(default=2, ge=1)
-    min_tenure_days: int = Field(default=30, ge=0)
+    min_orders: int = Field(default=1, ge=1)  # fewer orders -> "few orders" fixed segment
+    min_tenure_days: int = Field(default=30, ge=0)  # shorter tenure -> "new" fixed segment
     share_shift_alert: float = Field(default=0.05, gt=0, lt=1)
 
     @model_validator(mode="after")
@@ -187,6 +189,10 @@ class ForecastSettings(_Section):
     backtest_horizon: int = Field(default=4, ge=1)
     max_failure_share: float = Field(default=0.05, ge=0, le=1)
     partitions: int | None = Field(default=None, ge=1)  # default: 4 x default parallelism
+    max_models: int = Field(default=16, ge=1, le=100)  # stepwise candidates ranked per series
+    max_iter: int = Field(default=100, ge=1)  # optimizer iterations of the final MLE fit
+    explode_factor: float = Field(default=3.0, gt=1)  # forecast > factor x max(history): fallback
+    intermittent_share: float = Field(default=0.5, ge=0, le=1)  # zero share above: Croston
 
 
 OVERRIDE_KEYS = ("lead_time_days", "review_period_days", "service_level")

@@ -30,6 +30,7 @@ from pyspark.sql import SparkSession, Window
 from pyspark.sql import functions as F
 
 from salesopt.errors import SetupError
+from salesopt.io.tables import agg_row
 
 log = logging.getLogger(__name__)
 TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss'Z'"
@@ -51,7 +52,9 @@ def prepare_completejourney(spark: SparkSession, landing: Path) -> date:
     spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
     tx = spark.read.parquet(str(source / "transactions.parquet"))
     ts = F.timestamp_micros((F.col("transaction_timestamp") / 1000).cast("long"))
-    basket = Window.partitionBy("basket_id").orderBy("product_id", "quantity", "sales_value", "store_id")
+    basket = Window.partitionBy("basket_id").orderBy(
+        "product_id", "quantity", "sales_value", "store_id"
+    )
     gross = F.col("sales_value") + F.col("retail_disc") + F.col("coupon_match_disc")
     lines = tx.select(
         F.col("basket_id").cast("string").alias("order_id"),
@@ -67,7 +70,10 @@ def prepare_completejourney(spark: SparkSession, landing: Path) -> date:
         F.date_format(ts, "yyyy-MM-dd").alias("batch_date"),
     )
     (
-        lines.select("batch_date", F.to_json(F.struct(*[c for c in lines.columns if c != "batch_date"])).alias("value"))
+        lines.select(
+            "batch_date",
+            F.to_json(F.struct(*[c for c in lines.columns if c != "batch_date"])).alias("value"),
+        )
         .repartition("batch_date")
         .sortWithinPartitions("value")
         .write.mode("overwrite")
@@ -83,15 +89,22 @@ def prepare_completejourney(spark: SparkSession, landing: Path) -> date:
         F.lit("2017-01-01").alias("launch_date"),
         F.lit("active").alias("status"),
     )
-    products.coalesce(1).write.mode("overwrite").option("header", "true").csv(str(landing / "products"))
+    products.coalesce(1).write.mode("overwrite").option("header", "true").csv(
+        str(landing / "products")
+    )
     customers = tx.select(
         F.concat(F.lit("H"), F.col("household_id").cast("string")).alias("customer_id")
     ).distinct()
     customers.select(
         "customer_id",
-        *[F.lit(None).cast("string").alias(c) for c in ("name", "email", "phone", "region", "signup_date")],
+        *[
+            F.lit(None).cast("string").alias(c)
+            for c in ("name", "email", "phone", "region", "signup_date")
+        ],
     ).coalesce(1).write.mode("overwrite").option("header", "true").csv(str(landing / "customers"))
-    last = tx.agg(F.max(ts).cast("date")).first()[0]
+    last = agg_row(tx.agg(F.max(ts).cast("date")))[0]
     spark.conf.unset("spark.sql.legacy.parquet.nanosAsLong")
-    log.info("wrote the Complete Journey (%d lines) as landing files; last day %s", tx.count(), last)
+    log.info(
+        "wrote the Complete Journey (%d lines) as landing files; last day %s", tx.count(), last
+    )
     return last

@@ -47,7 +47,9 @@ def format_summary(summary: RunSummary, warehouse: str) -> str:
             f" + {r['quarantined']} quarantined + {r['superseded_duplicates']} superseded"
             f" ({'balanced' if r['balanced'] else 'NOT BALANCED'})"
         )
-        reasons = ", ".join(f"{k}={v}" for k, v in sorted(silver.summary["quarantine_reasons"].items()))
+        reasons = ", ".join(
+            f"{k}={v}" for k, v in sorted(silver.summary["quarantine_reasons"].items())
+        )
         lines.append(f"  quarantine reasons: {reasons or 'none'}")
     for stage in summary.stages:
         lines.append(f"  stage {stage.stage:<10} {stage.status:<10} {stage.seconds:>7.1f}s")

@@ -42,7 +42,9 @@ def pii_key(settings: Settings) -> str:
     if key:
         return key
     if settings.demo:
-        log.warning("using the public demo PII key (set %s for real data)", settings.clean.pii_key_env)
+        log.warning(
+            "using the public demo PII key (set %s for real data)", settings.clean.pii_key_env
+        )
         return DEMO_PII_KEY
     raise SetupError(
         f"PII key missing: set the environment variable {settings.clean.pii_key_env} "
@@ -62,7 +64,7 @@ def read_reference(spark: SparkSession, folder: str, required: tuple[str, ...]) 
     """All CSV files (with header) under a landing folder, as strings."""
     try:
         df = spark.read.option("header", "true").option("recursiveFileLookup", "true").csv(folder)
-    except Exception as exc:  # noqa: BLE001 - AnalysisException for a missing folder
+    except Exception as exc:
         raise InputError(f"reference folder missing or unreadable: {folder}") from exc
     missing = [c for c in required if c not in df.columns]
     if missing:
@@ -75,9 +77,17 @@ def products_silver(raw: DataFrame) -> DataFrame:
     typed = raw.select(
         *[F.trim(F.col(c)).try_cast(t).alias(c) for c, t in PRODUCT_COLUMNS.items()]
     ).where(F.col("product_id").isNotNull())
-    return typed.groupBy("product_id").agg(
-        *[F.max_by(c, F.col("launch_date")).alias(c) for c in PRODUCT_COLUMNS if c != "product_id"]
-    ).select(*PRODUCT_COLUMNS)
+    return (
+        typed.groupBy("product_id")
+        .agg(
+            *[
+                F.max_by(c, F.col("launch_date")).alias(c)
+                for c in PRODUCT_COLUMNS
+                if c != "product_id"
+            ]
+        )
+        .select(*PRODUCT_COLUMNS)
+    )
 
 
 def customers_silver(raw: DataFrame, key: str) -> DataFrame:
@@ -115,15 +125,25 @@ def _exists(spark: SparkSession, folder: str) -> bool:
     if "://" not in local:
         return Path(local).is_dir() and any(Path(local).rglob("*.csv"))
     try:
-        return bool(spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(folder).limit(1).count())
-    except Exception:  # noqa: BLE001 - missing folder on an object store
+        return bool(
+            spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .load(folder)
+            .limit(1)
+            .count()
+        )
+    except Exception:
         return False
 
 
-def refresh_dims(spark: SparkSession, settings: Settings, warehouse: Warehouse) -> dict[str, int | None]:
+def refresh_dims(
+    spark: SparkSession, settings: Settings, warehouse: Warehouse
+) -> dict[str, int | None]:
     """Rewrites silver/products, silver/customers (and silver/inventory if landed)."""
     landing = settings.paths.landing.rstrip("/")
-    products = products_silver(read_reference(spark, f"{landing}/products", ("product_id", "category")))
+    products = products_silver(
+        read_reference(spark, f"{landing}/products", ("product_id", "category"))
+    )
     customers = customers_silver(
         read_reference(spark, f"{landing}/customers", ("customer_id",)), pii_key(settings)
     )
@@ -133,7 +153,9 @@ def refresh_dims(spark: SparkSession, settings: Settings, warehouse: Warehouse) 
     }
     if _exists(spark, f"{landing}/inventory"):
         inventory = inventory_silver(
-            read_reference(spark, f"{landing}/inventory", ("snapshot_date", "product_id", "on_hand"))
+            read_reference(
+                spark, f"{landing}/inventory", ("snapshot_date", "product_id", "on_hand")
+            )
         )
         versions["silver/inventory"] = warehouse.overwrite(inventory, "silver", "inventory")
     return versions

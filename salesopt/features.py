@@ -14,7 +14,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from salesopt.context import StageContext, StageResult
+from salesopt.context import StageContext
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,15 @@ def _sales_aggregates() -> list[Column]:
     return [
         F.sum(F.when(_counted(), F.col("quantity")).otherwise(0)).cast("long").alias("units"),
         F.sum(sold_qty).cast("long").alias("gross_units"),
-        F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0)).cast("long").alias("returned_units"),
+        F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0))
+        .cast("long")
+        .alias("returned_units"),
         F.round(F.sum(F.when(_counted(), F.col("net_amount")).otherwise(0.0)), 2).alias("revenue"),
         (F.sum(sold_net) / F.nullif(F.sum(sold_qty), F.lit(0))).alias("avg_net_price"),
         (F.sum(sold_gross) / F.nullif(F.sum(sold_qty), F.lit(0))).alias("avg_unit_price"),
-        F.coalesce(F.sum(sold_discount) / F.nullif(F.sum(sold_gross), F.lit(0.0)), F.lit(0.0)).alias(
-            "discount_share"
-        ),
+        F.coalesce(
+            F.sum(sold_discount) / F.nullif(F.sum(sold_gross), F.lit(0.0)), F.lit(0.0)
+        ).alias("discount_share"),
         F.count_distinct(F.when(_sold(), F.col("order_id"))).alias("n_orders"),
         F.count_distinct(F.when(_sold(), F.col("customer_id"))).alias("n_customers"),
     ]
@@ -101,7 +103,9 @@ def customer_features(lines: DataFrame, as_of: date) -> DataFrame:
     )
     mix = by_category.groupBy("customer_id").agg(
         F.map_from_entries(
-            F.sort_array(F.collect_list(F.struct("category", F.greatest(F.col("cat_revenue"), F.lit(0.0)))))
+            F.sort_array(
+                F.collect_list(F.struct("category", F.greatest(F.col("cat_revenue"), F.lit(0.0))))
+            )
         ).alias("cat_revenue_map"),
         F.max_by("category", "cat_revenue").alias("top_category"),
     )
@@ -146,7 +150,9 @@ def interactions(lines: DataFrame, as_of: date, half_life_days: float) -> DataFr
             F.first("category", ignorenulls=True).alias("category"),
             F.count_distinct(F.when(_sold(), F.col("order_id"))).alias("n_purchases"),
             F.sum(F.when(_sold(), F.col("quantity")).otherwise(0)).cast("long").alias("quantity"),
-            F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0)).cast("long").alias("returned_units"),
+            F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0))
+            .cast("long")
+            .alias("returned_units"),
             F.min(F.when(_sold(), F.col("order_date"))).alias("first_purchase_date"),
             F.max(F.when(_sold(), F.col("order_date"))).alias("last_purchase_date"),
             F.sum(F.col("quantity") * decay).alias("raw_strength"),
@@ -181,9 +187,7 @@ def merge_history(
     condition = f"t.product_id = s.product_id AND t.{period} = s.{period}"
     merge = target.alias("t").merge(source.alias("s"), condition)
     measures = {c: f"s.{c}" for c in (*SALES_MEASURES, "category")}
-    changed = (
-        F.expr(" OR ".join(f"NOT (t.{c} <=> s.{c})" for c in (*SALES_MEASURES, "category")))
-    )
+    changed = F.expr(" OR ".join(f"NOT (t.{c} <=> s.{c})" for c in (*SALES_MEASURES, "category")))
     merge = merge.whenMatchedUpdate(
         condition=changed, set={**measures, "as_of": "s.as_of", "run_id": "s.run_id"}
     ).whenNotMatchedInsertAll()

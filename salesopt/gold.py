@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from salesopt import features, quality
 from salesopt.context import StageContext, StageResult
 from salesopt.ingest import Batch, _log_batch, latest_batch_states
+from salesopt.io.tables import agg_row
 from salesopt.silver import SILVER
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,13 @@ def _changed_dates(lines: DataFrame, batch_ids: list[str]) -> DataFrame:
     return lines.where(F.col("_batch_id").isin(batch_ids)).select("order_date").distinct()
 
 
-def _publish_sales(ctx: StageContext, lines: DataFrame, batch_ids: list[str]) -> dict[str, int | None]:
+def _publish_sales(
+    ctx: StageContext, lines: DataFrame, batch_ids: list[str]
+) -> dict[str, int | None]:
     wh = ctx.warehouse
-    full = not (wh.exists(ctx.spark, "gold", "sales_daily") and wh.exists(ctx.spark, "gold", "sales_weekly"))
+    full = not (
+        wh.exists(ctx.spark, "gold", "sales_daily") and wh.exists(ctx.spark, "gold", "sales_weekly")
+    )
     if full:
         scope = lines
         changed_days = changed_weeks = None
@@ -71,13 +76,17 @@ def silver_version_for(ctx: StageContext) -> int | None:
     if not wh.exists(ctx.spark, "ops", "runs"):
         return None
     runs = wh.read(ctx.spark, "ops", "runs").where(
-        (F.col("stage") == "silver") & (F.col("status") == "succeeded") & (F.col("run_id") != ctx.run_id)
+        (F.col("stage") == "silver")
+        & (F.col("status") == "succeeded")
+        & (F.col("run_id") != ctx.run_id)
     )
-    first_later = runs.where(F.col("as_of") > F.lit(ctx.as_of)).agg(F.min("started_at")).first()[0]
+    first_later = agg_row(runs.where(F.col("as_of") > F.lit(ctx.as_of)).agg(F.min("started_at")))[0]
     if first_later is None:
         return None
     earlier = (
-        runs.where((F.col("as_of") <= F.lit(ctx.as_of)) & (F.col("started_at") < F.lit(first_later)))
+        runs.where(
+            (F.col("as_of") <= F.lit(ctx.as_of)) & (F.col("started_at") < F.lit(first_later))
+        )
         .orderBy(F.col("started_at").desc())
         .select(F.col("tables")["silver/order_lines"].alias("version"))
         .first()
@@ -123,7 +132,9 @@ def run(ctx: StageContext) -> StageResult:
         rows_out[f"gold/{name}"] = wh.read_as_of(ctx.spark, "gold", name, ctx.as_of).count()
         out.unpersist()
     for state in todo:
-        _log_batch(ctx, Batch(seq=state["seq"], files=tuple(state["files"])), "published", state["lines"])
+        _log_batch(
+            ctx, Batch(seq=state["seq"], files=tuple(state["files"])), "published", state["lines"]
+        )
     return StageResult(
         tables=tables,
         rows_out=rows_out,

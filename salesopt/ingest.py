@@ -57,6 +57,15 @@ def delivery_date(path: str) -> date | None:
     return date.fromisoformat(match.group(1)) if match else None
 
 
+def canonical_path(path: str) -> str:
+    """One spelling per file: `file:/x`, `file:///x` and `/x` all become `file:///x`."""
+    if path.startswith("file:"):
+        return "file:///" + path[len("file:") :].lstrip("/")
+    if path.startswith("/"):
+        return "file:///" + path.lstrip("/")
+    return path
+
+
 def list_landing_files(spark: SparkSession, folder: str) -> list[str]:
     """Data files under `folder` (recursive; names starting with `_` or `.` are skipped).
 
@@ -70,7 +79,8 @@ def list_landing_files(spark: SparkSession, folder: str) -> list[str]:
             .option("pathGlobFilter", "[!_.]*")
             .load(folder)
         )
-        return sorted(index.inputFiles())  # the file index: includes empty files, runs no job
+        # the file index, not a scan: it includes empty files and runs no job
+        return sorted(canonical_path(p) for p in index.inputFiles())
     except AnalysisException as exc:
         if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
             raise InputError(f"landing folder not found: {folder}") from None
@@ -117,7 +127,7 @@ def plan_batch(ctx: StageContext, folder: str) -> tuple[Batch | None, bool]:
         first = pending[0]
         log.warning("replaying pending batch %s (%d files)", first["batch_id"], first["n_files"])
         return Batch(seq=first["seq"], files=tuple(first["files"])), True
-    seen = {f for s in states for f in s["files"]}
+    seen = {canonical_path(f) for s in states for f in s["files"]}
     listed = list_landing_files(ctx.spark, folder)
     due = [
         f for f in listed
@@ -171,14 +181,17 @@ def run(ctx: StageContext) -> StageResult:
         .save(wh.path(*BRONZE_TABLE))
     )
     wh.register(ctx.spark, *BRONZE_TABLE)
-    lines = (
-        wh.read(ctx.spark, *BRONZE_TABLE).where(F.col("_batch_id") == batch.batch_id).count()
-    )
+    lines = wh.read(ctx.spark, *BRONZE_TABLE).where(F.col("_batch_id") == batch.batch_id).count()
     _log_batch(ctx, batch, "ingested", lines)
     log.info("batch %s: %d lines in bronze", batch.batch_id, lines)
     return StageResult(
         tables={"bronze/orders_raw": wh.version(ctx.spark, *BRONZE_TABLE)},
         rows_in=lines,
         rows_out={"bronze/orders_raw": lines},
-        summary={"batch_id": batch.batch_id, "files": len(batch.files), "lines": lines, "replayed": replay},
+        summary={
+            "batch_id": batch.batch_id,
+            "files": len(batch.files),
+            "lines": lines,
+            "replayed": replay,
+        },
     )

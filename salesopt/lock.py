@@ -83,7 +83,12 @@ def warehouse_lock(settings: Settings, run_id: str) -> Iterator[None]:
         return
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_NAME
-    payload = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+    payload = {
+        "run_id": run_id,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": time.time(),
+    }
     deadline = time.monotonic() + settings.ops.lock_wait_s
     while not _try_create(path, payload):
         holder = _read(path)

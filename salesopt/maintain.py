@@ -34,7 +34,7 @@ def list_tables(spark: SparkSession, warehouse: Warehouse) -> list[tuple[str, st
                 .select("path")
                 .collect()
             )
-        except Exception:  # noqa: BLE001 - a layer folder that does not exist yet
+        except Exception:
             continue
         for row in listing:
             parts = row["path"].rstrip("/").split("/")
@@ -47,7 +47,10 @@ def maintain(spark: SparkSession, settings: Settings, vacuum: bool = True) -> di
     """Compacts and vacuums every table; returns per-table metrics and timings."""
     warehouse = Warehouse.from_settings(settings)
     tables = list_tables(spark, warehouse)
-    report: dict[str, Any] = {"tables": {}, "vacuum_retention_hours": settings.maintain.vacuum_retention_hours}
+    report: dict[str, Any] = {
+        "tables": {},
+        "vacuum_retention_hours": settings.maintain.vacuum_retention_hours,
+    }
     for layer, name in tables:
         t0 = time.perf_counter()
         table = DeltaTable.forPath(spark, warehouse.path(layer, name))

@@ -156,5 +156,9 @@ def refresh(
             except SalesoptError:
                 raise
             except Exception as exc:
-                raise SalesoptError(f"stage {name} failed: {str(exc).splitlines()[0][:300]}") from exc
-    return RunSummary(ctx.run_id, as_of.isoformat(), "succeeded", round(time.perf_counter() - t0, 2), reports)
+                raise SalesoptError(
+                    f"stage {name} failed: {str(exc).splitlines()[0][:300]}"
+                ) from exc
+    return RunSummary(
+        ctx.run_id, as_of.isoformat(), "succeeded", round(time.perf_counter() - t0, 2), reports
+    )

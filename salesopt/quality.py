@@ -64,11 +64,15 @@ def evaluate(df: DataFrame, table: str, rules: Sequence[QualityRule]) -> list[Ru
             F.sum(_fails(r).cast("long")).alias(f"_r{i}") for i, r in enumerate(selected)
         ]
         row = df.agg(*aggs).first()
-    except Exception as exc:  # noqa: BLE001 - a bad expression is a config error, named
-        raise ConfigError(f"quality rule on {table} cannot be evaluated: {exc}".split("\n")[0]) from None
+    except Exception as exc:
+        raise ConfigError(
+            f"quality rule on {table} cannot be evaluated: {exc}".split("\n")[0]
+        ) from None
     checked = int(row["_n"]) if row else 0
     return [
-        RuleResult(table, r.name, r.expr, r.action, checked, int((row[f"_r{i}"] or 0) if row else 0))
+        RuleResult(
+            table, r.name, r.expr, r.action, checked, int((row[f"_r{i}"] or 0) if row else 0)
+        )
         for i, r in enumerate(selected)
     ]
 
@@ -113,5 +117,7 @@ def enforce(results: Sequence[RuleResult]) -> None:
     """Raises QualityGateFailed naming every failed `fail` rule."""
     failed = [r for r in results if r.action == "fail" and not r.passed]
     if failed:
-        detail = "; ".join(f"{r.table}.{r.rule}: {r.rows_failed} rows fail '{r.expr}'" for r in failed)
+        detail = "; ".join(
+            f"{r.table}.{r.rule}: {r.rows_failed} rows fail '{r.expr}'" for r in failed
+        )
         raise QualityGateFailed(f"quality gate failed, nothing downstream written ({detail})")

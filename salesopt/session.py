@@ -42,9 +42,9 @@ def jar_locations(jars_dir: str | None = None) -> list[str]:
 def find_delta_jars(jars_dir: str | None = None, locations: list[str] | None = None) -> list[Path]:
     """Delta jars fetched by `make setup`, from the first location that has them."""
     for candidate in locations if locations is not None else jar_locations(jars_dir):
-        if candidate and (jars := sorted(Path(candidate).glob("*.jar"))):
-            if any(j.name.startswith("delta-spark") for j in jars):
-                return jars
+        jars = sorted(Path(candidate).glob("*.jar")) if candidate else []
+        if any(j.name.startswith("delta-spark") for j in jars):
+            return jars
     raise SetupError(
         "Delta Lake jars not found (looked in spark.jars_dir, $SALESOPT_JARS_DIR and ./.jars); "
         "run `make setup` to fetch them with Maven"
@@ -128,7 +128,7 @@ def _apply_session_conf(spark: SparkSession, settings: SparkSettings) -> None:
     for key, value in settings.conf.items():
         try:
             spark.conf.set(key, value)
-        except Exception:  # noqa: BLE001 - static conf cannot change on a running session
+        except Exception:
             log.warning("could not set %s on the active session (static conf)", key)
 
 

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from salesopt import clean, dims, faults, quality
 from salesopt.context import StageContext, StageResult
 from salesopt.ingest import BRONZE_TABLE, Batch, _log_batch, latest_batch_states
+from salesopt.io.tables import agg_row
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,19 @@ def _merge_silver(ctx: StageContext, winners: DataFrame) -> int:
     silver = (
         wh.read(ctx.spark, *SILVER)
         .where(in_range)
-        .select(*clean.KEY, F.col("updated_at").alias("_t_updated"), F.col("_ingested_at").alias("_t_ingested"))
+        .select(
+            *clean.KEY,
+            F.col("updated_at").alias("_t_updated"),
+            F.col("_ingested_at").alias("_t_ingested"),
+        )
     )
-    newer = (F.col("_t_updated").isNull()) | (F.col("updated_at") > F.col("_t_updated")) | (
-        (F.col("updated_at") == F.col("_t_updated")) & (F.col("_ingested_at") > F.col("_t_ingested"))
+    newer = (
+        (F.col("_t_updated").isNull())
+        | (F.col("updated_at") > F.col("_t_updated"))
+        | (
+            (F.col("updated_at") == F.col("_t_updated"))
+            & (F.col("_ingested_at") > F.col("_t_ingested"))
+        )
     )
     compared = winners.join(silver, on=list(clean.KEY), how="left").withColumn("_newer", newer)
     compared = compared.persist(StorageLevel.MEMORY_AND_DISK)
@@ -123,7 +133,9 @@ def _merge_silver(ctx: StageContext, winners: DataFrame) -> int:
     return lost
 
 
-def clean_batch(ctx: StageContext, batch_id: str, products: DataFrame) -> tuple[Reconciliation, list]:
+def clean_batch(
+    ctx: StageContext, batch_id: str, products: DataFrame
+) -> tuple[Reconciliation, list]:
     """Cleans one bronze batch into silver and quarantine; returns its reconciliation."""
     raw = ctx.warehouse.read(ctx.spark, *BRONZE_TABLE).where(F.col("_batch_id") == batch_id)
     classified = classify(ctx, raw, products).persist(StorageLevel.MEMORY_AND_DISK)
@@ -131,20 +143,26 @@ def clean_batch(ctx: StageContext, batch_id: str, products: DataFrame) -> tuple[
     results = quality.evaluate(valid, SILVER_TABLE, ctx.settings.quality.rules)
     quality.enforce(results)
     ranked = clean.rank_versions(valid).persist(StorageLevel.MEMORY_AND_DISK)
-    counts = classified.agg(
-        F.count(F.lit(1)).alias("read"),
-        F.count("_reason").alias("quarantined"),
-        F.count(F.when(F.col("_reason").isNull(), F.col("_rescued_data"))).alias("rescued"),
-    ).first()
+    counts = agg_row(
+        classified.agg(
+            F.count(F.lit(1)).alias("read"),
+            F.count("_reason").alias("quarantined"),
+            F.count(F.when(F.col("_reason").isNull(), F.col("_rescued_data"))).alias("rescued"),
+        )
+    )
     _merge_quarantine(ctx, classified.where(F.col("_reason").isNotNull()))
     in_batch_losers = ranked.where(F.col("_version_rank") > 1).count()
     winners = ranked.where(F.col("_version_rank") == 1).drop("_version_rank")
     lost_to_silver = _merge_silver(ctx, winners)
     rec = Reconciliation(
-        read=int(counts["read"]), quarantined=int(counts["quarantined"]), rescued=int(counts["rescued"])
+        read=int(counts["read"]),
+        quarantined=int(counts["quarantined"]),
+        rescued=int(counts["rescued"]),
     )
     if rec.rescued:
-        log.warning("batch %s: %d lines carry unknown fields, kept in _rescued_data", batch_id, rec.rescued)
+        log.warning(
+            "batch %s: %d lines carry unknown fields, kept in _rescued_data", batch_id, rec.rescued
+        )
     rec.superseded = in_batch_losers + lost_to_silver
     rec.accepted = rec.read - rec.quarantined - rec.superseded
     classified.unpersist()

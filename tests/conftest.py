@@ -71,7 +71,7 @@ def small_refresh(spark: SparkSession, base_settings: Settings, small_generated,
     """The real refresh (all stages available) over SMALL_GENERATE, run once per session."""
     from salesopt.pipeline import refresh
 
-    out, gen, _ = small_generated
+    out, _gen, _ = small_generated
     warehouse = tmp_path_factory.mktemp("small_warehouse")
     settings = base_settings.with_overrides(
         paths={"warehouse": str(warehouse), "landing": str(out / "landing")}

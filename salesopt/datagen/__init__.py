@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from salesopt.config import GenerateSettings
-from salesopt.datagen.dirt import landing_rows, dirt_truth
+from salesopt.datagen.dirt import dirt_truth, landing_rows
 from salesopt.datagen.entities import customers_frame, price_calendar, products_frame
 from salesopt.datagen.inventory import write_inventory
 from salesopt.datagen.orders import clean_lines
@@ -70,7 +70,9 @@ def generate(spark: SparkSession, out: str, settings: GenerateSettings) -> Gener
         "unit_cost",
         "list_price",
         F.date_add(F.lit(start).cast("date"), F.col("launch_day")).alias("launch_date"),
-        F.when(F.col("end_day") < days, F.lit("discontinued")).otherwise(F.lit("active")).alias("status"),
+        F.when(F.col("end_day") < days, F.lit("discontinued"))
+        .otherwise(F.lit("active"))
+        .alias("status"),
     )
     landing_customers = customers.select(
         "customer_id",
@@ -100,13 +102,18 @@ def generate(spark: SparkSession, out: str, settings: GenerateSettings) -> Gener
     )
     truth = f"{out}/truth"
     customers.select(
-        "customer_id", "segment", "orders_per_week", "lines_per_order", "active_start", "active_end",
+        "customer_id", "segment", "orders_per_week", "lines_per_order", "active_start",
+        "active_end",
         "primary_group", "secondary_group",
     ).write.mode("overwrite").parquet(f"{truth}/customers")  # fmt: skip
-    customers.select("customer_id", "factors").write.mode("overwrite").parquet(f"{truth}/customer_factors")
+    customers.select("customer_id", "factors").write.mode("overwrite").parquet(
+        f"{truth}/customer_factors"
+    )
     daily = lines.groupBy("product_id", "order_date").agg(F.sum("quantity").alias("units"))
     daily.write.mode("overwrite").parquet(f"{truth}/daily_units")
-    write_inventory(spark.read.parquet(f"{truth}/daily_units"), seed, start, days, f"{out}/landing/inventory")
+    write_inventory(
+        spark.read.parquet(f"{truth}/daily_units"), seed, start, days, f"{out}/landing/inventory"
+    )
     base_demand = daily.groupBy("product_id").agg(
         (F.sum("units") / F.countDistinct("order_date")).alias("base_demand")
     )
@@ -135,7 +142,9 @@ def generate(spark: SparkSession, out: str, settings: GenerateSettings) -> Gener
         landing_lines=n_landing,
         seconds=round(time.perf_counter() - started, 2),
     )
-    log.info("generated %d landing lines (%d clean lines) in %.1fs", n_landing, n_clean, summary.seconds)
+    log.info(
+        "generated %d landing lines (%d clean lines) in %.1fs", n_landing, n_clean, summary.seconds
+    )
     return summary
 
 

@@ -45,7 +45,9 @@ def _base(lines: DataFrame, seed: int, days: int, dirty_rate: float) -> DataFram
         .withColumn("updated_at", F.col("order_ts"))
         .withColumn(
             "coupon_code",
-            F.when(drift & F.lit(dirty_rate > 0), F.lit("SAVE10")).otherwise(F.lit(None).cast("string")),
+            F.when(drift & F.lit(dirty_rate > 0), F.lit("SAVE10")).otherwise(
+                F.lit(None).cast("string")
+            ),
         )
         .withColumn("batch", F.date_format("order_date", "yyyy-MM-dd"))
         .withColumn("copy", F.lit(0))
@@ -76,7 +78,9 @@ def _apply(base: DataFrame, seed: int, start: str, days: int) -> DataFrame:
     return (
         base.withColumn(
             "customer_id",
-            F.when((kind == "null_required") & (null_pick == 0), None).otherwise(F.col("customer_id")),
+            F.when((kind == "null_required") & (null_pick == 0), None).otherwise(
+                F.col("customer_id")
+            ),
         )
         .withColumn(
             "product_id",
@@ -93,15 +97,19 @@ def _apply(base: DataFrame, seed: int, start: str, days: int) -> DataFrame:
         )
         .withColumn(
             "unit_price",
-            F.when(kind == "bad_price", -F.col("unit_price") * (_u(seed, 87) < 0.5).cast("int"))
-            .otherwise(F.col("unit_price")),
+            F.when(
+                kind == "bad_price", -F.col("unit_price") * (_u(seed, 87) < 0.5).cast("int")
+            ).otherwise(F.col("unit_price")),
         )
         .withColumn("order_ts", F.when(kind == "future_ts", future_ts).otherwise(F.col("order_ts")))
-        .withColumn("updated_at", F.when(kind == "future_ts", future_ts).otherwise(F.col("updated_at")))
+        .withColumn(
+            "updated_at", F.when(kind == "future_ts", future_ts).otherwise(F.col("updated_at"))
+        )
         .withColumn(
             "batch",
-            F.when(kind == "late", F.concat(F.date_format(late_date, "yyyy-MM-dd"), F.lit("_late")))
-            .otherwise(F.col("batch")),
+            F.when(
+                kind == "late", F.concat(F.date_format(late_date, "yyyy-MM-dd"), F.lit("_late"))
+            ).otherwise(F.col("batch")),
         )
     )
 
@@ -126,16 +134,22 @@ def _as_text(rows: DataFrame) -> Column:
     payload = F.to_json(
         F.struct(
             *[
-                F.date_format(c, TS_FORMAT).alias(c) if c in ("order_ts", "updated_at") else F.col(c)
+                F.date_format(c, TS_FORMAT).alias(c)
+                if c in ("order_ts", "updated_at")
+                else F.col(c)
                 for c in LANDING_FIELDS
             ]
         )
     )
     half = (F.length(payload) / 2).cast("int")
-    return F.when(F.col("dirt_kind") == "malformed", F.substring(payload, 1, half)).otherwise(payload)
+    return F.when(F.col("dirt_kind") == "malformed", F.substring(payload, 1, half)).otherwise(
+        payload
+    )
 
 
-def landing_rows(lines: DataFrame, seed: int, start: str, days: int, dirty_rate: float) -> DataFrame:
+def landing_rows(
+    lines: DataFrame, seed: int, start: str, days: int, dirty_rate: float
+) -> DataFrame:
     """Landing JSON lines with their file batch. Grain: one row per landing line."""
     base = _base(with_dirt_kind(lines, seed, dirty_rate), seed, days, dirty_rate)
     dirty = _apply(base, seed, start, days)

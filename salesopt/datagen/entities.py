@@ -73,9 +73,13 @@ def products_frame(spark: SparkSession, seed: int, products: int, days: int) -> 
             "category",
             F.element_at(F.array(*map(F.lit, CATEGORIES)), F.col("taste_group") % 8 + 1),
         )
-        .withColumn("list_price", F.round(F.exp(F.lit(math.log(6.0)) + 0.6 * normal(seed, 10, pid)), 2))
+        .withColumn(
+            "list_price", F.round(F.exp(F.lit(math.log(6.0)) + 0.6 * normal(seed, 10, pid)), 2)
+        )
         .withColumn("list_price", F.greatest(F.col("list_price"), F.lit(0.49)))
-        .withColumn("unit_cost", F.round(F.col("list_price") * (0.45 + 0.25 * uniform(seed, 12, pid)), 2))
+        .withColumn(
+            "unit_cost", F.round(F.col("list_price") * (0.45 + 0.25 * uniform(seed, 12, pid)), 2)
+        )
         .withColumn("trend", F.round(0.25 * normal(seed, 13, pid), 4))
         .withColumn("weekly_amp", F.round(0.35 * uniform(seed, 15, pid), 4))
         .withColumn("yearly_amp", F.round(0.45 * uniform(seed, 16, pid), 4))
@@ -83,13 +87,16 @@ def products_frame(spark: SparkSession, seed: int, products: int, days: int) -> 
         .withColumn("elasticity", F.round(-0.5 - 2.0 * uniform(seed, 18, pid), 3))
         .withColumn(
             "launch_day",
-            F.when(uniform(seed, 19, pid) < 0.08, (uniform(seed, 20, pid) * days * 0.7).cast("int"))
-            .otherwise(F.lit(0)),
+            F.when(
+                uniform(seed, 19, pid) < 0.08, (uniform(seed, 20, pid) * days * 0.7).cast("int")
+            ).otherwise(F.lit(0)),
         )
         .withColumn(
             "end_day",
-            F.when(uniform(seed, 21, pid) < 0.03, (days * (0.5 + 0.3 * uniform(seed, 22, pid))).cast("int"))
-            .otherwise(F.lit(days)),
+            F.when(
+                uniform(seed, 21, pid) < 0.03,
+                (days * (0.5 + 0.3 * uniform(seed, 22, pid))).cast("int"),
+            ).otherwise(F.lit(days)),
         )
         .withColumn("choice_weight", F.pow(F.col("group_rank") + 1.0, F.lit(-0.8)))
     )
@@ -119,18 +126,27 @@ def customers_frame(
         total += share
         cum_shares.append(total)
     seg_u = uniform(seed, 30, cid) * total
-    seg_idx = F.array_position(F.transform(F.array(*map(F.lit, cum_shares)), lambda c: c > seg_u), True) - 1
+    seg_idx = (
+        F.array_position(F.transform(F.array(*map(F.lit, cum_shares)), lambda c: c > seg_u), True)
+        - 1
+    )
     primary = (uniform(seed, 33, cid) * groups).cast("int")
     secondary = (primary + 1 + (uniform(seed, 34, cid) * (groups - 1)).cast("int")) % groups
     spread = 0.15 / groups
     factors = F.transform(
         F.sequence(F.lit(0), F.lit(groups - 1)),
-        lambda g: F.lit(spread)
-        + F.when(g == F.col("primary_group"), F.lit(0.60)).otherwise(F.lit(0.0))
-        + F.when(g == F.col("secondary_group"), F.lit(0.25)).otherwise(F.lit(0.0)),
+        lambda g: (
+            F.lit(spread)
+            + F.when(g == F.col("primary_group"), F.lit(0.60)).otherwise(F.lit(0.0))
+            + F.when(g == F.col("secondary_group"), F.lit(0.25)).otherwise(F.lit(0.0))
+        ),
     )
-    first = F.element_at(F.array(*map(F.lit, FIRST_NAMES)), (uniform(seed, 40, cid) * 10).cast("int") + 1)
-    last = F.element_at(F.array(*map(F.lit, LAST_NAMES)), (uniform(seed, 41, cid) * 9).cast("int") + 1)
+    first = F.element_at(
+        F.array(*map(F.lit, FIRST_NAMES)), (uniform(seed, 40, cid) * 10).cast("int") + 1
+    )
+    last = F.element_at(
+        F.array(*map(F.lit, LAST_NAMES)), (uniform(seed, 41, cid) * 9).cast("int") + 1
+    )
     start = F.col("start_lo") + (F.col("start_hi") - F.col("start_lo")) * uniform(seed, 39, cid)
     end = F.col("end_lo") + (F.col("end_hi") - F.col("end_lo")) * uniform(seed, 43, cid)
     return (
@@ -149,9 +165,15 @@ def customers_frame(
         .withColumn("name", F.concat_ws(" ", first, last))
         .withColumn(
             "email",
-            F.lower(F.concat(first, F.lit("."), last, F.lit("."), cid.cast("string"), F.lit("@example.com"))),
+            F.lower(
+                F.concat(
+                    first, F.lit("."), last, F.lit("."), cid.cast("string"), F.lit("@example.com")
+                )
+            ),
         )
-        .withColumn("phone", F.format_string("+1-555-%07d", (uniform(seed, 44, cid) * 1e7).cast("int")))
+        .withColumn(
+            "phone", F.format_string("+1-555-%07d", (uniform(seed, 44, cid) * 1e7).cast("int"))
+        )
         .withColumn(
             "region",
             F.element_at(

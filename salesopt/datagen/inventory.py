@@ -3,7 +3,7 @@
 One snapshot per product at the end of every generated week (days 6, 13, ... after the start
 date) while the product is sold: on-hand = the product's units sold over the previous 14 days
 times a hashed cover factor in [0.3, 1.7), rounded. Layout and columns:
-docs/source-contract-inventory.md.
+docs/source-contract.md.
 """
 
 from __future__ import annotations

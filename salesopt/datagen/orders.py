@@ -35,13 +35,16 @@ def _orders(customers: DataFrame, seed: int) -> DataFrame:
     """Orders per customer drawn from the planted rate. Grain: one row per order."""
     active = (F.col("active_end") - F.col("active_start")).cast("double")
     lam = F.col("orders_per_week") / 7.0 * active
-    n_orders = F.greatest(F.lit(0), F.round(lam + F.sqrt(lam) * normal(seed, 60, "cid")).cast("int"))
+    n_orders = F.greatest(
+        F.lit(0), F.round(lam + F.sqrt(lam) * normal(seed, 60, "cid")).cast("int")
+    )
     k = F.col("k")
     return (
         customers.withColumn("k", F.explode(F.sequence(F.lit(1), F.greatest(n_orders, F.lit(1)))))
         .where(n_orders > 0)
         .withColumn(
-            "day", (F.col("active_start") + F.floor(uniform(seed, 61, "cid", k) * active)).cast("int")
+            "day",
+            (F.col("active_start") + F.floor(uniform(seed, 61, "cid", k) * active)).cast("int"),
         )
         .withColumn("order_id", F.format_string("O%08d-%04d", F.col("cid"), k))
         .withColumn("second", (7 * 3600 + uniform(seed, 62, "cid", k) * 15 * 3600).cast("int"))
@@ -57,19 +60,25 @@ def _orders(customers: DataFrame, seed: int) -> DataFrame:
         )
         .withColumn(
             "channel",
-            F.element_at(F.array(*map(F.lit, CHANNELS)), (uniform(seed, 64, "cid", k) * 3).cast("int") + 1),
+            F.element_at(
+                F.array(*map(F.lit, CHANNELS)), (uniform(seed, 64, "cid", k) * 3).cast("int") + 1
+            ),
         )
     )
 
 
 def _choose_product(seed: int, groups: int, products: int) -> Column:
     """Product id number for a line: latent group from the customer's factors, then a rank."""
-    cum = F.expr("transform(factors, (x, i) -> aggregate(slice(factors, 1, i + 1), 0D, (a, y) -> a + y))")
+    cum = F.expr(
+        "transform(factors, (x, i) -> aggregate(slice(factors, 1, i + 1), 0D, (a, y) -> a + y))"
+    )
     u_group = uniform(seed, 70, "order_id", "line_no") * F.element_at(cum, -1)
     group = F.array_position(F.transform(cum, lambda c: c >= u_group), True) - 1
     in_group = F.floor((products - 1 - group) / groups) + 1
     top = F.pow(in_group + 1.0, F.lit(ZIPF_POWER)) - 1.0
-    rank = F.floor(F.pow(1.0 + uniform(seed, 71, "order_id", "line_no") * top, 1.0 / ZIPF_POWER)) - 1
+    rank = (
+        F.floor(F.pow(1.0 + uniform(seed, 71, "order_id", "line_no") * top, 1.0 / ZIPF_POWER)) - 1
+    )
     rank = F.least(F.greatest(rank, F.lit(0)), in_group - 1)
     return (rank * groups + group + 1).cast("long")
 
@@ -85,8 +94,10 @@ def _demand_multiplier(start_doy: int, days: int) -> tuple[Column, Column]:
     )
     price = F.pow(F.col("net_price") / F.col("list_price"), F.col("elasticity"))
     promo = F.when(F.col("promo_pct") > 0, F.lit(PROMO_LIFT)).otherwise(F.lit(1.0))
-    cap = (1.0 + F.abs(F.col("trend")) * days / 2.0 / 365.0) * (1.0 + F.col("weekly_amp")) * (
-        1.0 + F.col("yearly_amp")
+    cap = (
+        (1.0 + F.abs(F.col("trend")) * days / 2.0 / 365.0)
+        * (1.0 + F.col("weekly_amp"))
+        * (1.0 + F.col("yearly_amp"))
     )
     return trend * weekly * yearly * price * promo, cap
 
@@ -112,23 +123,30 @@ def clean_lines(
     )
     m, cap = _demand_multiplier(start_doy, days)
     ratio = m / cap
-    base_qty = 1 + F.floor(-F.log(F.greatest(uniform(seed, 72, "order_id", "line_no"), F.lit(1e-9))) * 0.6)
+    base_qty = 1 + F.floor(
+        -F.log(F.greatest(uniform(seed, 72, "order_id", "line_no"), F.lit(1e-9))) * 0.6
+    )
     scaled_qty = F.floor(base_qty * ratio + uniform(seed, 73, "order_id", "line_no"))
     return (
         lines.withColumn("ratio", ratio)
         .where(uniform(seed, 74, "order_id", "line_no") < F.col("ratio"))
         .withColumn(
             "quantity",
-            F.when(F.col("ratio") > 1, F.greatest(scaled_qty, F.lit(1))).otherwise(base_qty).cast("int"),
+            F.when(F.col("ratio") > 1, F.greatest(scaled_qty, F.lit(1)))
+            .otherwise(base_qty)
+            .cast("int"),
         )
         .withColumn(
             "order_ts",
-            F.timestamp_seconds(F.unix_timestamp(F.col("order_date").cast("timestamp")) + F.col("second")),
+            F.timestamp_seconds(
+                F.unix_timestamp(F.col("order_date").cast("timestamp")) + F.col("second")
+            ),
         )
-        .withColumn("discount", F.round(F.col("unit_price") * F.col("promo_pct") * F.col("quantity"), 2))
+        .withColumn(
+            "discount", F.round(F.col("unit_price") * F.col("promo_pct") * F.col("quantity"), 2)
+        )
         .select(
             "order_id", "line_no", "customer_id", "product_id", "quantity", "unit_price",
             "discount", "order_ts", "order_date", "channel", "day",
         )
     )  # fmt: skip
-

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 
 from salesopt.config import CatalogSettings, Settings
 
@@ -23,12 +23,20 @@ log = logging.getLogger(__name__)
 LAYERS = ("bronze", "silver", "gold", "quarantine", "ops")
 
 
+def agg_row(df: DataFrame) -> Row:
+    """The single row of a global aggregation (always exactly one row)."""
+    row = df.first()
+    if row is None:  # pragma: no cover - a global aggregate always returns a row
+        raise RuntimeError("aggregation returned no row")
+    return row
+
+
 @dataclass(frozen=True)
 class Warehouse:
     """Where tables live and how they are named; built once from settings."""
 
     root: str
-    catalog: CatalogSettings = CatalogSettings()
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Warehouse:
@@ -111,6 +119,5 @@ class Warehouse:
             return
         schema = qualified.rsplit(".", 1)[0]
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        spark.sql(
-            f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION '{self.path(layer, name)}'"
-        )
+        location = self.path(layer, name)
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION '{location}'")

@@ -2,7 +2,7 @@
 
 Reads gold/sales_daily, silver/products, gold/forecasts (and gold/forecast_status, silver/inventory
 when present); writes the as_of slices of gold/price_elasticity, gold/price_recommendations and
-gold/replenishment_plan (docs/tables_decisions.md).
+gold/replenishment_plan (docs/tables.md).
 """
 
 from __future__ import annotations

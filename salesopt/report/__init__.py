@@ -38,14 +38,17 @@ body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1000px;col
 h1{color:#1f4e79}h2{border-bottom:2px solid #1f4e79;padding-bottom:4px;margin-top:2em}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eef3f8}
-.kpis{display:flex;gap:16px;flex-wrap:wrap}.kpi{background:#eef3f8;padding:10px 16px;border-radius:6px}
+.kpis{display:flex;gap:16px;flex-wrap:wrap}
+.kpi{background:#eef3f8;padding:10px 16px;border-radius:6px}
 .kpi b{display:block;font-size:22px}.missing{color:#a00}
 """
 
 
 def _table(df: pd.DataFrame | None, missing: str) -> str:
     if df is None:
-        return f'<p class="missing">Not available: {html.escape(missing)} has not been produced.</p>'
+        return (
+            f'<p class="missing">Not available: {html.escape(missing)} has not been produced.</p>'
+        )
     if df.empty:
         return "<p>No rows.</p>"
     return df.to_html(index=False, float_format=lambda v: f"{v:,.3f}", border=0, na_rep="")
@@ -81,7 +84,8 @@ def render(data: ReportData, images: dict[str, str | None]) -> str:
         _table(data.forecast_status, "gold/forecast_status"),
         f"<h2>{SECTIONS[3]}</h2>", _img(images["segments"]),
         _table(data.segments, "gold/segment_profiles"),
-        "<h3>Migration since the previous as_of</h3>", _table(data.migration, "gold/segment_migration"),
+        "<h3>Migration since the previous as_of</h3>",
+        _table(data.migration, "gold/segment_migration"),
         f"<h2>{SECTIONS[4]}</h2>", _img(images["recommendations"]),
         _table(data.rec_metrics, "gold/recommendation_metrics"),
         f"<h2>{SECTIONS[5]}</h2>", _table(data.replenishment, "gold/replenishment_plan"),

@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from salesopt.report.data import ReportData  # noqa: E402
+from salesopt.report.data import ReportData
 
 COLORS = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000")
 
@@ -26,7 +26,11 @@ def weekly_revenue(data: ReportData, out: Path) -> str | None:
     if data.weekly_total is None or data.weekly_total.empty:
         return None
     fig, ax = plt.subplots(figsize=(9, 3))
-    ax.plot(pd.to_datetime(data.weekly_total["week_start"]), data.weekly_total["revenue"], color=COLORS[0])
+    ax.plot(
+        pd.to_datetime(data.weekly_total["week_start"]),
+        data.weekly_total["revenue"],
+        color=COLORS[0],
+    )
     ax.set_title("Net revenue per week (all products)")
     ax.set_ylabel("revenue")
     ax.grid(alpha=0.3)
@@ -45,7 +49,7 @@ def history_and_forecast(data: ReportData, out: Path) -> str | None:
             fc = data.top_forecast[data.top_forecast["product_id"] == product]
             ds = pd.to_datetime(fc["ds"])
             ax.plot(ds, fc["yhat"], color=COLORS[1], label="forecast")
-            level = int(round(float(fc["level"].iloc[0]) * 100)) if len(fc) else 0
+            level = round(float(fc["level"].iloc[0]) * 100) if len(fc) else 0
             ax.fill_between(ds, fc["yhat_lower"], fc["yhat_upper"], color=COLORS[1], alpha=0.2,
                             label=f"{level}% interval")  # fmt: skip
         ax.set_title(f"{product}: weekly units")
@@ -82,12 +86,15 @@ def segments(data: ReportData, out: Path) -> str | None:
 def recommendations(data: ReportData, out: Path) -> str | None:
     if data.rec_metrics is None or data.rec_metrics.empty:
         return None
-    df = data.rec_metrics[(data.rec_metrics["candidates"] == "all") & (data.rec_metrics["metric"] != "catalogue_coverage")]
+    df = data.rec_metrics[
+        (data.rec_metrics["candidates"] == "all")
+        & (data.rec_metrics["metric"] != "catalogue_coverage")
+    ]
     if df.empty:
         return None
     table = df.pivot_table(index="metric", columns="model", values="value")
     fig, ax = plt.subplots(figsize=(8, 3))
-    table.plot.bar(ax=ax, color=COLORS[: len(table.columns)], rot=0)
+    table.plot.bar(ax=ax, color=list(COLORS[: len(table.columns)]), rot=0)
     ax.set_title("Holdout ranking metrics (all products)")
     ax.legend(fontsize=8)
     return _save(fig, out / "recommendations.png")

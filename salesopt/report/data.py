@@ -13,7 +13,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from salesopt.io.tables import Warehouse
+from salesopt.io.tables import Warehouse, agg_row
 
 TOP_PRODUCTS = 4
 TOP_ROWS = 15
@@ -40,7 +40,9 @@ class ReportData:
     missing: list[str] = field(default_factory=list)
 
 
-def _slice(spark: SparkSession, wh: Warehouse, layer: str, name: str, as_of: date, data: ReportData) -> DataFrame | None:
+def _slice(
+    spark: SparkSession, wh: Warehouse, layer: str, name: str, as_of: date, data: ReportData
+) -> DataFrame | None:
     if not wh.exists(spark, layer, name):
         data.missing.append(f"{layer}/{name}")
         return None
@@ -85,13 +87,16 @@ def _sales(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
             "units_last_13_weeks": float(last13["units"].sum()),
             "revenue_previous_13_weeks": float(prev13["revenue"].sum()),
             "active_products_13_weeks": float(
-                weekly.where(F.col("week_start") > F.lit(recent)).select("product_id").distinct().count()
+                weekly.where(F.col("week_start") > F.lit(recent))
+                .select("product_id")
+                .distinct()
+                .count()
             ),
         }
     )
     forecasts = _slice(spark, wh, "gold", "forecasts", data.as_of, data)
     if forecasts is not None:
-        widest = forecasts.agg(F.max("level")).first()[0]
+        widest = agg_row(forecasts.agg(F.max("level")))[0]
         data.top_forecast = (
             forecasts.where(F.col("product_id").isin(top_ids) & (F.col("level") == F.lit(widest)))
             .select("product_id", "ds", "yhat", "yhat_lower", "yhat_upper", "level")
@@ -112,9 +117,11 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
     _sales(spark, wh, data)
     metrics = _slice(spark, wh, "gold", "forecast_metrics", as_of, data)
     if metrics is not None:
-        data.forecast_overall = metrics.where("scope = 'overall'").select(
-            "method", "n_products", "mase", "smape", "wape", "bias"
-        ).toPandas()
+        data.forecast_overall = (
+            metrics.where("scope = 'overall'")
+            .select("method", "n_products", "mase", "smape", "wape", "bias")
+            .toPandas()
+        )
     status = _slice(spark, wh, "gold", "forecast_status", as_of, data)
     if status is not None:
         data.forecast_status = status.groupBy("status").count().orderBy("status").toPandas()
@@ -126,12 +133,18 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
         ).toPandas()  # fmt: skip
     migration = _slice(spark, wh, "gold", "segment_migration", as_of, data)
     if migration is not None:
-        data.migration = migration.where(
-            F.col("from_segment_label").isNotNull() & F.col("to_segment_label").isNotNull()
-        ).select("from_segment_label", "to_segment_label", "customers").toPandas()
+        data.migration = (
+            migration.where(
+                F.col("from_segment_label").isNotNull() & F.col("to_segment_label").isNotNull()
+            )
+            .select("from_segment_label", "to_segment_label", "customers")
+            .toPandas()
+        )
     rec = _slice(spark, wh, "gold", "recommendation_metrics", as_of, data)
     if rec is not None:
-        data.rec_metrics = rec.select("model", "candidates", "metric", "k", "value", "n_customers").toPandas()
+        data.rec_metrics = rec.select(
+            "model", "candidates", "metric", "k", "value", "n_customers"
+        ).toPandas()
     plan = _slice(spark, wh, "gold", "replenishment_plan", as_of, data)
     data.replenishment = _top(
         plan,
@@ -144,7 +157,10 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
         prices = prices.where("reason = 'optimised'")
     data.prices = _top(
         prices,
-        [(F.col("expected_margin_suggested") - F.col("expected_margin_current")).desc(), "product_id"],
+        [
+            (F.col("expected_margin_suggested") - F.col("expected_margin_current")).desc(),
+            "product_id",
+        ],
         ["product_id", "current_price", "suggested_price", "change_pct", "elasticity",
          "expected_margin_current", "expected_margin_suggested"],
     )  # fmt: skip
@@ -152,18 +168,34 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
     data.anomalies = _top(
         anomalies,
         [F.col("severity").asc(), F.col("z").desc_nulls_last(), "product_id"],
-        ["kind", "product_id", "segment_label", "period", "actual", "expected", "direction", "severity"],
+        [
+            "kind",
+            "product_id",
+            "segment_label",
+            "period",
+            "actual",
+            "expected",
+            "direction",
+            "severity",
+        ],
     )
     if wh.exists(spark, "quarantine", "orders_rejected"):
         data.quarantine = (
-            wh.read(spark, "quarantine", "orders_rejected").groupBy("reason").count().orderBy("reason").toPandas()
+            wh.read(spark, "quarantine", "orders_rejected")
+            .groupBy("reason")
+            .count()
+            .orderBy("reason")
+            .toPandas()
         )
     if wh.exists(spark, "ops", "quality_results"):
         data.quality = (
             wh.read(spark, "ops", "quality_results")
             .where(F.col("as_of") == F.lit(as_of))
             .groupBy("table_name", "rule", "action")
-            .agg(F.max_by("rows_failed", "rows_checked").alias("rows_failed"), F.max("rows_checked").alias("rows_checked"))
+            .agg(
+                F.max_by("rows_failed", "rows_checked").alias("rows_failed"),
+                F.max("rows_checked").alias("rows_checked"),
+            )
             .orderBy("table_name", "rule")
             .toPandas()
         )

@@ -79,17 +79,23 @@ def test_late_lines_and_returns_land_in_their_own_dates(spark: SparkSession, sma
     silver = _wh(settings).read(spark, "silver", "order_lines")
     dirt = spark.read.parquet(str(out / "truth" / "dirt"))
     planted_late = dirt.where("dirt_kind = 'late'")
-    bronze = _wh(settings).read(spark, "bronze", "orders_raw").select(
-        F.regexp_extract("value", KEY_PATTERN, 1).alias("order_id"),
-        F.regexp_extract("value", KEY_PATTERN, 2).cast("int").alias("line_no"),
-        "_delivery_date",
+    bronze = (
+        _wh(settings)
+        .read(spark, "bronze", "orders_raw")
+        .select(
+            F.regexp_extract("value", KEY_PATTERN, 1).alias("order_id"),
+            F.regexp_extract("value", KEY_PATTERN, 2).cast("int").alias("line_no"),
+            "_delivery_date",
+        )
     )
     delivered = planted_late.join(bronze, ["order_id", "line_no"], "inner")
     late = planted_late.join(silver, ["order_id", "line_no"], "inner")
     assert late.count() == delivered.count() > 0
     assert late.where(~F.col("_source_file").contains("_late")).isEmpty()
     not_yet = planted_late.join(bronze, ["order_id", "line_no"], "left_anti")
-    late_files = [p.name for p in (out / "landing" / "orders").iterdir() if p.name.endswith("_late")]
+    late_files = [
+        p.name for p in (out / "landing" / "orders").iterdir() if p.name.endswith("_late")
+    ]
     after_as_of = [n for n in late_files if n.split("=")[1][:10] > SMALL_AS_OF.isoformat()]
     assert not_yet.isEmpty() or after_as_of
     returns = silver.where("is_return")
@@ -175,9 +181,11 @@ def test_refresh_twice_leaves_identical_tables(
     again = refresh(spark, again_settings, SMALL_AS_OF)
     assert again.stage("silver").summary["reconciliation"]["raw_lines_read"] == 0
     before, after = _wh(settings), _wh(again_settings)
-    for layer, name in [("silver", "order_lines"), ("gold", "sales_daily"), ("gold", "sales_weekly"),
-                        ("gold", "customer_features"), ("gold", "interactions"),
-                        ("quarantine", "orders_rejected")]:  # fmt: skip
+    tables = [
+        ("silver", "order_lines"), ("gold", "sales_daily"), ("gold", "sales_weekly"),
+        ("gold", "customer_features"), ("gold", "interactions"), ("quarantine", "orders_rejected"),
+    ]  # fmt: skip
+    for layer, name in tables:
         a = _stable(before.read(spark, layer, name))
         b = _stable(after.read(spark, layer, name))
         assert a.count() == b.count(), name

@@ -39,7 +39,8 @@ def write_landing(root: Path, files: dict[str, list[str]]) -> None:
         "P1,Milk,dairy,1.0,2.5,2024-01-01,active\nP2,Bread,bakery,1.0,3.0,2024-01-01,active\n"
     )
     (root / "customers" / "c.csv").write_text(
-        "customer_id,name,email,phone,region,signup_date\nC1,Ana Smith,ana@x.org,+1-555-1,north,2024-01-01\n"
+        "customer_id,name,email,phone,region,signup_date\n"
+        "C1,Ana Smith,ana@x.org,+1-555-1,north,2024-01-01\n"
     )
     for name, lines in files.items():
         path = root / "orders" / name
@@ -47,7 +48,9 @@ def write_landing(root: Path, files: dict[str, list[str]]) -> None:
         path.write_text("".join(f"{text}\n" for text in lines))
 
 
-def test_schema_drift_is_rescued_and_reported(spark: SparkSession, settings_for, tmp_path: Path) -> None:
+def test_schema_drift_is_rescued_and_reported(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
     settings = settings_for()
     write_landing(
         tmp_path / "landing",
@@ -82,7 +85,9 @@ def test_missing_landing_folder_is_a_clear_error(spark: SparkSession, settings_f
         refresh(spark, settings, date(2025, 3, 3), ("ingest",))
 
 
-def test_late_and_resent_lines_update_the_right_dates(spark: SparkSession, settings_for, tmp_path: Path) -> None:
+def test_late_and_resent_lines_update_the_right_dates(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
     settings = settings_for()
     landing = tmp_path / "landing"
     write_landing(landing, {"batch_date=2025-03-03/a.json": [line("O1", 1, 2), line("O2", 1, 5)]})
@@ -102,7 +107,9 @@ def test_late_and_resent_lines_update_the_right_dates(spark: SparkSession, setti
     rec = summary.stage("silver").summary["reconciliation"]
     assert (rec["raw_lines_read"], rec["accepted"], rec["superseded_duplicates"]) == (3, 2, 1)
     wh = Warehouse.from_settings(settings)
-    silver = {(r["order_id"], r["quantity"]) for r in wh.read(spark, "silver", "order_lines").collect()}
+    silver = {
+        (r["order_id"], r["quantity"]) for r in wh.read(spark, "silver", "order_lines").collect()
+    }
     assert silver == {("O1", 3), ("O2", 5), ("O3", 4)}
     daily = {(str(r["date"]), r["units"]) for r in wh.read(spark, "gold", "sales_daily").collect()}
     assert daily == {("2025-03-01", 4), ("2025-03-03", 8)}
@@ -114,11 +121,16 @@ def test_late_and_resent_lines_update_the_right_dates(spark: SparkSession, setti
     assert original == again == 7
 
 
-def test_files_delivered_after_as_of_wait(spark: SparkSession, settings_for, tmp_path: Path) -> None:
+def test_files_delivered_after_as_of_wait(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
     settings = settings_for()
     write_landing(
         tmp_path / "landing",
-        {"batch_date=2025-03-03/a.json": [line("O1", 1)], "batch_date=2025-03-09/b.json": [line("O2", 1)]},
+        {
+            "batch_date=2025-03-03/a.json": [line("O1", 1)],
+            "batch_date=2025-03-09/b.json": [line("O2", 1)],
+        },
     )
     first = refresh(spark, settings, date(2025, 3, 3), ("ingest",))
     assert first.stage("ingest").summary["files"] == 1
@@ -130,7 +142,9 @@ def test_crash_between_bronze_and_bookkeeping_is_replayed_once(
     spark: SparkSession, settings_for, tmp_path: Path
 ) -> None:
     settings = settings_for()
-    write_landing(tmp_path / "landing", {"batch_date=2025-03-03/a.json": [line("O1", 1), line("O1", 2)]})
+    write_landing(
+        tmp_path / "landing", {"batch_date=2025-03-03/a.json": [line("O1", 1), line("O1", 2)]}
+    )
     wh = Warehouse.from_settings(settings)
     ctx = StageContext(spark, settings, wh, date(2025, 3, 3), "crashed-run")
     batch, replay = ingest.plan_batch(ctx, str(tmp_path / "landing" / "orders"))
@@ -149,9 +163,13 @@ def test_crash_between_bronze_and_bookkeeping_is_replayed_once(
 def test_fail_expectation_stops_before_anything_downstream(
     spark: SparkSession, settings_for, tmp_path: Path
 ) -> None:
-    rule = QualityRule(table="silver/order_lines", name="small_orders", expr="quantity <= 3", action="fail")
+    rule = QualityRule(
+        table="silver/order_lines", name="small_orders", expr="quantity <= 3", action="fail"
+    )
     settings = settings_for(quality={"rules": [rule.model_dump()]})
-    write_landing(tmp_path / "landing", {"batch_date=2025-03-03/a.json": [line("O1", 1, 2), line("O2", 1, 7)]})
+    write_landing(
+        tmp_path / "landing", {"batch_date=2025-03-03/a.json": [line("O1", 1, 2), line("O2", 1, 7)]}
+    )
     with pytest.raises(QualityGateFailed, match=r"small_orders: 1 rows fail 'quantity <= 3'"):
         refresh(spark, settings, date(2025, 3, 3), CORE)
     wh = Warehouse.from_settings(settings)
@@ -161,10 +179,20 @@ def test_fail_expectation_stops_before_anything_downstream(
     assert runs.where("stage = 'silver' AND status = 'failed'").count() == 1
 
 
-def test_quarantine_expectation_and_csv_source(spark: SparkSession, settings_for, tmp_path: Path) -> None:
-    rule = QualityRule(table="silver/order_lines", name="has_channel", expr="channel IS NOT NULL", action="quarantine")
+def test_quarantine_expectation_and_csv_source(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
+    rule = QualityRule(
+        table="silver/order_lines",
+        name="has_channel",
+        expr="channel IS NOT NULL",
+        action="quarantine",
+    )
     settings = settings_for(quality={"rules": [rule.model_dump()]}, ingest={"format": "csv"})
-    header = "order_id,line_no,customer_id,product_id,quantity,unit_price,discount,currency,order_ts,updated_at,status,channel"
+    header = (
+        "order_id,line_no,customer_id,product_id,quantity,unit_price,discount,currency,"
+        "order_ts,updated_at,status,channel"
+    )
     rows = [
         header,
         "O1,1,C1,P1,2,2.5,0,USD,2025-03-03T10:00:00Z,2025-03-03T10:00:00Z,completed,web",

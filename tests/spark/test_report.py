@@ -29,7 +29,9 @@ def _sections(text: str) -> dict[str, str]:
     return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
 
 
-def test_report_has_every_section_with_numbers(spark: SparkSession, small_refresh, tmp_path: Path) -> None:
+def test_report_has_every_section_with_numbers(
+    spark: SparkSession, small_refresh, tmp_path: Path
+) -> None:
     settings, _, _ = small_refresh
     path = build_report(spark, Warehouse.from_settings(settings), SMALL_AS_OF, tmp_path / "report")
     text = path.read_text()

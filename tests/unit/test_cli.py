@@ -98,3 +98,11 @@ def test_console_script_reports_bad_config_without_traceback(tmp_path: Path) -> 
     assert proc.returncode == 2
     assert "forecast.horizon" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_landing_paths_have_one_canonical_spelling() -> None:
+    from salesopt.ingest import canonical_path
+
+    spellings = ["file:/data/a.json", "file:///data/a.json", "/data/a.json"]
+    assert {canonical_path(p) for p in spellings} == {"file:///data/a.json"}
+    assert canonical_path("s3://bucket/a.json") == "s3://bucket/a.json"

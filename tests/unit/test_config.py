@@ -96,7 +96,7 @@ def test_set_flags_parse_yaml_values() -> None:
         "forecast.horizon": 4,
         "spark.conf": {"a": "b"},
     }
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         parse_set_flags(["horizon"])
 
 
