@@ -7,7 +7,7 @@ Generates data with `salesopt.datagen.generate` (dirty_rate 0) into --out (a tem
 default; --reuse skips generation when --out already holds it), builds gold/sales_daily-like rows
 from the truth (daily units joined with the price calendar), fans the per-product regression out
 with applyInPandas, and compares with truth/products.elasticity (--no-traffic: without the
-store-traffic control, for the ablation in docs/benchmarks_decisions.md). Reports the median
+store-traffic control, for the ablation in docs/benchmarks.md). Reports the median
 absolute relative error over products with status ok, by volume tercile, and the fit time.
 Prints JSON and writes bench/results/elasticity-<timestamp>.json.
 """

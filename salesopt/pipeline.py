@@ -31,6 +31,7 @@ STAGES: dict[str, str] = {
     "ingest": "salesopt.ingest",
     "silver": "salesopt.silver",
     "gold": "salesopt.gold",
+    "segment": "salesopt.segment",
     "recommend": "salesopt.recommend.stage",
     "forecast": "salesopt.forecast.stage",
     "optimize": "salesopt.optimize.stage",

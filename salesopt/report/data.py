@@ -54,8 +54,9 @@ def _sales(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
         data.missing.append("gold/sales_weekly")
         return
     start = data.as_of - timedelta(weeks=HISTORY_WEEKS)
+    complete = F.date_add(F.col("week_start"), 6) <= F.lit(data.as_of)  # no partial last week
     weekly = wh.read(spark, "gold", "sales_weekly").where(
-        (F.col("week_start") > F.lit(start)) & (F.col("week_start") <= F.lit(data.as_of))
+        (F.col("week_start") > F.lit(start)) & complete
     )
     data.weekly_total = (
         weekly.groupBy("week_start")

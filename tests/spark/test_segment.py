@@ -1,0 +1,194 @@
+"""Segmentation stage on planted generated data and small inline frames."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from salesopt import features as feats
+from salesopt import segment
+from salesopt.config import Settings
+from salesopt.context import StageContext
+from salesopt.datagen import planted_lines
+from salesopt.datagen.entities import customers_frame
+from salesopt.errors import StageFailed
+from salesopt.io.tables import Warehouse
+from salesopt.segment.labels import FEW_ORDERS_ID, NEW_ID, NEW_LABEL, adjusted_rand_index
+from salesopt.segment.model import FEATURES, prep_pipeline
+
+pytestmark = pytest.mark.spark
+
+GEN = {"customers": 1000, "products": 40, "days": 400, "start_date": date(2024, 1, 1), "seed": 42}
+LAST = GEN["start_date"] + timedelta(days=GEN["days"] - 1)
+EARLIER = LAST - timedelta(days=28)
+FIXED_K = {"k": 5, "init_runs": 1}
+
+
+@pytest.fixture(scope="module")
+def lines(spark: SparkSession, base_settings: Settings) -> DataFrame:
+    gen = base_settings.generate.model_copy(update=GEN)
+    return planted_lines(spark, gen).cache()
+
+
+@pytest.fixture(scope="module")
+def truth(spark: SparkSession) -> pd.DataFrame:
+    frame = customers_frame(spark, GEN["seed"], GEN["customers"], GEN["products"], GEN["days"])
+    return frame.select("customer_id", "segment").toPandas()
+
+
+@pytest.fixture(scope="module")
+def features_at(lines: DataFrame) -> dict[date, DataFrame]:
+    """customer_features at the two test dates, computed once for the module."""
+    return {d: feats.customer_features(lines, d).cache() for d in (EARLIER, LAST)}
+
+
+def _ctx(spark: SparkSession, settings: Settings, as_of: date, run_id: str = "r1") -> StageContext:
+    return StageContext(spark, settings, Warehouse.from_settings(settings), as_of, run_id)
+
+
+def _with_features(ctx: StageContext, features_at: dict[date, DataFrame]) -> StageContext:
+    frame = feats.with_run(features_at[ctx.as_of], ctx.as_of, "features")
+    ctx.warehouse.write_slice(frame, "gold", "customer_features", ctx.as_of)
+    return ctx
+
+
+def _segments(ctx: StageContext) -> pd.DataFrame:
+    table = ctx.warehouse.read_as_of(ctx.spark, "gold", "customer_segments", ctx.as_of)
+    return table.toPandas().sort_values("customer_id").reset_index(drop=True)
+
+
+def test_transformation_logs_derives_and_standardises(spark: SparkSession) -> None:
+    rows = [
+        ("a", 3, 10, 250.0, 300, 0.23),
+        ("b", 90, 2, 40.0, 200, 0.07),
+        ("c", 1, 30, 900.0, 210, 1.0),
+        ("d", 10, 5, -5.0, 20, 1.75),
+    ]
+    schema = "customer_id string, recency_days int, frequency long, monetary double, "
+    schema += "tenure_days int, orders_per_week double"
+    df = spark.createDataFrame(rows, schema)
+    out = prep_pipeline().fit(df).transform(df).orderBy("customer_id").toPandas()
+    logs = np.array([v.toArray() for v in out["features_log"]])
+    gaps = np.array([3 * 10 / 300, 90 * 2 / 200, 1 * 30 / 210, 10 * 5 / 20])
+    expected = np.column_stack(
+        [
+            np.log1p([10, 2, 30, 5]),
+            np.log1p([250.0, 40.0, 900.0, 0.0]),  # negative money is floored at 0
+            np.log1p([300, 200, 210, 20]),
+            np.log1p([0.23, 0.07, 1.0, 1.75]),
+            np.log1p(gaps),
+        ]
+    )
+    assert list(FEATURES) == [
+        "frequency", "monetary", "tenure_days", "orders_per_week", "recency_gaps"
+    ]  # fmt: skip
+    np.testing.assert_allclose(logs, expected, rtol=1e-9)
+    scaled = np.array([v.toArray() for v in out["features_scaled"]])
+    np.testing.assert_allclose(scaled.mean(axis=0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(scaled.std(axis=0, ddof=1), 1.0, rtol=1e-9)
+
+
+def test_sweep_recovers_planted_segments(
+    spark: SparkSession, settings_for, features_at: dict[date, DataFrame], truth: pd.DataFrame
+) -> None:
+    settings = settings_for(segmentation={"k": None, "k_min": 4, "k_max": 6})
+    ctx = _with_features(_ctx(spark, settings, LAST), features_at)
+    result = segment.run(ctx)
+    got = truth.merge(_segments(ctx), on="customer_id", how="inner")
+    n_features = ctx.warehouse.read_as_of(spark, "gold", "customer_features", LAST).count()
+    assert len(got) == n_features  # every customer with a sold line is segmented once
+    ari = adjusted_rand_index(got["segment"], got["segment_id"])
+    assert ari >= 0.8, f"ARI {ari:.3f} with summary {result.summary}"
+    assert result.summary["k"] == 5
+    assert [s["k"] for s in result.summary["sweep"]] == [4, 5, 6]
+    labels = {s["label"] for s in result.summary["segments"]}
+    assert {"high-value loyal", "loyal", "at risk", "occasional", NEW_LABEL} <= labels
+    shares = sum(s["share"] for s in result.summary["segments"])
+    assert shares == pytest.approx(1.0, abs=1e-3)
+    selection = ctx.warehouse.read_as_of(spark, "gold", "segment_model_selection", LAST)
+    assert selection.where("chosen").count() == 1
+    assert selection.count() == 3
+
+
+def test_ids_stable_across_as_of_and_migration_recorded(
+    spark: SparkSession, settings_for, features_at: dict[date, DataFrame]
+) -> None:
+    settings = settings_for(segmentation=FIXED_K)
+    first = segment.run(_with_features(_ctx(spark, settings, EARLIER), features_at))
+    second_ctx = _with_features(_ctx(spark, settings, LAST, "r2"), features_at)
+    second = segment.run(second_ctx)
+    assert second.summary["previous_as_of"] == EARLIER.isoformat()
+    before = {s["segment_id"]: s["label"] for s in first.summary["segments"]}
+    after = {s["segment_id"]: s["label"] for s in second.summary["segments"]}
+    assert before == after
+    migration = second_ctx.warehouse.read_as_of(spark, "gold", "segment_migration", LAST).toPandas()
+    stayed = migration[migration["from_segment_id"] == migration["to_segment_id"]]
+    both = migration.dropna(subset=["from_segment_id", "to_segment_id"])
+    assert stayed["customers"].sum() / both["customers"].sum() > 0.8
+    assert set(migration["previous_as_of"]) == {EARLIER}
+    total = _segments(second_ctx)["customer_id"].nunique()
+    assert migration.dropna(subset=["to_segment_id"])["customers"].sum() == total
+
+
+def test_rerun_is_deterministic_and_refit_false_reuses_model(
+    spark: SparkSession, settings_for, features_at: dict[date, DataFrame]
+) -> None:
+    settings = settings_for(segmentation=FIXED_K)
+    ctx = _with_features(_ctx(spark, settings, LAST), features_at)
+    segment.run(ctx)
+    first = _segments(ctx)
+    segment.run(_ctx(spark, settings, LAST, "r2"))
+    again = _segments(ctx)
+    assert (again["run_id"] == "r2").all() and len(again) == len(first)
+    cols = ["customer_id", "segment_id", "segment_label", "distance"]
+    pd.testing.assert_frame_equal(first[cols], again[cols])
+    no_refit = settings.with_overrides(segmentation={"refit": False})
+    result = segment.run(_ctx(spark, no_refit, LAST, "r3"))
+    assert result.summary["refit"] is False and result.summary["model_as_of"] == LAST.isoformat()
+    pd.testing.assert_frame_equal(first[cols], _segments(ctx)[cols])
+
+
+def test_refit_false_without_saved_model_fails(
+    spark: SparkSession, settings_for, features_at: dict[date, DataFrame]
+) -> None:
+    settings = settings_for(segmentation={"refit": False})
+    ctx = _with_features(_ctx(spark, settings, LAST), features_at)
+    with pytest.raises(StageFailed, match=r"no saved segmentation model at or before 2025-02-03"):
+        segment.run(ctx)
+
+
+def test_insufficient_history_gets_fixed_segments(spark: SparkSession, settings_for) -> None:
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(40):  # two well separated groups with enough history
+        heavy = i % 2 == 0
+        freq = int(rng.integers(30, 40) if heavy else rng.integers(2, 5))
+        rows.append((f"c{i:03d}", int(rng.integers(1, 10)), freq, freq * 50.0, 300, freq / 300 * 7))
+    rows += [("new1", 2, 3, 90.0, 10, 2.1), ("few1", 200, 1, 20.0, 200, 0.035)]
+    schema = "customer_id string, recency_days int, frequency long, monetary double, "
+    schema += "tenure_days int, orders_per_week double"
+    df = (
+        spark.createDataFrame(rows, schema)
+        .withColumn("avg_basket", F.col("monetary") / F.col("frequency"))
+        .withColumn("avg_lines_per_order", F.lit(2.0))
+        .repartition(2)
+    )
+    settings = settings_for(segmentation={"k": 2, "min_orders": 2, "min_tenure_days": 30})
+    ctx = _ctx(spark, settings, LAST)
+    ctx.warehouse.write_slice(feats.with_run(df, LAST, "f"), "gold", "customer_features", LAST)
+    segment.run(ctx)
+    got = _segments(ctx).set_index("customer_id")
+    assert got.loc["new1", "segment_id"] == NEW_ID
+    assert got.loc["few1", "segment_id"] == FEW_ORDERS_ID
+    assert got.loc[["new1", "few1"], "distance"].isna().all()
+    assert got.drop(index=["new1", "few1"])["segment_id"].isin([0, 1]).all()
+    selection = ctx.warehouse.read_as_of(spark, "gold", "segment_model_selection", LAST)
+    assert selection.first()["customers"] == 40  # the two held back are not fitted
+    saved = Path(settings.paths.warehouse) / "models" / "segmentation" / f"as_of={LAST}"
+    assert (saved / "pipeline").is_dir() and (saved / "segments").is_dir()
