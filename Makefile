@@ -11,7 +11,7 @@ export SALESOPT_JARS_DIR := $(CURDIR)/$(JARS)
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast test-cluster check fmt bench dist clean
+.PHONY: help setup demo test test-fast test-slow test-cluster check fmt bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -31,8 +31,11 @@ setup: $(STAMPS)/venv $(JARS)/.stamp ## Create .venv, install salesopt and pinne
 demo: setup ## Generate sample data, run the full refresh on the embedded default, print a summary
 	$(BIN)/salesopt demo --out $(DEMO_DIR) --as-of $(AS_OF)
 
-test: setup ## Run the whole test suite
-	$(BIN)/python -m pytest -q tests
+test: setup ## Run the test suite (without the slow end-to-end and cluster tests)
+	$(BIN)/python -m pytest -q -m "not cluster and not slow" tests
+
+test-slow: setup ## Notebooks, kill-and-rerun and two-process concurrency tests (about 20 min)
+	$(BIN)/python -m pytest -q -m "slow and not cluster" tests
 
 test-fast: setup ## Run only the tests that need no Spark
 	$(BIN)/python -m pytest -q tests/unit
@@ -49,9 +52,19 @@ fmt: setup ## Apply ruff formatting and safe fixes
 bench: setup ## Run the benchmarks (minutes to hours); results under bench/results/
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-dist: setup ## Build the wheel and the --py-files zip into dist/
-	rm -rf dist build && $(BIN)/python -m pip wheel -q --no-deps -w dist .
-	cd dist && $(CURDIR)/$(BIN)/python -c "import zipfile,glob; w=glob.glob('salesopt-*.whl')[0]; zipfile.ZipFile(w).extractall('pkg')" && cd pkg && zip -qr ../salesopt.zip salesopt && cd .. && rm -rf pkg
+dist: setup ## Build the wheel, the --py-files zip and the job files into dist/
+	rm -rf dist build
+	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
+	$(BIN)/python -c "import glob, zipfile; \
+	whl = zipfile.ZipFile(glob.glob('dist/salesopt-*.whl')[0]); \
+	out = zipfile.ZipFile('dist/salesopt.zip', 'w', zipfile.ZIP_DEFLATED); \
+	[out.writestr(i, whl.read(i)) for i in whl.infolist() if i.filename.startswith('salesopt/')]; \
+	out.close()"
+	mkdir -p dist/jobs && cp jobs/*.py dist/jobs/
+	@ls -l dist
+
+test-cluster: dist ## Start a standalone Spark cluster on 127.0.0.1 and spark-submit the refresh job to it
+	$(BIN)/python -m pytest -q -m cluster tests/cluster
 
 clean: ## Remove generated data, warehouse and build outputs (keeps .venv and .jars)
 	rm -rf warehouse data reports dist build spark-warehouse metastore_db derby.log

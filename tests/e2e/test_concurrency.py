@@ -1,0 +1,150 @@
+"""One refresh per warehouse: a second one is refused (or waits), a stale lock is taken over, and
+two real refresh processes started at once leave the warehouse intact."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from e2e_helpers import CORE, TINY_AS_OF, cli_refresh_cmd, start, subprocess_env, write_tiny_landing
+from pyspark.sql import SparkSession
+
+from salesopt.errors import WarehouseLocked
+from salesopt.io.tables import Warehouse
+from salesopt.lock import LOCK_NAME, warehouse_lock
+from salesopt.pipeline import refresh
+
+
+def write_lock(root: Path, **fields: object) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "run_id": "crashed-run",
+        "host": socket.gethostname(),
+        "pid": 0,
+        "started": time.time(),
+    }
+    path = root / LOCK_NAME
+    path.write_text(json.dumps({**payload, **fields}))
+    return path
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.spark
+def test_second_refresh_is_refused_naming_the_holder(spark: SparkSession, settings_for) -> None:
+    settings = settings_for()
+    with warehouse_lock(settings, "first-run"):
+        holder = rf"run first-run pid \d+ on {socket.gethostname()}"
+        with pytest.raises(
+            WarehouseLocked, match=rf"another refresh holds the warehouse lock .*{holder}"
+        ):
+            refresh(spark, settings, date(2025, 3, 4), CORE)
+    assert not (Path(settings.paths.warehouse) / LOCK_NAME).exists()
+    assert not Warehouse.from_settings(settings).exists(spark, "ops", "runs")
+
+
+def test_lock_of_a_dead_process_is_taken_over(
+    settings_for, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for()
+    path = write_lock(Path(settings.paths.warehouse), pid=dead_pid())
+    with caplog.at_level(logging.WARNING, "salesopt.lock"), warehouse_lock(settings, "new-run"):
+        assert json.loads(path.read_text())["run_id"] == "new-run"
+    assert "taking over a stale refresh lock held by run crashed-run" in caplog.text
+    assert not path.exists()
+
+
+def test_old_lock_from_another_host_is_taken_over_a_recent_one_is_not(settings_for) -> None:
+    settings = settings_for(ops={"lock_stale_s": 3600})
+    root = Path(settings.paths.warehouse)
+    write_lock(root, host="other-node", pid=1, started=time.time() - 7200)
+    with warehouse_lock(settings, "new-run"):
+        assert json.loads((root / LOCK_NAME).read_text())["run_id"] == "new-run"
+    write_lock(root, host="other-node", pid=1, started=time.time() - 60)
+    with (
+        pytest.raises(WarehouseLocked, match="run crashed-run pid 1 on other-node"),
+        warehouse_lock(settings, "new-run"),
+    ):
+        pass
+
+
+def test_second_refresh_waits_when_configured(settings_for) -> None:
+    settings = settings_for(ops={"lock_wait_s": 30})
+    held = threading.Event()
+
+    def hold_briefly() -> None:
+        with warehouse_lock(settings, "first-run"):
+            held.set()
+            time.sleep(1.5)
+
+    thread = threading.Thread(target=hold_briefly)
+    thread.start()
+    held.wait(10)
+    t0 = time.monotonic()
+    with warehouse_lock(settings, "second-run"):
+        waited = time.monotonic() - t0
+    thread.join()
+    assert 0.5 < waited < 30
+
+
+@pytest.mark.spark
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_two_refresh_processes_at_once(spark: SparkSession, base_settings, tmp_path: Path) -> None:
+    """The first process is held inside its silver MERGE while the second one starts."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "warehouse"
+    expected = write_tiny_landing(landing)
+    release = tmp_path / "release"
+    cmd = cli_refresh_cmd(warehouse, landing, ("ingest", "silver"))
+    first_out, first_err = tmp_path / "first.out", tmp_path / "first.err"
+    first = start(cmd, first_out, first_err, SALESOPT_TEST_FAULT=f"silver_merge:wait={release}")
+    try:
+        deadline = time.monotonic() + 600
+        while not (warehouse / LOCK_NAME).exists() and first.poll() is None:
+            assert time.monotonic() < deadline, "the first refresh never took the lock"
+            time.sleep(0.5)
+        assert first.poll() is None, first_err.read_text()[-3000:]
+        second = subprocess.run(
+            cmd, env=subprocess_env(), capture_output=True, text=True, timeout=600
+        )
+        assert first.poll() is None, "the first refresh ended before the second one tried"
+    finally:
+        release.touch()
+        first.wait(timeout=900)
+    assert second.returncode == 1, second.stderr[-3000:]
+    assert second.stdout == ""
+    assert (
+        f"salesopt: another refresh holds the warehouse lock ({warehouse / LOCK_NAME}): run"
+        in second.stderr
+    )
+    assert f"pid {first.pid} on {socket.gethostname()}" in second.stderr
+    assert first.returncode == 0, first_err.read_text()[-3000:]
+    summary = json.loads(first_out.read_text().strip().splitlines()[-1])
+    reconciliation = summary["stages"][1]["summary"]["reconciliation"]
+    assert {k: reconciliation[k] for k in expected} == expected
+
+    wh = Warehouse(str(warehouse))
+    assert wh.read(spark, "bronze", "orders_raw").count() == expected["raw_lines_read"]
+    assert wh.read(spark, "silver", "order_lines").count() == expected["accepted"]
+    assert wh.read(spark, "quarantine", "orders_rejected").count() == expected["quarantined"]
+    runs = wh.read(spark, "ops", "runs").collect()
+    assert {(r["run_id"], r["stage"], r["status"]) for r in runs} == {
+        (summary["run_id"], "ingest", "succeeded"), (summary["run_id"], "silver", "succeeded"),
+    }  # fmt: skip
+    assert not (warehouse / LOCK_NAME).exists()
+    settings = base_settings.with_overrides(
+        paths={"warehouse": str(warehouse), "landing": str(landing)}
+    )
+    gold = refresh(spark, settings, date.fromisoformat(TINY_AS_OF), ("gold",))
+    assert gold.stage("gold").summary["published_batches"] == 1

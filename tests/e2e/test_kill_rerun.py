@@ -1,0 +1,105 @@
+"""A refresh killed (SIGKILL) inside the silver stage, right before its MERGE, then rerun, ends
+with exactly the tables of a clean run over the same landing files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+from e2e_helpers import CORE, TINY_AS_OF, cli_refresh_cmd, subprocess_env, write_tiny_landing
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from salesopt.context import StageContext
+from salesopt.ingest import latest_batch_states
+from salesopt.io.tables import Warehouse
+from salesopt.lock import LOCK_NAME
+from salesopt.pipeline import refresh
+
+pytestmark = [pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
+BOOKKEEPING = ("run_id", "_ingested_at", "_batch_id", "as_of")
+COMPARED_LAYERS = ("bronze", "silver", "quarantine", "gold")
+
+
+def tables_under(root: Path) -> list[tuple[str, str]]:
+    found = [
+        (layer.name, table.name)
+        for layer in sorted(root.iterdir())
+        if layer.name in COMPARED_LAYERS
+        for table in sorted(layer.iterdir())
+        if (table / "_delta_log").is_dir()
+    ]
+    assert found, f"no Delta tables under {root}"
+    return found
+
+
+def comparable(df: DataFrame) -> DataFrame:
+    """Drops bookkeeping columns; maps become sorted JSON so rows can be ordered and compared."""
+    columns = [
+        F.to_json(F.array_sort(F.map_entries(f.name))).alias(f.name)
+        if isinstance(f.dataType, T.MapType)
+        else F.col(f.name)
+        for f in df.schema.fields
+        if f.name not in BOOKKEEPING
+    ]
+    return df.select(*columns)
+
+
+def test_killed_during_silver_merge_then_rerun_equals_clean_run(
+    spark: SparkSession, base_settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    landing = tmp_path / "landing"
+    expected = write_tiny_landing(landing)
+    killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
+    as_of = date.fromisoformat(TINY_AS_OF)
+
+    def settings(root: Path):
+        return base_settings.with_overrides(paths={"warehouse": str(root), "landing": str(landing)})
+
+    proc = subprocess.Popen(
+        cli_refresh_cmd(killed_root, landing),
+        env=subprocess_env(SALESOPT_TEST_FAULT="silver_merge:kill"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == -signal.SIGKILL, err[-3000:]
+    assert "fault injection: killing the process at silver_merge" in err
+    assert out == ""
+    lock = json.loads((killed_root / LOCK_NAME).read_text())
+    assert lock["pid"] == proc.pid  # left behind by the dead process
+
+    killed = Warehouse(str(killed_root))
+    ctx = StageContext(spark, settings(killed_root), killed, as_of, "inspect")
+    assert [s["status"] for s in latest_batch_states(ctx)] == ["ingested"]
+    assert killed.read(spark, "silver", "order_lines").count() == 0  # the MERGE never ran
+    assert killed.read(spark, "quarantine", "orders_rejected").count() == expected["quarantined"]
+
+    with caplog.at_level(logging.WARNING, "salesopt.lock"):
+        rerun = refresh(spark, settings(killed_root), as_of, CORE)
+    assert f"taking over a stale refresh lock held by run {lock['run_id']}" in caplog.text
+    clean = refresh(spark, settings(clean_root), as_of, CORE)
+    for summary in (rerun, clean):
+        reconciliation = summary.stage("silver").summary["reconciliation"]
+        assert {k: reconciliation[k] for k in expected} == expected
+
+    tables = tables_under(clean_root)
+    assert tables_under(killed_root) == tables
+    assert ("silver", "order_lines") in tables and ("gold", "sales_daily") in tables
+    clean_wh = Warehouse(str(clean_root))
+    assert clean_wh.read(spark, "silver", "order_lines").count() == expected["accepted"]
+    for layer, name in tables:
+        got = killed.read(spark, layer, name)
+        want = clean_wh.read(spark, layer, name)
+        assert_df_equality(
+            comparable(got), comparable(want), ignore_row_order=True, ignore_nullable=True
+        )
+    assert not (killed_root / LOCK_NAME).exists()

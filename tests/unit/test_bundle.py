@@ -1,0 +1,95 @@
+"""The Databricks Asset Bundle's structure, and that every wheel task's entry point exists."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomllib
+import yaml
+
+from salesopt.jobs import JOB_STAGES, parse_args
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_bundle() -> dict[str, Any]:
+    """databricks.yml with the files it includes merged under `resources`."""
+    bundle = yaml.safe_load((ROOT / "databricks.yml").read_text())
+    resources: dict[str, dict] = {}
+    for pattern in bundle["include"]:
+        files = sorted(ROOT.glob(pattern))
+        assert files, f"include pattern {pattern} matches no file"
+        for path in files:
+            for kind, items in yaml.safe_load(path.read_text())["resources"].items():
+                resources.setdefault(kind, {}).update(items)
+    bundle["resources"] = resources
+    return bundle
+
+
+def wheel_tasks(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    tasks = [t for job in bundle["resources"]["jobs"].values() for t in job["tasks"]]
+    assert tasks, "the bundle defines no task"
+    return tasks
+
+
+def console_scripts() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return dict(project["scripts"])
+
+
+def test_targets_and_variables() -> None:
+    bundle = load_bundle()
+    assert bundle["bundle"]["name"] == "salesopt"
+    assert set(bundle["targets"]) == {"dev", "prod"}
+    assert bundle["targets"]["dev"]["mode"] == "development"
+    assert bundle["targets"]["prod"]["mode"] == "production"
+    assert {"catalog", "schema", "warehouse", "landing"} <= set(bundle["variables"])
+    for target in bundle["targets"].values():
+        assert {"catalog", "schema", "warehouse", "landing"} <= set(target["variables"])
+
+
+def test_job_is_scheduled_and_never_overlaps() -> None:
+    (job,) = load_bundle()["resources"]["jobs"].values()
+    assert job["max_concurrent_runs"] == 1
+    assert job["schedule"]["quartz_cron_expression"].split()[:3] == ["0", "30", "2"]
+    assert [p["name"] for p in job["parameters"]] == ["as_of"]
+    env = job["job_clusters"][0]["new_cluster"]["spark_env_vars"]
+    assert env["SALESOPT_CATALOG__CATALOG"] == "${var.catalog}"
+    assert env["SALESOPT_CATALOG__SCHEMA_PREFIX"] == "${var.schema}"
+
+
+def test_every_task_entry_point_resolves_to_a_callable() -> None:
+    scripts = console_scripts()
+    for task in wheel_tasks(load_bundle()):
+        wheel = task["python_wheel_task"]
+        assert wheel["package_name"] == "salesopt"
+        target = scripts.get(wheel["entry_point"])
+        assert target, (
+            f"task {task['task_key']}: entry point {wheel['entry_point']} not in pyproject"
+        )
+        module, _, attr = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), attr))
+        assert task["libraries"] == [{"whl": "../dist/*.whl"}]
+
+
+def test_tasks_cover_every_job_in_pipeline_order_and_parse() -> None:
+    tasks = wheel_tasks(load_bundle())
+    jobs = [t["python_wheel_task"]["parameters"][0] for t in tasks]
+    assert jobs == [j for j in JOB_STAGES if j != "refresh"]
+    for before, task in itertools.pairwise(tasks):
+        assert task["depends_on"] == [{"task_key": before["task_key"]}]
+    for task in tasks:
+        job, *argv = task["python_wheel_task"]["parameters"]
+        argv = [a.replace("{{job.parameters.as_of}}", "2025-06-30") for a in argv]
+        args = parse_args(argv, job)
+        assert str(args.as_of) == "2025-06-30"
+
+
+@pytest.mark.parametrize("name", ["salesopt", "salesopt-job"])
+def test_console_scripts_import(name: str) -> None:
+    module, _, attr = console_scripts()[name].partition(":")
+    assert callable(getattr(importlib.import_module(module), attr))
