@@ -2,6 +2,7 @@
 
     make bench                                   # all, at their documented default sizes
     make bench BENCH_ARGS="refresh forecast"     # a subset by name
+    salesopt bench forecast --series 2000        # one bench with its own options
 
 Benchmarks take minutes to hours on 2 cores; they are not part of `make test`. Numbers go to
 docs/benchmarks.md only as measured, with the command that produced them.
@@ -9,7 +10,7 @@ docs/benchmarks.md only as measured, with the command that produced them.
 
 from __future__ import annotations
 
-import subprocess
+import json
 import sys
 
 BENCHES = {
@@ -22,19 +23,16 @@ BENCHES = {
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(BENCHES)
-    unknown = [n for n in names if n not in BENCHES]
-    if unknown:
-        print(f"unknown bench {unknown}; choose from {', '.join(BENCHES)}", file=sys.stderr)
-        return 2
-    failed = []
-    for name in names:
-        print(f"== bench {name}", flush=True)
-        if subprocess.run([sys.executable, "-m", BENCHES[name]], check=False).returncode != 0:
-            failed.append(name)
-    if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+    """Each name runs at its default size; `salesopt bench NAME --opt ...` passes options."""
+    from salesopt.benchrun import BenchError, run_benches
+
+    try:
+        summary = run_benches(argv or None, [])
+    except BenchError as exc:
+        print(f"salesopt bench: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(json.dumps(summary))
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`salesopt` command line: generate, refresh, demo, report, maintain.
+"""`salesopt` command line: generate, refresh, demo, report, maintain, bench.
 
 Progress goes to stderr through `logging`; the last line of stdout is one JSON object that a
 scheduler can parse. Exit codes: 0 success, 1 a salesopt error (one line on stderr), 2 bad usage
@@ -84,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _conf_flags(maint)
     maint.add_argument("--no-vacuum", action="store_true")
+
+    bench = sub.add_parser(
+        "bench",
+        allow_abbrev=False,
+        help="run benchmarks from a source checkout; results under bench/results/",
+        description="Runs benchmarks from bench/ of a source checkout (bench/ is not part of the "
+        "installed package). Options after the bench name go to that bench, e.g. "
+        "`salesopt bench refresh --customers 1000 --products 50 --days 60`.",
+    )
+    bench.add_argument("name", nargs="?", help="one bench (default: all, at default sizes)")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options for that bench")
+    bench.add_argument("--list", action="store_true", help="list the benches and exit")
     return parser
 
 
@@ -158,12 +170,28 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from salesopt.benchrun import BenchError, available, run_benches
+
+    try:
+        if args.list:
+            _emit({"benches": available()})
+            return 0
+        names = [args.name] if args.name else None
+        _emit(run_benches(names, list(args.bench_args)))
+    except BenchError as exc:
+        sys.stderr.write(f"salesopt: {exc}\n")
+        return exc.exit_code
+    return 0
+
+
 COMMANDS = {
     "generate": cmd_generate,
     "refresh": cmd_refresh,
     "demo": cmd_demo,
     "report": cmd_report,
     "maintain": cmd_maintain,
+    "bench": cmd_bench,
 }
 
 
