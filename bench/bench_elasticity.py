@@ -8,7 +8,9 @@ default; --reuse skips generation when --out already holds it), builds gold/sale
 from the truth (daily units joined with the price calendar), fans the per-product regression out
 with applyInPandas, and compares with truth/products.elasticity (--no-traffic: without the
 store-traffic control, for the ablation in docs/benchmarks.md). Reports the median
-absolute relative error over products with status ok, by volume tercile, and the fit time.
+absolute relative error over products with status ok (the estimator's own rule for "enough
+price variation"), by volume and by planted price-volatility tercile, how the planted
+stable-price products were classified, and the fit time.
 Prints JSON and writes bench/results/elasticity-<timestamp>.json.
 """
 
@@ -62,9 +64,18 @@ def summarise(frame: pd.DataFrame) -> dict[str, object]:
         median_rel_error=("rel_error", "median"),
         median_units_per_day=("base_demand", "median"),
     )
+    ok["volatility"] = pd.qcut(ok["price_volatility"], 3, labels=["low", "mid", "high"])
+    by_volatility = ok.groupby("volatility", observed=True).agg(
+        products=("rel_error", "size"),
+        median_rel_error=("rel_error", "median"),
+        median_price_volatility=("price_volatility", "median"),
+    )
+    stable = frame["price_volatility"] <= 0.02
     return {
         "products": len(frame),
         "status_counts": frame["status"].value_counts().to_dict(),
+        "planted_stable_price_products": int(stable.sum()),
+        "stable_price_products_by_status": frame.loc[stable, "status"].value_counts().to_dict(),
         "median_rel_error": round(float(ok["rel_error"].median()), 4),
         "share_within_20pct": round(float((ok["rel_error"] <= 0.2).mean()), 4),
         "mean_error": round(float((ok["elasticity"] - ok["planted"]).mean()), 4),
@@ -72,6 +83,10 @@ def summarise(frame: pd.DataFrame) -> dict[str, object]:
         "by_volume_tercile": {
             str(k): {c: round(float(v), 4) for c, v in row.items()}
             for k, row in by_tercile.iterrows()
+        },
+        "by_price_volatility_tercile": {
+            str(k): {c: round(float(v), 4) for c, v in row.items()}
+            for k, row in by_volatility.iterrows()
         },
     }
 
@@ -107,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     estimates = pd.DataFrame(estimate_elasticities(obs, params, args.partitions).toPandas())
     fit_s = time.perf_counter() - started
     planted = pd.read_parquet(
-        f"{out}/truth/products", columns=["product_id", "elasticity", "base_demand"]
+        f"{out}/truth/products",
+        columns=["product_id", "elasticity", "base_demand", "price_volatility"],
     )
     frame = estimates.merge(planted.rename(columns={"elasticity": "planted"}), on="product_id")
     result = {

@@ -120,7 +120,7 @@ def generate(spark: SparkSession, out: str, settings: GenerateSettings) -> Gener
     products.join(base_demand, "product_id", "left").select(
         "product_id", "taste_group", "group_rank", "category", "list_price", "unit_cost",
         F.coalesce("base_demand", F.lit(0.0)).alias("base_demand"), "trend", "weekly_amp",
-        "yearly_amp", "yearly_phase", "elasticity", "launch_day", "end_day",
+        "yearly_amp", "yearly_phase", "elasticity", "price_volatility", "launch_day", "end_day",
     ).write.mode("overwrite").parquet(f"{truth}/products")  # fmt: skip
     price_calendar(spark, products, seed, days, start).write.mode("overwrite").parquet(
         f"{truth}/price_calendar"

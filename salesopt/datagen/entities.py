@@ -35,7 +35,9 @@ SEGMENTS = {
 }
 FIRST_NAMES = ("Ana", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jon")
 LAST_NAMES = ("Smith", "Garcia", "Chen", "Okafor", "Novak", "Silva", "Kim", "Muller", "Rossi")
-PRICE_REGIMES = (0.90, 0.95, 1.00, 1.00, 1.05, 1.10)
+# Shelf-price regimes as multiples of a product's price volatility: list x (1 + volatility x r).
+PRICE_REGIMES = (-1.0, -0.5, 0.0, 0.0, 0.5, 1.0)
+STABLE_PRICE_SHARE = 0.15  # products whose shelf price barely moves (volatility 0.02)
 REGIME_DAYS = 56
 PROMO_WEEK_SHARE = 0.08
 PROMO_LIFT = 1.15
@@ -85,6 +87,12 @@ def products_frame(spark: SparkSession, seed: int, products: int, days: int) -> 
         .withColumn("yearly_amp", F.round(0.45 * uniform(seed, 16, pid), 4))
         .withColumn("yearly_phase", F.round(365.0 * uniform(seed, 17, pid), 1))
         .withColumn("elasticity", F.round(-0.5 - 2.0 * uniform(seed, 18, pid), 3))
+        .withColumn(
+            "price_volatility",
+            F.when(uniform(seed, 23, pid) < STABLE_PRICE_SHARE, F.lit(0.02)).otherwise(
+                F.round(0.08 + 0.17 * uniform(seed, 24, pid), 3)
+            ),
+        )
         .withColumn(
             "launch_day",
             F.when(
@@ -186,14 +194,15 @@ def customers_frame(
 
 
 def shelf_price(seed: int, pid: Column, day: Column) -> Column:
-    """Shelf price on a day: list price times a price regime that changes every ~8 weeks."""
+    """Shelf price on a day: list price x (1 + price_volatility x a regime that changes every
+    ~8 weeks). Needs the product's `list_price` and `price_volatility` columns."""
     shifted = day + (uniform(seed, 50, pid) * REGIME_DAYS).cast("int")
     regime_index = (shifted / REGIME_DAYS).cast("int")
     regime = F.element_at(
         F.array(*map(F.lit, PRICE_REGIMES)),
         (uniform(seed, 51, pid, regime_index) * len(PRICE_REGIMES)).cast("int") + 1,
     )
-    return F.round(F.col("list_price") * regime, 2)
+    return F.round(F.col("list_price") * (1.0 + F.col("price_volatility") * regime), 2)
 
 
 def promo_pct(seed: int, pid: Column, day: Column) -> Column:
@@ -211,7 +220,7 @@ def price_calendar(
     """Shelf price, promotion and net price per product and day. Grain: product x day."""
     pid, day = F.col("pid"), F.col("day")
     return (
-        products.select("pid", "product_id", "list_price")
+        products.select("pid", "product_id", "list_price", "price_volatility")
         .crossJoin(spark.range(0, days).select(F.col("id").cast("int").alias("day")))
         .withColumn("date", F.date_add(F.lit(start).cast("date"), day))
         .withColumn("unit_price", shelf_price(seed, pid, day))

@@ -107,6 +107,20 @@ def _design(obs: pd.DataFrame) -> pd.DataFrame:
     return sm.add_constant(design[keep], has_constant="add")
 
 
+def shelf_price_cv(obs: pd.DataFrame) -> float | None:
+    """Coefficient of variation of the net price on days without promotion.
+
+    Promotion days have their own regressor, which absorbs most of their price cut, so the
+    variation that identifies the elasticity is the regular (shelf) price's. Falls back to all
+    days when fewer than two regular days exist.
+    """
+    regular = obs.loc[obs["promo"] <= 0, "price"].to_numpy(dtype=float)
+    prices = regular if regular.size >= 2 else obs["price"].to_numpy(dtype=float)
+    if prices.size < 2 or prices.mean() <= 0:
+        return None
+    return float(prices.std() / prices.mean())
+
+
 def _row(
     product_id: str, n: int, n_prices: int, cv: float | None, status: str, **kw
 ) -> pd.DataFrame:
@@ -135,7 +149,7 @@ def fit_elasticity(obs: pd.DataFrame, params: ElasticityParams) -> pd.DataFrame:
     n = len(obs)
     prices = obs["price"].to_numpy(dtype=float)
     n_prices = int(np.unique(np.round(prices, 2)).size)
-    cv = float(prices.std() / prices.mean()) if n > 1 else None
+    cv = shelf_price_cv(obs)
     if n < params.min_obs:
         msg = f"{n} days with sales < min_obs {params.min_obs}"
         return _row(product_id, n, n_prices, cv, "too_few_obs", message=msg)

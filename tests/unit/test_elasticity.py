@@ -90,3 +90,21 @@ def test_short_history_drops_the_yearly_terms_and_still_fits() -> None:
     row = fit_elasticity(planted(-2.0, days=200), PARAMS).iloc[0]
     assert row["status"] == "ok"
     assert row["elasticity"] == pytest.approx(-2.0, abs=0.15)
+
+
+def test_promotions_alone_are_not_enough_price_variation() -> None:
+    """Shelf price fixed, 10 % of days on a 20 % promotion: the promo dummy absorbs those cuts."""
+    obs = planted(-1.5)
+    obs["price"] = 5.0 * (1 - 0.2 * obs["promo"])
+    row = fit_elasticity(obs, PARAMS).iloc[0]
+    assert row["status"] == "insufficient_variation"
+    assert row["price_cv"] == pytest.approx(0.0)
+    assert pd.isna(row["elasticity"])
+
+
+def test_price_cv_is_measured_on_regular_days() -> None:
+    obs = planted(-1.5)
+    regular = obs.loc[obs["promo"] == 0, "price"]
+    row = fit_elasticity(obs, PARAMS).iloc[0]
+    assert row["status"] == "ok"
+    assert row["price_cv"] == pytest.approx(regular.std(ddof=0) / regular.mean())
