@@ -16,11 +16,11 @@ export PYTHONHASHSEED := 0
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMPS)/venv: pyproject.toml
+$(STAMPS)/venv: pyproject.toml constraints.txt
 	@mkdir -p $(STAMPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[spark,dev,bench]'
 	@touch $@
 
 $(JARS)/.stamp: jars/pom.xml $(STAMPS)/venv
