@@ -9,8 +9,9 @@ Nothing happens unless the environment variable `SALESOPT_TEST_FAULT` names that
 - `silver_merge:wait=/tmp/go` - the run pauses there until the file `/tmp/go` exists (at most
   `WAIT_LIMIT_S`), so a test can hold a run mid-stage while it starts a second one.
 
-Points in the code: `silver_merge` (in `silver._merge_silver`, right before the MERGE into
-`silver/order_lines`).
+Points in the code, both in `silver._merge_silver`: `silver_merge` (right before the write into
+`silver/order_lines`) and `silver_written` (right after it, before the batch is logged as
+cleaned).
 """
 
 from __future__ import annotations

@@ -84,20 +84,21 @@ def _merge_quarantine(ctx: StageContext, rejected: DataFrame) -> None:
     ).whenNotMatchedInsertAll().execute()
 
 
-def _merge_silver(ctx: StageContext, winners: DataFrame) -> int:
-    """MERGEs batch winners into silver where newer; returns how many lost to silver rows.
+def _merge_silver(ctx: StageContext, winners: DataFrame, first: object, last: object) -> int:
+    """Writes batch winners into silver where newer; returns how many lost to silver rows.
 
-    A line keeps its order's date across versions, so both the lookup of existing versions and
-    the MERGE are bounded to the batch's order_date range: partition pruning keeps the cost of a
-    refresh proportional to the new data, not to the history.
+    `first`/`last` are the batch's order_date range. A line keeps its order's date across
+    versions, so both the lookup of existing versions and the MERGE are bounded to that range:
+    partition pruning keeps the cost of a refresh proportional to the new data, not to the
+    history. When no key of the batch exists in silver (first loads, new days) a MERGE could only
+    insert, so the rows are appended instead (no join against the target, one file per order
+    date). A row that silver already holds from this same batch was written by an interrupted
+    earlier attempt: it counts as accepted, not as superseded, and is not written again.
     """
     wh = ctx.warehouse
     if not wh.exists(ctx.spark, *SILVER):
         wh.overwrite(winners.limit(0), *SILVER, partition_by=("order_date",))
-    bounds = winners.agg(F.min("order_date"), F.max("order_date")).first()
-    if bounds is None or bounds[0] is None:
-        return 0
-    in_range = f"order_date BETWEEN DATE'{bounds[0]}' AND DATE'{bounds[1]}'"
+    in_range = f"order_date BETWEEN DATE'{first}' AND DATE'{last}'"
     silver = (
         wh.read(ctx.spark, *SILVER)
         .where(in_range)
@@ -105,6 +106,7 @@ def _merge_silver(ctx: StageContext, winners: DataFrame) -> int:
             *clean.KEY,
             F.col("updated_at").alias("_t_updated"),
             F.col("_ingested_at").alias("_t_ingested"),
+            F.col("_batch_id").alias("_t_batch"),
         )
     )
     newer = (
@@ -115,22 +117,44 @@ def _merge_silver(ctx: StageContext, winners: DataFrame) -> int:
             & (F.col("_ingested_at") > F.col("_t_ingested"))
         )
     )
-    compared = winners.join(silver, on=list(clean.KEY), how="left").withColumn("_newer", newer)
-    compared = compared.persist(StorageLevel.MEMORY_AND_DISK)
-    lost = compared.where(~F.col("_newer")).count()
-    source = compared.where(F.col("_newer")).drop("_t_updated", "_t_ingested", "_newer")
-    condition = f"t.order_id = s.order_id AND t.line_no = s.line_no AND t.{in_range}"
-    faults.inject("silver_merge")  # test-only fault point (salesopt/faults.py); no-op otherwise
-    (
-        DeltaTable.forPath(ctx.spark, wh.path(*SILVER))
-        .alias("t")
-        .merge(source.alias("s"), condition)
-        .whenMatchedUpdateAll(condition="s.updated_at >= t.updated_at")
-        .whenNotMatchedInsertAll()
-        .execute()
+    applied = F.coalesce(F.col("_t_batch") == F.col("_batch_id"), F.lit(False))
+    compared = (
+        winners.join(silver, on=list(clean.KEY), how="left")
+        .withColumn("_newer", newer & ~applied)
+        .withColumn("_applied", applied)
+        .persist(StorageLevel.MEMORY_AND_DISK)
     )
+    stats = agg_row(
+        compared.agg(
+            F.count(F.when(~F.col("_newer") & ~F.col("_applied"), F.lit(1))).alias("lost"),
+            F.count("_t_updated").alias("matched"),
+            F.count(F.when(F.col("_applied"), F.lit(1))).alias("applied"),
+        )
+    )
+    if stats["applied"]:
+        log.warning(
+            "%d lines of this batch are already in silver (written by an interrupted earlier "
+            "attempt); they count as accepted and are not written again", stats["applied"],
+        )  # fmt: skip
+    source = compared.where(F.col("_newer")).drop(
+        "_t_updated", "_t_ingested", "_t_batch", "_newer", "_applied"
+    )
+    faults.inject("silver_merge")  # test-only fault point (salesopt/faults.py); no-op otherwise
+    if stats["matched"] == 0:
+        source.repartition("order_date").write.format("delta").mode("append").save(wh.path(*SILVER))
+    else:
+        condition = f"t.order_id = s.order_id AND t.line_no = s.line_no AND t.{in_range}"
+        (
+            DeltaTable.forPath(ctx.spark, wh.path(*SILVER))
+            .alias("t")
+            .merge(source.alias("s"), condition)
+            .whenMatchedUpdateAll(condition="s.updated_at >= t.updated_at")
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    faults.inject("silver_written")  # test-only: after the silver write, before bookkeeping
     compared.unpersist()
-    return lost
+    return int(stats["lost"])
 
 
 def clean_batch(
@@ -151,9 +175,18 @@ def clean_batch(
         )
     )
     _merge_quarantine(ctx, classified.where(F.col("_reason").isNotNull()))
-    in_batch_losers = ranked.where(F.col("_version_rank") > 1).count()
-    winners = ranked.where(F.col("_version_rank") == 1).drop("_version_rank")
-    lost_to_silver = _merge_silver(ctx, winners)
+    winner = F.col("_version_rank") == 1
+    versions = agg_row(
+        ranked.agg(
+            F.count(F.when(~winner, F.lit(1))).alias("losers"),
+            F.min(F.when(winner, F.col("order_date"))).alias("first"),
+            F.max(F.when(winner, F.col("order_date"))).alias("last"),
+        )
+    )
+    winners = ranked.where(winner).drop("_version_rank")
+    lost_to_silver = 0
+    if versions["first"] is not None:
+        lost_to_silver = _merge_silver(ctx, winners, versions["first"], versions["last"])
     rec = Reconciliation(
         read=int(counts["read"]),
         quarantined=int(counts["quarantined"]),
@@ -163,7 +196,7 @@ def clean_batch(
         log.warning(
             "batch %s: %d lines carry unknown fields, kept in _rescued_data", batch_id, rec.rescued
         )
-    rec.superseded = in_batch_losers + lost_to_silver
+    rec.superseded = int(versions["losers"]) + lost_to_silver
     rec.accepted = rec.read - rec.quarantined - rec.superseded
     classified.unpersist()
     ranked.unpersist()

@@ -1,5 +1,6 @@
-"""A refresh killed (SIGKILL) inside the silver stage, right before its MERGE, then rerun, ends
-with exactly the tables of a clean run over the same landing files."""
+"""A refresh killed (SIGKILL) inside the silver stage, right before or right after its write into
+silver, then rerun, ends with exactly the tables and the reconciliation of a clean run over the
+same landing files."""
 
 from __future__ import annotations
 
@@ -52,8 +53,13 @@ def comparable(df: DataFrame) -> DataFrame:
     return df.select(*columns)
 
 
-def test_killed_during_silver_merge_then_rerun_equals_clean_run(
-    spark: SparkSession, base_settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("point", ["silver_merge", "silver_written"])
+def test_killed_in_silver_then_rerun_equals_clean_run(
+    spark: SparkSession,
+    base_settings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    point: str,
 ) -> None:
     landing = tmp_path / "landing"
     expected = write_tiny_landing(landing)
@@ -65,14 +71,14 @@ def test_killed_during_silver_merge_then_rerun_equals_clean_run(
 
     proc = subprocess.Popen(
         cli_refresh_cmd(killed_root, landing),
-        env=subprocess_env(SALESOPT_TEST_FAULT="silver_merge:kill"),
+        env=subprocess_env(SALESOPT_TEST_FAULT=f"{point}:kill"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == -signal.SIGKILL, err[-3000:]
-    assert "fault injection: killing the process at silver_merge" in err
+    assert f"fault injection: killing the process at {point}" in err
     assert out == ""
     lock = json.loads((killed_root / LOCK_NAME).read_text())
     assert lock["pid"] == proc.pid  # left behind by the dead process
@@ -80,12 +86,17 @@ def test_killed_during_silver_merge_then_rerun_equals_clean_run(
     killed = Warehouse(str(killed_root))
     ctx = StageContext(spark, settings(killed_root), killed, as_of, "inspect")
     assert [s["status"] for s in latest_batch_states(ctx)] == ["ingested"]
-    assert killed.read(spark, "silver", "order_lines").count() == 0  # the MERGE never ran
+    in_silver = killed.read(spark, "silver", "order_lines").count()
+    # killed before the write: silver is empty; after it: the batch's lines are there, but the
+    # batch is still logged `ingested`, so the rerun cleans it again
+    assert in_silver == (0 if point == "silver_merge" else expected["accepted"])
     assert killed.read(spark, "quarantine", "orders_rejected").count() == expected["quarantined"]
 
-    with caplog.at_level(logging.WARNING, "salesopt.lock"):
+    with caplog.at_level(logging.WARNING, "salesopt"):
         rerun = refresh(spark, settings(killed_root), as_of, CORE)
     assert f"taking over a stale refresh lock held by run {lock['run_id']}" in caplog.text
+    if point == "silver_written":
+        assert f"{expected['accepted']} lines of this batch are already in silver" in caplog.text
     clean = refresh(spark, settings(clean_root), as_of, CORE)
     for summary in (rerun, clean):
         reconciliation = summary.stage("silver").summary["reconciliation"]
