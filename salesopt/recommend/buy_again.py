@@ -11,8 +11,11 @@ The typical interval is the product's median gap between a customer's distinct p
 Eligible: products of repurchase categories (config, else categories whose share of customer x
 product pairs bought on two or more days is at least `min_repurchase_rate`).
 
-Blend: per customer both scores are scaled to a maximum of 1, then
+Blend: ALS scores are scaled per customer to a maximum of 1; buy-again scores stay as they are
+(a probability of a re-buy within the horizon, in [0, 1]); then
 `blend = w * buy_again + (1 - w) * als` (a missing score counts 0); `source` is the larger term.
+Keeping the buy-again probability unscaled means a customer's weak re-buy chances do not take top
+slots from ALS just because they are that customer's best re-buy chances.
 """
 
 from __future__ import annotations
@@ -117,9 +120,10 @@ def blend(als_scores: DataFrame, ba_scores: DataFrame, weight: float) -> DataFra
     """Blended candidates. Grain: (customer_id, product_id); `score`, `source`."""
     als_term = F.lit(1.0 - weight) * F.coalesce(F.col("als"), F.lit(0.0))
     ba_term = F.lit(weight) * F.coalesce(F.col("ba"), F.lit(0.0))
+    ba = ba_scores.select("customer_id", "product_id", F.col("score").alias("ba"))
     return (
         _scaled(als_scores, "als")
-        .join(_scaled(ba_scores, "ba"), on=["customer_id", "product_id"], how="full_outer")
+        .join(ba, on=["customer_id", "product_id"], how="full_outer")
         .select(
             "customer_id",
             "product_id",

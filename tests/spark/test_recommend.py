@@ -14,7 +14,7 @@ from salesopt.context import StageContext, StageResult
 from salesopt.datagen import planted_lines
 from salesopt.errors import InputError
 from salesopt.io.tables import Warehouse
-from salesopt.recommend import als, metrics, serve, split, stage
+from salesopt.recommend import als, buy_again, metrics, serve, split, stage
 
 pytestmark = pytest.mark.spark
 
@@ -236,3 +236,29 @@ def test_stage_needs_order_lines(spark: SparkSession, settings_for: Any) -> None
     ctx = StageContext(spark, settings, Warehouse.from_settings(settings), AS_OF, "r0")
     with pytest.raises(InputError, match="silver/order_lines not found"):
         stage.run(ctx)
+
+
+def test_blend_scales_als_per_customer_and_keeps_buy_again_probability(
+    spark: SparkSession,
+) -> None:
+    als_scores = spark.createDataFrame(
+        [("c", "p1", 2.0), ("c", "p2", 1.0), ("d", "p1", -0.5)],
+        "customer_id string, product_id string, score double",
+    )
+    ba_scores = spark.createDataFrame(
+        [("c", "p2", 0.8), ("c", "p3", 0.1), ("d", "p4", 0.05)],
+        "customer_id string, product_id string, score double",
+    )
+    got = {
+        (r["customer_id"], r["product_id"]): (round(r["score"], 6), r["source"])
+        for r in buy_again.blend(als_scores, ba_scores, 0.5).collect()
+    }
+    # c: ALS scaled by its max 2.0 -> p1 1.0, p2 0.5; buy-again used as is (not scaled to 1)
+    # d: negative ALS counts 0; its only re-buy chance (5%) stays small instead of becoming 1
+    assert got == {
+        ("c", "p1"): (0.5, "als"),
+        ("c", "p2"): (0.65, "buy_again"),
+        ("c", "p3"): (0.05, "buy_again"),
+        ("d", "p1"): (0.0, "als"),
+        ("d", "p4"): (0.025, "buy_again"),
+    }
