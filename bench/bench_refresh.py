@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.common import Timer, save
 from salesopt.config import load_settings
-from salesopt.datagen import generate, last_day
+from salesopt.datagen import GenerateSummary, generate, last_day
 from salesopt.pipeline import refresh
 from salesopt.session import get_spark
 
@@ -44,6 +44,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
     p.add_argument("--workdir", type=Path, default=None, help="default: a temp folder, removed")
     p.add_argument("--skip-duckdb", action="store_true")
+    p.add_argument(
+        "--reuse-landing",
+        action="store_true",
+        help="use the landing files already in --workdir (same generation options; no generate "
+        "step is timed) and rebuild the warehouse from scratch",
+    )
     return p.parse_args(argv)
 
 
@@ -105,8 +111,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(args.conf, overrides=overrides)
     spark = get_spark(settings.spark)
     cores = int(spark.sparkContext.defaultParallelism)
-    with Timer() as gen_t:
-        gen = generate(spark, str(work), settings.generate)
+    gen_t = Timer()
+    gen: GenerateSummary | None = None
+    if args.reuse_landing:
+        if args.workdir is None or not (work / "landing" / "orders").is_dir():
+            raise SystemExit("--reuse-landing needs --workdir with landing/orders from a run")
+        shutil.rmtree(work / "warehouse", ignore_errors=True)
+    else:
+        with gen_t:
+            gen = generate(spark, str(work), settings.generate)
     end = last_day(settings.generate)
     full_as_of = end - timedelta(days=args.hold_days)
     with Timer() as full_t:
@@ -120,9 +133,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "products": args.products,
         "days": args.days,
         "cores": cores,
-        "generate_seconds": gen_t.seconds,
-        "generated_landing_lines": gen.landing_lines,
-        "generate_lines_per_s": round(gen.landing_lines / gen_t.seconds),
+        "generate_seconds": gen_t.seconds if gen else None,
+        "generated_landing_lines": gen.landing_lines if gen else None,
+        "generate_lines_per_s": round(gen.landing_lines / gen_t.seconds) if gen else None,
+        "reused_landing": bool(args.reuse_landing),
         "full_refresh_lines": full_lines,
         "full_refresh_seconds": full_t.seconds,
         "full_refresh_lines_per_s_per_core": round(full_lines / full_t.seconds / cores),

@@ -48,20 +48,25 @@ def _publish_sales(
         scope = lines.where(F.date_trunc("week", "order_date").cast("date").isin(week_list))
         changed_days = scope.select("order_date").distinct()
         log.info("updating sales history for %d changed weeks", len(week_list))
+    # persisted: the quality rules and the MERGE both read them (aggregated from silver once)
     daily = features.with_run(features.sales_daily(scope), ctx.as_of, ctx.run_id)
     weekly = features.with_run(features.sales_weekly(scope), ctx.as_of, ctx.run_id)
+    daily, weekly = (df.persist(StorageLevel.MEMORY_AND_DISK) for df in (daily, weekly))
     rules = ctx.settings.quality.rules
     results = quality.evaluate(daily, "gold/sales_daily", rules) + quality.evaluate(
         weekly, "gold/sales_weekly", rules
     )
     quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
     quality.enforce(results)
-    return {
+    versions = {
         "gold/sales_daily": features.merge_history(ctx, daily, "sales_daily", "date", changed_days),
         "gold/sales_weekly": features.merge_history(
             ctx, weekly, "sales_weekly", "week_start", changed_weeks
         ),
     }
+    daily.unpersist()
+    weekly.unpersist()
+    return versions
 
 
 def silver_version_for(ctx: StageContext) -> int | None:

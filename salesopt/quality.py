@@ -77,17 +77,12 @@ def evaluate(df: DataFrame, table: str, rules: Sequence[QualityRule]) -> list[Ru
     ]
 
 
-def split_quarantine(
-    df: DataFrame, table: str, rules: Sequence[QualityRule]
-) -> tuple[DataFrame, DataFrame]:
-    """(rows that pass every quarantine rule, failing rows with `_reason` = `rule:<name>`)."""
+def quarantine_reason(table: str, rules: Sequence[QualityRule]) -> F.Column:
+    """`rule:<name>` of the first `quarantine` rule on `table` a row fails; null when it passes."""
     reason = F.lit(None).cast("string")
     for rule in reversed([r for r in rules_for(rules, table) if r.action == "quarantine"]):
         reason = F.when(_fails(rule), F.lit(f"rule:{rule.name}")).otherwise(reason)
-    marked = df.withColumn("_rule_reason", reason)
-    kept = marked.where(F.col("_rule_reason").isNull()).drop("_rule_reason")
-    failed = marked.where(F.col("_rule_reason").isNotNull())
-    return kept, failed
+    return reason
 
 
 def record(

@@ -65,11 +65,13 @@ def classify(ctx: StageContext, raw: DataFrame, products: DataFrame) -> DataFram
     typed = clean.with_typed_fields(clean.parse_records(raw, ctx.settings.ingest.format))
     reasoned = clean.with_reason(typed, ctx.as_of, cfg.max_future_days, cfg.late_window_days)
     checked = clean.with_product_check(reasoned, products, cfg.unknown_product)
-    valid, ruled = quality.split_quarantine(
-        checked.where(F.col("_reason").isNull()), SILVER_TABLE, ctx.settings.quality.rules
-    )
-    ruled = ruled.withColumn("_reason", F.col("_rule_reason")).drop("_rule_reason")
-    return checked.where(F.col("_reason").isNotNull()).unionByName(ruled).unionByName(valid)
+    # one projection, no union of branches: each branch of a union would recompute the parse
+    # from bronze; CASE evaluates the rules only on rows that passed every earlier check
+    rule_reason = quality.quarantine_reason(SILVER_TABLE, ctx.settings.quality.rules)
+    return checked.withColumn(
+        "_reason",
+        F.when(F.col("_reason").isNull(), rule_reason).otherwise(F.col("_reason")),
+    ).drop("_fields", "_parsed", "_type_error")  # parsing intermediates: not cached, not needed
 
 
 def _merge_quarantine(ctx: StageContext, rejected: DataFrame) -> None:
