@@ -73,19 +73,26 @@ def parse_records(raw: DataFrame, fmt: str = "json") -> DataFrame:
             .withColumn("_parsed", F.col("_fields").isNotNull())
             .withColumn("_rescued_data", F.lit(None).cast("string"))
         )
-    fields = F.from_json(F.col("value"), "map<string,string>")
-    unknown = F.map_filter(fields, lambda k, _v: ~k.isin(*FIELD_TYPES))
+    # `_fields` is parsed once and referenced by column: an expression that repeated the
+    # from_json call would parse every line again at each use. The unknown-field map (a lambda,
+    # evaluated without code generation) is only built for lines that have unknown keys.
+    known = F.array(*map(F.lit, FIELD_TYPES))
+    has_unknown = F.size(F.array_except(F.map_keys(F.col("_fields")), known)) > 0
+    unknown = F.map_filter(F.col("_fields"), lambda k, _v: ~k.isin(*FIELD_TYPES))
     return (
-        raw.withColumn("_fields", fields)
+        raw.withColumn("_fields", F.from_json(F.col("value"), "map<string,string>"))
         .withColumn("_parsed", F.col("_fields").isNotNull())
-        .withColumn(
-            "_rescued_data", F.when(F.size(unknown) > 0, F.to_json(unknown)).otherwise(F.lit(None))
-        )
+        .withColumn("_rescued_data", F.when(has_unknown, F.to_json(unknown)))
     )
 
 
+def _raw(name: str) -> Column:
+    """The trimmed text of field `name` (null when absent), looked up once per line."""
+    return F.col(f"_raw_{name}")
+
+
 def _typed(name: str) -> Column:
-    text = F.trim(F.col("_fields")[name])
+    text = _raw(name)
     kind = FIELD_TYPES[name]
     if kind == "timestamp":
         return F.coalesce(
@@ -98,25 +105,29 @@ def _typed(name: str) -> Column:
 
 
 def with_typed_fields(records: DataFrame) -> DataFrame:
-    """Adds one typed column per contract field and `_type_error` (a present field that failed)."""
-    typed = records
-    bad = []
-    for name in FIELD_TYPES:
-        typed = typed.withColumn(name, _typed(name))
-        present = F.col("_fields")[name].isNotNull()
-        bad.append(present & F.col(name).isNull() & (F.trim(F.col("_fields")[name]) != ""))
+    """Adds one typed column per contract field and `_type_error` (a present field that failed).
+
+    Also adds `_raw_<field>` (the trimmed text), so each map lookup happens once per line.
+    """
+    raw = records.select(
+        "*", *[F.trim(F.col("_fields")[name]).alias(f"_raw_{name}") for name in FIELD_TYPES]
+    )
+    typed = raw.select("*", *[_typed(name).alias(name) for name in FIELD_TYPES])
     any_bad = F.lit(False)
-    for flag in bad:
-        any_bad = any_bad | F.coalesce(flag, F.lit(False))
+    for name in FIELD_TYPES:
+        bad = _raw(name).isNotNull() & F.col(name).isNull() & (_raw(name) != "")
+        any_bad = any_bad | F.coalesce(bad, F.lit(False))
     return typed.withColumn("_type_error", any_bad)
+
+
+RAW_COLUMNS = tuple(f"_raw_{name}" for name in FIELD_TYPES)
 
 
 def reason_code(as_of: date, max_future_days: int, late_window_days: int) -> Column:
     """The first reason that disqualifies a line (null when the line is valid)."""
     missing = F.lit(False)
     for name in REQUIRED:
-        raw_value = F.trim(F.col("_fields")[name])
-        missing = missing | raw_value.isNull() | (raw_value == "")
+        missing = missing | _raw(name).isNull() | (_raw(name) == "")
     reference = F.coalesce(F.col("_delivery_date"), F.lit(as_of))
     future = F.to_date(F.col("order_ts")) > F.date_add(reference, max_future_days)
     too_late = F.col("_delivery_date").isNotNull() & (

@@ -71,7 +71,7 @@ def classify(ctx: StageContext, raw: DataFrame, products: DataFrame) -> DataFram
     return checked.withColumn(
         "_reason",
         F.when(F.col("_reason").isNull(), rule_reason).otherwise(F.col("_reason")),
-    ).drop("_fields", "_parsed", "_type_error")  # parsing intermediates: not cached, not needed
+    ).drop("_fields", "_parsed", "_type_error", *clean.RAW_COLUMNS)  # parsing intermediates
 
 
 def _merge_quarantine(ctx: StageContext, rejected: DataFrame) -> None:
