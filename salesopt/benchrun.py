@@ -10,6 +10,7 @@ and returns one summary: bench name, exit code, seconds and the result file it w
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import salesopt
+
+log = logging.getLogger(__name__)
 
 
 class BenchError(Exception):
@@ -84,7 +87,7 @@ def run_benches(
     for name in chosen:
         started = time.time()
         cmd = [sys.executable, "-m", registry[name], *bench_args]
-        print(f"== bench {name}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+        log.info("bench %s: %s", name, " ".join(cmd[1:]))
         # The bench's own JSON goes to stderr so stdout keeps one summary line for schedulers.
         rc = subprocess.run(cmd, cwd=root, env=env, stdout=sys.stderr, check=False).returncode
         runs[name] = {
