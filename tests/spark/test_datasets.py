@@ -84,7 +84,7 @@ def test_complete_journey_maps_onto_the_source_contract(
     assert (bagels["status"], bagels["channel"]) == ("completed", "store")
     (zero,) = by_day["batch_date=2017-01-09"]
     assert zero["order_ts"] == "2017-01-09T08:00:00Z"
-    assert zero["quantity"] == 0 and "unit_price" not in zero  # quarantined as zero_quantity
+    assert zero["quantity"] == 0 and "unit_price" not in zero  # no unit price: quarantined
     products = spark.read.option("header", "true").csv(str(landing / "products"))
     assert {(r["product_id"], r["category"]) for r in products.collect()} == {
         ("1095275", "pastry"),
