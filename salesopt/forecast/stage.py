@@ -12,7 +12,6 @@ coalesce that stage. The run fails (after writing gold/forecast_status) when the
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import re
@@ -81,8 +80,12 @@ def forecast_all(
     series = prepare.complete_series(units, origin, settings.frequency, settings.history_periods)
     n = fanout_partitions(spark, settings)
     keyed = prepare.with_fanout_key(series, prepare.bucket_keys(spark, n), n).repartition(n, "key")
-    fn = functools.partial(_in_worker, spec=ForecastSpec.from_settings(settings), origin=origin)
-    return keyed.groupBy("key", "product_id").applyInPandas(fn, STAGE_SCHEMA)
+    spec = ForecastSpec.from_settings(settings)
+
+    def per_product(pdf: pd.DataFrame) -> pd.DataFrame:  # a plain function: no type-hint warning
+        return _in_worker(pdf, spec=spec, origin=origin)
+
+    return keyed.groupBy("key", "product_id").applyInPandas(per_product, STAGE_SCHEMA)
 
 
 def check_failure_share(failed: int, total: int, max_share: float) -> None:

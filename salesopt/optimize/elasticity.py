@@ -12,7 +12,6 @@ terms do not capture. Formulas and status rules: docs/decisions.md.
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -180,9 +179,13 @@ def fit_elasticity(obs: pd.DataFrame, params: ElasticityParams) -> pd.DataFrame:
 
 def estimate_elasticities(obs: DataFrame, params: ElasticityParams, partitions: int) -> DataFrame:
     """Fans `fit_elasticity` out over products. Grain: one row per product with observations."""
+
+    def per_product(pdf: pd.DataFrame) -> pd.DataFrame:  # a plain function: no type-hint warning
+        return fit_elasticity(pdf, params=params)
+
     return (
         obs.select(*OBS_COLUMNS)
         .repartition(partitions, "product_id")
         .groupBy("product_id")
-        .applyInPandas(functools.partial(fit_elasticity, params=params), schema=ELASTICITY_SCHEMA)
+        .applyInPandas(per_product, schema=ELASTICITY_SCHEMA)
     )
