@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import argparse
 import glob
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from bench.common import Timer
 from salesopt import clean
 from salesopt.config import load_settings
 from salesopt.session import get_spark
 
 
 def _time(name: str, df: DataFrame) -> None:
-    start = time.perf_counter()
-    df.write.format("noop").mode("overwrite").save()
-    print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
+    with Timer() as t:
+        df.write.format("noop").mode("overwrite").save()
+    print(f"{name}: {t.seconds:.1f} s", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

