@@ -261,6 +261,9 @@ class OpsSettings(_Section):
 class MaintainSettings(_Section):
     vacuum_retention_hours: int = Field(default=168, ge=0)
     optimize: bool = True
+    # gold snapshot slices older than this many days before a table's newest as_of are deleted
+    # by `salesopt maintain`; None keeps every slice
+    snapshot_retention_days: int | None = Field(default=None, ge=0)
 
 
 class Settings(_Section):

@@ -9,8 +9,10 @@ key they cannot be reversed or recomputed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -18,7 +20,7 @@ from pyspark.sql import functions as F
 
 from salesopt.config import Settings
 from salesopt.errors import InputError, SetupError
-from salesopt.io.tables import Warehouse
+from salesopt.io.tables import Warehouse, list_file_stats
 
 log = logging.getLogger(__name__)
 
@@ -136,26 +138,90 @@ def _exists(spark: SparkSession, folder: str) -> bool:
         return False
 
 
+# Bump when a dimension transformation changes: every table is then rebuilt once.
+DIMS_FORMAT = "dims-v1"
+
+
+def source_fingerprint(spark: SparkSession, folder: str, extra: str = "") -> str:
+    """SHA-256 over the data files under `folder`: path, size and modification time of each.
+
+    Listed through the Hadoop file system of the path (local, S3, ADLS, GCS, DBFS), without
+    reading the files. `extra` folds in other inputs of the transformation (e.g. the PII key).
+    """
+    digest = hashlib.sha256(f"{DIMS_FORMAT}\n{extra}\n".encode())
+    for path, size, modified in list_file_stats(spark, folder):
+        digest.update(f"{path}|{size}|{modified}\n".encode())
+    return f"{DIMS_FORMAT}:{digest.hexdigest()}"
+
+
+def _refresh_one(
+    spark: SparkSession,
+    warehouse: Warehouse,
+    name: str,
+    fingerprint: str,
+    build: Callable[[], DataFrame],
+) -> tuple[int | None, bool]:
+    """Rewrites silver/<name> unless its last write came from the same source files."""
+    if warehouse.last_user_metadata(spark, "silver", name) == fingerprint:
+        return warehouse.version(spark, "silver", name), False
+    return warehouse.overwrite(build(), "silver", name, user_metadata=fingerprint), True
+
+
 def refresh_dims(
     spark: SparkSession, settings: Settings, warehouse: Warehouse
 ) -> dict[str, int | None]:
-    """Rewrites silver/products, silver/customers (and silver/inventory if landed)."""
+    """Rewrites silver/products, silver/customers (and silver/inventory if landed).
+
+    A table is rewritten only when its landing files changed since its last write (path, size
+    or modification time of any file, files added or removed), when the PII key changed (for
+    customers), or when its latest commit is not such a write (e.g. after `salesopt maintain`).
+    The fingerprint of the source files is stored in the commit's `userMetadata`.
+    """
     landing = settings.paths.landing.rstrip("/")
-    products = products_silver(
-        read_reference(spark, f"{landing}/products", ("product_id", "category"))
-    )
-    customers = customers_silver(
-        read_reference(spark, f"{landing}/customers", ("customer_id",)), pii_key(settings)
-    )
-    versions = {
-        "silver/products": warehouse.overwrite(products, "silver", "products"),
-        "silver/customers": warehouse.overwrite(customers, "silver", "customers"),
-    }
+    key = pii_key(settings)
+    key_id = hashlib.sha256(f"pii-key|{key}".encode()).hexdigest()
+    specs: list[tuple[str, str, str, Callable[[], DataFrame]]] = [
+        (
+            "products",
+            f"{landing}/products",
+            "",
+            lambda: products_silver(
+                read_reference(spark, f"{landing}/products", ("product_id", "category"))
+            ),
+        ),
+        (
+            "customers",
+            f"{landing}/customers",
+            key_id,
+            lambda: customers_silver(
+                read_reference(spark, f"{landing}/customers", ("customer_id",)), key
+            ),
+        ),
+    ]
     if _exists(spark, f"{landing}/inventory"):
-        inventory = inventory_silver(
-            read_reference(
-                spark, f"{landing}/inventory", ("snapshot_date", "product_id", "on_hand")
+        specs.append(
+            (
+                "inventory",
+                f"{landing}/inventory",
+                "",
+                lambda: inventory_silver(
+                    read_reference(
+                        spark, f"{landing}/inventory", ("snapshot_date", "product_id", "on_hand")
+                    )
+                ),
             )
         )
-        versions["silver/inventory"] = warehouse.overwrite(inventory, "silver", "inventory")
+    versions: dict[str, int | None] = {}
+    unchanged = []
+    for name, folder, extra, build in specs:
+        fingerprint = source_fingerprint(spark, folder, extra)
+        versions[f"silver/{name}"], rewritten = _refresh_one(
+            spark, warehouse, name, fingerprint, build
+        )
+        if not rewritten:
+            unchanged.append(name)
+    if unchanged:
+        log.info(
+            "dimension files unchanged since the last load: kept silver/%s", ", ".join(unchanged)
+        )
     return versions

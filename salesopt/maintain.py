@@ -1,5 +1,11 @@
 """`salesopt maintain`: OPTIMIZE (compaction) and VACUUM for every Delta table of the warehouse.
 
+With `maintain.snapshot_retention_days` set, it first deletes the slices of every snapshot table
+(partitioned by `as_of`) whose `as_of` is more than that many days before the table's newest
+`as_of`; the newest slice always stays. Each daily slice of `gold/interactions` holds one row
+per customer-product pair ever bought, so without a retention snapshot tables grow by a full
+copy per business date. The deleted files go at the next VACUUM past its retention.
+
 VACUUM keeps `maintain.vacuum_retention_hours` of history (default 168 h = 7 days, Delta's own
 safe default): time travel and concurrent readers older than that lose their files. A retention
 below 168 h needs `spark.databricks.delta.retentionDurationCheck.enabled=false` in spark.conf,
@@ -10,41 +16,79 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from salesopt.config import Settings
-from salesopt.io.tables import LAYERS, Warehouse
+from salesopt.io.tables import LAYERS, Warehouse, agg_row, list_folders
 
 log = logging.getLogger(__name__)
 
 
 def list_tables(spark: SparkSession, warehouse: Warehouse) -> list[tuple[str, str]]:
-    """(layer, name) of every Delta table directly under the warehouse's layer folders."""
+    """(layer, name) of every Delta table directly under the warehouse's layer folders.
+
+    Lists folders through the Hadoop file system of the warehouse path (Spark's file index
+    would skip `_delta_log`, as it skips every name starting with `_`).
+    """
     found = []
     for layer in LAYERS:
-        try:
-            listing = (
-                spark.read.format("binaryFile")
-                .option("recursiveFileLookup", "true")
-                .option("pathGlobFilter", "00000000000000000000.json")
-                .load(f"{warehouse.root}/{layer}")
-                .select("path")
-                .collect()
-            )
-        except Exception:
-            continue
-        for row in listing:
-            parts = row["path"].rstrip("/").split("/")
-            if len(parts) >= 3 and parts[-2] == "_delta_log" and parts[-4] == layer:
-                found.append((layer, parts[-3]))
-    return sorted(set(found))
+        for folder in list_folders(spark, f"{warehouse.root}/{layer}"):
+            name = folder.rstrip("/").rsplit("/", 1)[-1]
+            if DeltaTable.isDeltaTable(spark, warehouse.path(layer, name)):
+                found.append((layer, name))
+    return sorted(found)
+
+
+def expire_slices(table: DeltaTable, retention_days: int) -> dict[str, Any]:
+    """Deletes `as_of` slices older than `retention_days` before the newest; returns counts."""
+    df = table.toDF()
+    newest = agg_row(df.agg(F.max("as_of")))[0]
+    if newest is None:
+        return {"slices_deleted": 0, "rows_deleted": 0}
+    older = F.col("as_of") < F.date_sub(F.lit(newest), retention_days)
+    stats = agg_row(df.where(older).agg(F.count_distinct("as_of"), F.count(F.lit(1))))
+    if stats[1]:
+        table.delete(older)
+    return {"slices_deleted": int(stats[0]), "rows_deleted": int(stats[1]), "newest_as_of": newest}
+
+
+LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+SPARK_DEFAULT_LISTING_PARALLELISM = "10000"
+
+
+@contextmanager
+def _listing_parallelism(spark: SparkSession) -> Iterator[None]:
+    """Sizes VACUUM's file listing to the cluster while maintenance runs.
+
+    VACUUM lists a table's files with a Spark job of
+    `spark.sql.sources.parallelPartitionDiscovery.parallelism` tasks, 10,000 by default: on a
+    2-core machine that was about 30 s per table, even for a table of a few files. Unless that
+    setting was changed, it is set to twice the default parallelism for the duration.
+    """
+    previous = spark.conf.get(LISTING_PARALLELISM)
+    if previous != SPARK_DEFAULT_LISTING_PARALLELISM:
+        yield
+        return
+    spark.conf.set(LISTING_PARALLELISM, str(max(8, 2 * spark.sparkContext.defaultParallelism)))
+    try:
+        yield
+    finally:
+        spark.conf.set(LISTING_PARALLELISM, previous)
 
 
 def maintain(spark: SparkSession, settings: Settings, vacuum: bool = True) -> dict[str, Any]:
     """Compacts and vacuums every table; returns per-table metrics and timings."""
+    with _listing_parallelism(spark):
+        return _maintain(spark, settings, vacuum)
+
+
+def _maintain(spark: SparkSession, settings: Settings, vacuum: bool) -> dict[str, Any]:
     warehouse = Warehouse.from_settings(settings)
     tables = list_tables(spark, warehouse)
     report: dict[str, Any] = {
@@ -55,6 +99,9 @@ def maintain(spark: SparkSession, settings: Settings, vacuum: bool = True) -> di
         t0 = time.perf_counter()
         table = DeltaTable.forPath(spark, warehouse.path(layer, name))
         entry: dict[str, Any] = {}
+        retention = settings.maintain.snapshot_retention_days
+        if retention is not None and agg_row(table.detail())["partitionColumns"] == ["as_of"]:
+            entry.update(expire_slices(table, retention))
         if settings.maintain.optimize:
             metrics = table.optimize().executeCompaction().first()
             entry["files_removed"] = int(metrics["metrics"]["numFilesRemoved"]) if metrics else 0

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -29,6 +30,40 @@ def agg_row(df: DataFrame) -> Row:
     if row is None:  # pragma: no cover - a global aggregate always returns a row
         raise RuntimeError("aggregation returned no row")
     return row
+
+
+def _hadoop_fs(spark: SparkSession, folder: str) -> tuple[Any, Any]:
+    """The Hadoop file system and path object for `folder` (local, S3, ADLS, GCS, DBFS)."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:  # pragma: no cover - a classic session always has a JVM gateway
+        raise RuntimeError("file listing needs a classic (JVM) Spark session")
+    path = jvm.org.apache.hadoop.fs.Path(folder)
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+
+
+def list_folders(spark: SparkSession, folder: str) -> list[str]:
+    """Sub-folders directly under `folder` (empty when it does not exist)."""
+    fs, path = _hadoop_fs(spark, folder)
+    if not fs.exists(path):
+        return []
+    return sorted(str(s.getPath()) for s in fs.listStatus(path) if s.isDirectory())
+
+
+def list_file_stats(spark: SparkSession, folder: str) -> list[tuple[str, int, int]]:
+    """(path, size, modification ms) of every data file under `folder`, recursively.
+
+    Names starting with `_` or `.` are skipped (markers, checksums). No file is read.
+    """
+    fs, path = _hadoop_fs(spark, folder)
+    if not fs.exists(path):
+        return []
+    found = []
+    files = fs.listFiles(path, True)
+    while files.hasNext():
+        status = files.next()
+        if not status.getPath().getName().startswith(("_", ".")):
+            found.append((str(status.getPath()), status.getLen(), status.getModificationTime()))
+    return sorted(found)
 
 
 @dataclass(frozen=True)
@@ -70,6 +105,13 @@ class Warehouse:
         row = DeltaTable.forPath(spark, self.path(layer, name)).history(1).first()
         return int(row["version"]) if row else None
 
+    def last_user_metadata(self, spark: SparkSession, layer: str, name: str) -> str | None:
+        """`userMetadata` of the table's latest commit (None if absent or no table)."""
+        if not self.exists(spark, layer, name):
+            return None
+        row = DeltaTable.forPath(spark, self.path(layer, name)).history(1).first()
+        return row["userMetadata"] if row else None
+
     def write_slice(
         self,
         df: DataFrame,
@@ -92,10 +134,21 @@ class Warehouse:
         return self.version(df.sparkSession, layer, name)
 
     def overwrite(
-        self, df: DataFrame, layer: str, name: str, partition_by: Sequence[str] = ()
+        self,
+        df: DataFrame,
+        layer: str,
+        name: str,
+        partition_by: Sequence[str] = (),
+        user_metadata: str | None = None,
     ) -> int | None:
-        """Replaces a whole table (small dimension-like tables)."""
+        """Replaces a whole table (small dimension-like tables).
+
+        `user_metadata` is stored in the commit (Delta `userMetadata`), read back with
+        `last_user_metadata`.
+        """
         writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if user_metadata is not None:
+            writer = writer.option("userMetadata", user_metadata)
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(layer, name))

@@ -16,6 +16,7 @@ from salesopt.config import QualityRule
 from salesopt.context import StageContext
 from salesopt.errors import InputError, QualityGateFailed
 from salesopt.io.tables import Warehouse
+from salesopt.maintain import maintain
 from salesopt.pipeline import refresh
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
@@ -208,3 +209,73 @@ def test_quarantine_expectation_and_csv_source(
     assert reasons == {"rule:has_channel": 1, "wrong_type": 1, "malformed_record": 1}
     q = Warehouse.from_settings(settings).read(spark, "quarantine", "orders_rejected")
     assert q.where(F.col("raw") == "broken line").count() == 1
+
+
+def test_dimensions_reload_only_when_their_files_or_the_key_change(
+    spark: SparkSession, settings_for, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for()
+    landing = tmp_path / "landing"
+    write_landing(landing, {"batch_date=2025-03-03/a.json": [line("O1", 1)]})
+    wh = Warehouse.from_settings(settings)
+    dims = ("silver/products", "silver/customers")
+
+    def silver_tables(as_of: date) -> dict[str, int | None]:
+        tables = refresh(spark, settings, as_of, ("ingest", "silver")).stage("silver").tables
+        return {name: tables[name] for name in dims}
+
+    first = silver_tables(date(2025, 3, 3))
+    hashes = wh.read(spark, "silver", "customers").first()
+    assert silver_tables(date(2025, 3, 4)) == first  # nothing changed: no new commit
+
+    with (landing / "products" / "p.csv").open("a") as f:
+        f.write("P3,Eggs,dairy,1.0,4.0,2024-01-01,active\n")
+    third = silver_tables(date(2025, 3, 5))
+    assert third["silver/products"] == first["silver/products"] + 1
+    assert third["silver/customers"] == first["silver/customers"]
+    assert wh.read(spark, "silver", "products").where("product_id = 'P3'").count() == 1
+
+    monkeypatch.setenv(settings.clean.pii_key_env, "another-secret-key")
+    fourth = silver_tables(date(2025, 3, 6))
+    assert fourth["silver/products"] == third["silver/products"]
+    assert fourth["silver/customers"] == first["silver/customers"] + 1
+    rehashed = wh.read(spark, "silver", "customers").first()
+    assert rehashed["email_hash"] != hashes["email_hash"]
+
+
+def test_maintain_expires_old_slices_compacts_and_vacuums(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
+    settings = settings_for(maintain={"snapshot_retention_days": 1, "vacuum_retention_hours": 0})
+    wh = Warehouse.from_settings(settings)
+    days = (date(2025, 3, 3), date(2025, 3, 4), date(2025, 3, 5))
+    for day in days:  # a snapshot table (one slice per as_of) and a log of small appends
+        rows = spark.createDataFrame([(f"C{i}", i) for i in range(3)], "customer_id string, n int")
+        wh.write_slice(rows.withColumn("as_of", F.lit(day)), "gold", "customer_features", day)
+        wh.append(spark.createDataFrame([(day, "gold")], "as_of date, stage string"), "ops", "runs")
+    wh.overwrite(
+        spark.createDataFrame([(days[0], 5)], "date date, units int"), "gold", "sales_daily"
+    )
+    runs_dir = Path(wh.path("ops", "runs"))
+    assert len(list(runs_dir.glob("*.parquet"))) >= len(days)  # at least one file per append
+
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    spark.conf.set(check, "false")  # a 0 h retention is refused otherwise, by design
+    try:
+        report = maintain(spark, settings)
+    finally:
+        spark.conf.unset(check)
+
+    tables = report["tables"]
+    assert set(tables) == {"gold/customer_features", "gold/sales_daily", "ops/runs"}
+    features = tables["gold/customer_features"]
+    assert (features["slices_deleted"], features["rows_deleted"]) == (1, 3)  # 03-03 < 03-05 - 1
+    kept = wh.read(spark, "gold", "customer_features").groupBy("as_of").count().collect()
+    assert sorted((r["as_of"], r["count"]) for r in kept) == [(days[1], 3), (days[2], 3)]
+    expired = Path(wh.path("gold", "customer_features")) / "as_of=2025-03-03"
+    assert not list(expired.glob("*.parquet"))  # its files are vacuumed
+    assert "slices_deleted" not in tables["gold/sales_daily"]  # not a snapshot table
+    assert wh.read(spark, "gold", "sales_daily").count() == 1
+    assert tables["ops/runs"]["files_added"] == 1 < tables["ops/runs"]["files_removed"]
+    assert len(list(runs_dir.glob("*.parquet"))) == 1  # compacted, then the old files vacuumed
+    assert wh.read(spark, "ops", "runs").count() == len(days)
