@@ -38,9 +38,11 @@ def machine_info() -> dict[str, Any]:
 
 
 def command_line() -> str:
+    """The command that ran this bench, as `python -m <module> <args>`."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    module = spec.name if spec is not None else Path(sys.argv[0]).stem
     return "SALESOPT_JARS_DIR=.jars .venv/bin/python -m " + " ".join(
-        [Path(sys.argv[0]).stem if sys.argv[0].endswith(".py") else sys.argv[0]]
-        + [shlex.quote(a) for a in sys.argv[1:]]
+        [module] + [shlex.quote(a) for a in sys.argv[1:]]
     )
 
 
