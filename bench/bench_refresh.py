@@ -34,7 +34,7 @@ from pathlib import Path
 from bench.common import Timer, save
 from salesopt.config import load_settings
 from salesopt.datagen import GenerateSummary, generate, last_day
-from salesopt.pipeline import refresh
+from salesopt.pipeline import RunSummary, refresh
 from salesopt.session import get_spark
 
 CORE = ("ingest", "silver", "gold")
@@ -198,6 +198,14 @@ def floor(spark, settings, work: Path, full_as_of, cores: int, repeat: int = 1) 
     }
 
 
+def lines_read(summary: RunSummary) -> int:
+    """Raw lines the run's silver stage read (its reconciliation)."""
+    silver = summary.stage("silver")
+    if silver is None:
+        raise SystemExit("the refresh ran no silver stage")
+    return int(silver.summary["reconciliation"]["raw_lines_read"])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="salesopt-bench-"))
@@ -233,10 +241,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             gen = generate(spark, str(work), settings.generate)
     with Timer() as full_t:
         full = refresh(spark, settings, full_as_of, CORE)
-    full_lines = full.stage("silver").summary["reconciliation"]["raw_lines_read"]
+    full_lines = lines_read(full)
     with Timer() as inc_t:
         inc = refresh(spark, settings, end, CORE)
-    inc_lines = inc.stage("silver").summary["reconciliation"]["raw_lines_read"]
+    inc_lines = lines_read(inc)
     results = {
         "customers": args.customers,
         "products": args.products,
