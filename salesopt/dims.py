@@ -13,7 +13,6 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -122,20 +121,8 @@ def inventory_silver(raw: DataFrame) -> DataFrame:
 
 
 def _exists(spark: SparkSession, folder: str) -> bool:
-    """True when an optional landing folder exists and holds at least one file."""
-    local = folder.removeprefix("file:")
-    if "://" not in local:
-        return Path(local).is_dir() and any(Path(local).rglob("*.csv"))
-    try:
-        return bool(
-            spark.read.format("binaryFile")
-            .option("recursiveFileLookup", "true")
-            .load(folder)
-            .limit(1)
-            .count()
-        )
-    except Exception:
-        return False
+    """True when an optional landing folder exists and holds at least one CSV file."""
+    return any(path.endswith(".csv") for path, _, _ in list_file_stats(spark, folder))
 
 
 # Bump when a dimension transformation changes: every table is then rebuilt once.

@@ -25,7 +25,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from salesopt.config import Settings
-from salesopt.io.tables import LAYERS, Warehouse, agg_row, list_folders
+from salesopt.io.tables import LAYERS, Warehouse, agg_row, list_file_stats
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +33,18 @@ log = logging.getLogger(__name__)
 def list_tables(spark: SparkSession, warehouse: Warehouse) -> list[tuple[str, str]]:
     """(layer, name) of every Delta table directly under the warehouse's layer folders.
 
-    Lists folders through the Hadoop file system of the warehouse path (Spark's file index
-    would skip `_delta_log`, as it skips every name starting with `_`).
+    Candidates are the first folder level under each layer that holds data files (Spark's file
+    index skips `_delta_log` itself); each is confirmed with `DeltaTable.isDeltaTable`.
     """
-    found = []
+    found = set()
     for layer in LAYERS:
-        for folder in list_folders(spark, f"{warehouse.root}/{layer}"):
-            name = folder.rstrip("/").rsplit("/", 1)[-1]
-            if DeltaTable.isDeltaTable(spark, warehouse.path(layer, name)):
-                found.append((layer, name))
+        for path, _, _ in list_file_stats(spark, f"{warehouse.root}/{layer}"):
+            # <root>/<layer>/<name>/[partition folders/]part-...; names never equal a layer
+            name = path.rsplit(f"/{layer}/", 1)[-1].split("/", 1)[0]
+            if (layer, name) not in found and DeltaTable.isDeltaTable(
+                spark, warehouse.path(layer, name)
+            ):
+                found.add((layer, name))
     return sorted(found)
 
 

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 
 from salesopt.config import CatalogSettings, Settings
@@ -32,38 +32,30 @@ def agg_row(df: DataFrame) -> Row:
     return row
 
 
-def _hadoop_fs(spark: SparkSession, folder: str) -> tuple[Any, Any]:
-    """The Hadoop file system and path object for `folder` (local, S3, ADLS, GCS, DBFS)."""
-    jvm = spark.sparkContext._jvm
-    if jvm is None:  # pragma: no cover - a classic session always has a JVM gateway
-        raise RuntimeError("file listing needs a classic (JVM) Spark session")
-    path = jvm.org.apache.hadoop.fs.Path(folder)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
-
-
-def list_folders(spark: SparkSession, folder: str) -> list[str]:
-    """Sub-folders directly under `folder` (empty when it does not exist)."""
-    fs, path = _hadoop_fs(spark, folder)
-    if not fs.exists(path):
-        return []
-    return sorted(str(s.getPath()) for s in fs.listStatus(path) if s.isDirectory())
-
-
 def list_file_stats(spark: SparkSession, folder: str) -> list[tuple[str, int, int]]:
     """(path, size, modification ms) of every data file under `folder`, recursively.
 
-    Names starting with `_` or `.` are skipped (markers, checksums). No file is read.
+    Uses Spark's `binaryFile` source with only its metadata columns, so no file is read and it
+    works on any file system and under Spark Connect. Names starting with `_` or `.` are skipped
+    (markers, checksums, `_delta_log`). Empty when the folder does not exist.
     """
-    fs, path = _hadoop_fs(spark, folder)
-    if not fs.exists(path):
-        return []
-    found = []
-    files = fs.listFiles(path, True)
-    while files.hasNext():
-        status = files.next()
-        if not status.getPath().getName().startswith(("_", ".")):
-            found.append((str(status.getPath()), status.getLen(), status.getModificationTime()))
-    return sorted(found)
+    try:
+        listing = (
+            spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .option("pathGlobFilter", "[!_.]*")
+            .load(folder)
+            .select("path", "length", "modificationTime")
+            .collect()
+        )
+    except AnalysisException as exc:
+        if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
+            return []
+        raise
+    return sorted(
+        (r["path"], int(r["length"]), int(r["modificationTime"].timestamp() * 1000))
+        for r in listing
+    )
 
 
 @dataclass(frozen=True)
