@@ -132,8 +132,9 @@ DIMS_FORMAT = "dims-v1"
 def source_fingerprint(spark: SparkSession, folder: str, extra: str = "") -> str:
     """SHA-256 over the data files under `folder`: path, size and modification time of each.
 
-    Listed through the Hadoop file system of the path (local, S3, ADLS, GCS, DBFS), without
-    reading the files. `extra` folds in other inputs of the transformation (e.g. the PII key).
+    Listed with `list_file_stats` (Spark's `binaryFile` metadata: any file system, Spark
+    Connect included), without reading the files. `extra` folds in other inputs of the
+    transformation (e.g. the PII key).
     """
     digest = hashlib.sha256(f"{DIMS_FORMAT}\n{extra}\n".encode())
     for path, size, modified in list_file_stats(spark, folder):
