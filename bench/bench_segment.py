@@ -38,7 +38,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from salesopt import segment
+from salesopt import segment, snapshots
 from salesopt.config import Settings, load_settings
 from salesopt.context import StageContext
 from salesopt.datagen.entities import customers_frame, normal, uniform
@@ -97,6 +97,10 @@ def synth_features(spark: SparkSession, customers: int, seed: int) -> DataFrame:
             "orders_per_week",
             F.col("frequency") / F.greatest(F.col("tenure_days"), F.lit(7)) * 7.0,
         )
+        .withColumn("first_order_date", F.date_sub(F.lit(AS_OF), F.col("tenure_days")))
+        .withColumn("last_order_date", F.date_sub(F.lit(AS_OF), F.col("recency_days")))
+        .withColumn("top_category", F.lit(None).cast("string"))
+        .withColumn("category_mix", F.create_map().cast("map<string,double>"))
     )
 
 
@@ -117,7 +121,7 @@ def _stability(
     )
     source = Warehouse.from_settings(settings).read_as_of(spark, "gold", "customer_features", AS_OF)
     other_wh = Warehouse.from_settings(other)
-    other_wh.write_slice(source, "gold", "customer_features", AS_OF)
+    snapshots.write_full_slice(spark, other_wh, other, "customer_features", source, AS_OF, "bench")
     seconds, _ = _run(spark, other, "bench-2")
     second = other_wh.read_as_of(spark, "gold", "customer_segments", AS_OF)
     both = first.merge(
@@ -132,13 +136,12 @@ def _stability(
 def _measure(spark: SparkSession, settings: Settings, root: str, args: argparse.Namespace) -> dict:
     wh = Warehouse.from_settings(settings)
     started = time.perf_counter()
-    frame = synth_features(spark, args.customers, args.seed)
-    frame = frame.withColumn("as_of", F.lit(AS_OF)).withColumn("run_id", F.lit("bench"))
-    wh.write_slice(frame, "gold", "customer_features", AS_OF)
+    frame = synth_features(spark, args.customers, args.seed).cache()
+    snapshots.write_full_slice(spark, wh, settings, "customer_features", frame, AS_OF, "bench")
     synth_s = time.perf_counter() - started
     stage_s, summary = _run(spark, settings, "bench-1")
     segments = wh.read_as_of(spark, "gold", "customer_segments", AS_OF)
-    truth = wh.read_as_of(spark, "gold", "customer_features", AS_OF)
+    truth = frame  # the planted segment of each customer (not a column of the table)
     joined: pd.DataFrame = (
         truth.select("customer_id", "segment")
         .join(segments.select("customer_id", "segment_id"), on="customer_id", how="inner")

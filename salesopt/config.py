@@ -129,6 +129,9 @@ class QualitySettings(_Section):
 class FeatureSettings(_Section):
     recency_half_life_days: float = Field(default=90.0, gt=0)
     history_days: int = Field(default=730, ge=30)
+    # customer_features / interactions: a full slice is written once the change slices since the
+    # last full one hold this share of its rows (bounds what a reader resolves; docs/tables.md)
+    snapshot_rebase_share: float = Field(default=0.5, gt=0)
 
 
 class SegmentationSettings(_Section):

@@ -2,12 +2,16 @@
 
 Pure `DataFrame -> DataFrame` functions (grains in docs/tables.md); `run` reads silver and writes
 gold in one place. Sales series are history tables MERGEd for the dates that changed; customer
-features and interactions are `as_of` snapshots that use only lines on or before `as_of`.
+features and interactions are `as_of` snapshots that use only lines on or before `as_of`. Each
+snapshot is split into a calendar-free state (`customer_state`, `interaction_state`) and the
+columns derived from it for a date (`derive_*`), so stored state rows stay valid until their
+lines change (`salesopt.snapshots`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import date
 
 from delta.tables import DeltaTable
@@ -83,10 +87,29 @@ def lines_up_to(lines: DataFrame, as_of: date) -> DataFrame:
     return lines.where(F.col("order_date") <= F.lit(as_of))
 
 
-def customer_features(lines: DataFrame, as_of: date) -> DataFrame:
-    """RFM, tenure, basket and category mix as of a date. Grain: one row per customer."""
+# the silver columns the snapshot states read (customer_state, interaction_state)
+SNAPSHOT_INPUT = (
+    "customer_id", "product_id", "order_id", "order_date", "quantity", "net_amount", "category",
+    "is_cancelled",
+)  # fmt: skip
+CUSTOMER_STATE = (
+    "customer_id", "frequency", "monetary", "first_order_date", "last_order_date", "avg_basket",
+    "avg_lines_per_order", "return_rate", "top_category", "category_mix",
+)  # fmt: skip
+INTERACTION_STATE = (
+    "customer_id", "product_id", "category", "n_purchases", "quantity", "returned_units",
+    "first_purchase_date", "last_purchase_date", "strength_anchor_date", "strength_at_anchor",
+)  # fmt: skip
+
+
+def customer_state(lines: DataFrame, as_of: date) -> DataFrame:
+    """The part of customer features that does not move with the calendar. Grain: customer.
+
+    Uses only lines on or before `as_of`; `derive_customer_features` adds the date-relative
+    columns (recency, tenure, orders per week) for any later date until the customer's lines
+    change.
+    """
     known = lines_up_to(lines, as_of).where(_counted())
-    as_of_col = F.lit(as_of)
     per_customer = known.groupBy("customer_id").agg(
         F.count_distinct(F.when(_sold(), F.col("order_id"))).alias("frequency"),
         F.round(F.sum("net_amount"), 2).alias("monetary"),
@@ -113,8 +136,6 @@ def customer_features(lines: DataFrame, as_of: date) -> DataFrame:
     return (
         per_customer.where(F.col("frequency") > 0)
         .join(mix, on="customer_id", how="left")
-        .withColumn("recency_days", F.datediff(as_of_col, F.col("last_order_date")))
-        .withColumn("tenure_days", F.datediff(as_of_col, F.col("first_order_date")))
         .withColumn("avg_basket", F.round(F.col("monetary") / F.col("frequency"), 4))
         .withColumn("avg_lines_per_order", F.col("sold_lines") / F.col("frequency"))
         .withColumn(
@@ -122,48 +143,106 @@ def customer_features(lines: DataFrame, as_of: date) -> DataFrame:
             F.least(F.lit(1.0), F.col("returned_units") / F.nullif(F.col("sold_units"), F.lit(0))),
         )
         .withColumn(
-            "orders_per_week",
-            F.col("frequency") / F.greatest(F.col("tenure_days"), F.lit(7)) * 7.0,
-        )
-        .withColumn(
             "category_mix",
             F.transform_values(
                 "cat_revenue_map", lambda _k, v: F.when(total > 0, v / total).otherwise(F.lit(0.0))
             ),
         )
+        .withColumn("return_rate", F.coalesce("return_rate", F.lit(0.0)))
+        .select(*CUSTOMER_STATE)
+    )
+
+
+def derive_customer_features(state: DataFrame, as_of: date, keep: Sequence[str] = ()) -> DataFrame:
+    """Customer features as of a date from `customer_state` rows. Grain: one row per customer.
+
+    `keep` names extra columns of `state` to carry through (bookkeeping).
+    """
+    as_of_col = F.lit(as_of)
+    return (
+        state.withColumn("recency_days", F.datediff(as_of_col, F.col("last_order_date")))
+        .withColumn("tenure_days", F.datediff(as_of_col, F.col("first_order_date")))
+        .withColumn(
+            "orders_per_week",
+            F.col("frequency") / F.greatest(F.col("tenure_days"), F.lit(7)) * 7.0,
+        )
         .select(
             "customer_id", "recency_days", "frequency", "monetary", "tenure_days", "avg_basket",
-            "avg_lines_per_order", F.coalesce("return_rate", F.lit(0.0)).alias("return_rate"),
-            "orders_per_week", "first_order_date", "last_order_date", "top_category",
-            "category_mix",
+            "avg_lines_per_order", "return_rate", "orders_per_week", "first_order_date",
+            "last_order_date", "top_category", "category_mix", *keep,
         )
+    )  # fmt: skip
+
+
+def customer_features(lines: DataFrame, as_of: date) -> DataFrame:
+    """RFM, tenure, basket and category mix as of a date. Grain: one row per customer."""
+    return derive_customer_features(customer_state(lines, as_of), as_of)
+
+
+def _decay(days: Column, half_life_days: float | Column) -> Column:
+    half_life = half_life_days if isinstance(half_life_days, Column) else F.lit(half_life_days)
+    return F.pow(F.lit(0.5), days / half_life)
+
+
+def interaction_state(lines: DataFrame, as_of: date, half_life_days: float) -> DataFrame:
+    """Customer x product purchase state up to `as_of`. Grain: (customer_id, product_id).
+
+    The recency-weighted strength is kept at an anchor date, the pair's last counted line:
+    `strength_at_anchor = sum(quantity * 0.5^((anchor - order_date) / half_life))`. At any later
+    date D, `strength = strength_at_anchor * 0.5^((D - anchor) / half_life)`, so the row stays
+    valid until the pair's lines change (`derive_interactions`).
+    """
+    known = lines_up_to(lines, as_of).where(_counted())
+    daily = F.struct(F.col("order_date").alias("d"), F.col("quantity").alias("q"))
+    grouped = known.groupBy("customer_id", "product_id").agg(
+        F.first("category", ignorenulls=True).alias("category"),
+        F.count_distinct(F.when(_sold(), F.col("order_id"))).alias("n_purchases"),
+        F.sum(F.when(_sold(), F.col("quantity")).otherwise(0)).cast("long").alias("quantity"),
+        F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0))
+        .cast("long")
+        .alias("returned_units"),
+        F.min(F.when(_sold(), F.col("order_date"))).alias("first_purchase_date"),
+        F.max(F.when(_sold(), F.col("order_date"))).alias("last_purchase_date"),
+        F.max("order_date").alias("strength_anchor_date"),
+        F.collect_list(daily).alias("_days"),
+    )
+    anchor = F.col("strength_anchor_date")
+    return (
+        grouped.where(F.col("n_purchases") > 0)
+        .withColumn(
+            "strength_at_anchor",
+            F.aggregate(
+                F.array_sort("_days"),
+                F.lit(0.0),
+                lambda acc, x: acc + x["q"] * _decay(F.datediff(anchor, x["d"]), half_life_days),
+            ),
+        )
+        .select(*INTERACTION_STATE)
+    )
+
+
+def derive_interactions(
+    state: DataFrame, as_of: date, half_life_days: float | Column, keep: Sequence[str] = ()
+) -> DataFrame:
+    """Interactions as of a date from `interaction_state` rows. Grain: (customer_id, product_id).
+
+    `half_life_days` may be a column (stored snapshots carry the half-life they were built with);
+    `keep` names extra columns of `state` to carry through.
+    """
+    decayed = F.col("strength_at_anchor") * _decay(
+        F.datediff(F.lit(as_of), F.col("strength_anchor_date")), half_life_days
+    )
+    return state.withColumn("strength", F.round(F.greatest(decayed, F.lit(0.0)), 6)).select(
+        "customer_id", "product_id", "category", "n_purchases", "quantity", "returned_units",
+        "first_purchase_date", "last_purchase_date", "strength", *keep,
     )  # fmt: skip
 
 
 def interactions(lines: DataFrame, as_of: date, half_life_days: float) -> DataFrame:
     """Customer x product implicit strength with recency decay. Grain: (customer_id, product_id)."""
-    known = lines_up_to(lines, as_of).where(_counted())
-    decay = F.pow(F.lit(0.5), F.datediff(F.lit(as_of), F.col("order_date")) / F.lit(half_life_days))
-    return (
-        known.groupBy("customer_id", "product_id")
-        .agg(
-            F.first("category", ignorenulls=True).alias("category"),
-            F.count_distinct(F.when(_sold(), F.col("order_id"))).alias("n_purchases"),
-            F.sum(F.when(_sold(), F.col("quantity")).otherwise(0)).cast("long").alias("quantity"),
-            F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0))
-            .cast("long")
-            .alias("returned_units"),
-            F.min(F.when(_sold(), F.col("order_date"))).alias("first_purchase_date"),
-            F.max(F.when(_sold(), F.col("order_date"))).alias("last_purchase_date"),
-            F.sum(F.col("quantity") * decay).alias("raw_strength"),
-        )
-        .where(F.col("n_purchases") > 0)
-        .withColumn("strength", F.round(F.greatest(F.col("raw_strength"), F.lit(0.0)), 6))
-        .select(
-            "customer_id", "product_id", "category", "n_purchases", "quantity", "returned_units",
-            "first_purchase_date", "last_purchase_date", "strength",
-        )
-    )  # fmt: skip
+    return derive_interactions(
+        interaction_state(lines, as_of, half_life_days), as_of, half_life_days
+    )
 
 
 def with_run(df: DataFrame, as_of: date, run_id: str) -> DataFrame:

@@ -3,7 +3,8 @@
 `sales_daily`/`sales_weekly` are recomputed only for the dates (weeks) touched by batches that
 were cleaned but not yet published, then MERGEd; the batches are then logged `published`. A crash
 between silver and gold therefore leaves those batches unpublished, and the next run publishes
-them. `customer_features` and `interactions` are snapshots of everything up to `as_of`.
+them. `customer_features` and `interactions` are snapshots of everything up to `as_of`, stored
+as change chains (`salesopt.snapshots`): a daily run writes only the keys whose lines changed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from salesopt import features, quality
+from salesopt import features, quality, snapshots
 from salesopt.context import StageContext, StageResult
 from salesopt.ingest import Batch, _log_batch, latest_batch_states
 from salesopt.io.tables import agg_row
@@ -119,33 +120,25 @@ def run(ctx: StageContext) -> StageResult:
     version = silver_version_for(ctx)
     if version is not None:
         log.info("backfill for %s: snapshots read silver version %d", ctx.as_of, version)
-        lines = ctx.spark.read.format("delta").option("versionAsOf", version).load(wh.path(*SILVER))
-    snapshot = {
-        "customer_features": features.customer_features(lines, ctx.as_of),
-        "interactions": features.interactions(
-            lines, ctx.as_of, ctx.settings.features.recency_half_life_days
-        ),
-    }
-    rows_out: dict[str, int] = {}
-    rules = ctx.settings.quality.rules
-    for name, df in snapshot.items():
-        out = features.with_run(df, ctx.as_of, ctx.run_id).persist(StorageLevel.MEMORY_AND_DISK)
-        results = quality.evaluate(out, f"gold/{name}", rules)
-        quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
-        quality.enforce(results)
-        tables[f"gold/{name}"] = wh.write_slice(out, "gold", name, ctx.as_of)
-        rows_out[f"gold/{name}"] = wh.read_as_of(ctx.spark, "gold", name, ctx.as_of).count()
-        out.unpersist()
+    read_version = version if version is not None else wh.version(ctx.spark, *SILVER)
+    assert read_version is not None  # silver exists (checked above)
+    lines = (
+        ctx.spark.read.format("delta").option("versionAsOf", read_version).load(wh.path(*SILVER))
+    )
+    written = snapshots.write_all(
+        ctx.spark, wh, ctx.settings, lines, read_version, ctx.as_of, ctx.run_id
+    )
+    tables.update({f"gold/{name}": w.version for name, w in written.items()})
     for state in todo:
         _log_batch(
             ctx, Batch(seq=state["seq"], files=tuple(state["files"])), "published", state["lines"]
         )
     return StageResult(
         tables=tables,
-        rows_out=rows_out,
+        rows_out={f"gold/{k}": w.rows_written for k, w in written.items()},
         summary={
             "published_batches": len(todo),
             "silver_version_read": version,
-            **{k.split("/")[1]: v for k, v in rows_out.items()},
+            "snapshots": {k: w.to_dict() for k, w in written.items()},
         },
     )

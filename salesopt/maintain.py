@@ -2,9 +2,10 @@
 
 With `maintain.snapshot_retention_days` set, it first deletes the slices of every snapshot table
 (partitioned by `as_of`) whose `as_of` is more than that many days before the table's newest
-`as_of`; the newest slice always stays. Each daily slice of `gold/interactions` holds one row
-per customer-product pair ever bought, so without a retention snapshot tables grow by a full
-copy per business date. The deleted files go at the next VACUUM past its retention.
+`as_of`; the newest slice always stays. Result tables (segments, forecasts, recommendations...)
+add a full slice per business date; the change-chained snapshots (`customer_features`,
+`interactions`) add only changed keys, and their cut moves back to the latest full slice before
+it. The deleted files go at the next VACUUM past its retention.
 
 VACUUM keeps `maintain.vacuum_retention_hours` of history (default 168 h = 7 days, Delta's own
 safe default): time travel and concurrent readers older than that lose their files. A retention
@@ -49,12 +50,27 @@ def list_tables(spark: SparkSession, warehouse: Warehouse) -> list[tuple[str, st
 
 
 def expire_slices(table: DeltaTable, retention_days: int) -> dict[str, Any]:
-    """Deletes `as_of` slices older than `retention_days` before the newest; returns counts."""
+    """Deletes `as_of` slices older than `retention_days` before the newest; returns counts.
+
+    For snapshot tables stored as change chains (`snapshot_kind` column, salesopt.snapshots) the
+    cut moves back to the latest full slice on or before it: the slices from there on are needed
+    to read any kept date.
+    """
     df = table.toDF()
     newest = agg_row(df.agg(F.max("as_of")))[0]
     if newest is None:
         return {"slices_deleted": 0, "rows_deleted": 0}
-    older = F.col("as_of") < F.date_sub(F.lit(newest), retention_days)
+    cut = F.date_sub(F.lit(newest), retention_days)
+    if "snapshot_kind" in df.columns:
+        base = agg_row(
+            df.where((F.col("snapshot_kind") == "full") & (F.col("as_of") <= cut)).agg(
+                F.max("as_of")
+            )
+        )[0]
+        if base is None:
+            return {"slices_deleted": 0, "rows_deleted": 0, "newest_as_of": newest}
+        cut = F.lit(base)
+    older = F.col("as_of") < cut
     stats = agg_row(df.where(older).agg(F.count_distinct("as_of"), F.count(F.lit(1))))
     if stats[1]:
         table.delete(older)

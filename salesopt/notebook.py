@@ -101,4 +101,6 @@ def setup(
 def table(spark: SparkSession, run: NotebookRun, layer: str, name: str) -> DataFrame:
     """The `as_of` slice of a gold snapshot table, or the whole table when it has no as_of."""
     df = run.warehouse.read(spark, layer, name)
-    return df.where(df["as_of"] == run.as_of) if "as_of" in df.columns else df
+    if "as_of" not in df.columns:
+        return df
+    return run.warehouse.read_as_of(spark, layer, name, run.as_of)

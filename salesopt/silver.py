@@ -100,6 +100,7 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, first: object, last: ob
     wh = ctx.warehouse
     if not wh.exists(ctx.spark, *SILVER):
         wh.overwrite(winners.limit(0), *SILVER, partition_by=("order_date",))
+        wh.ensure_change_feed(ctx.spark, *SILVER)  # gold snapshots read changed keys from it
     in_range = f"order_date BETWEEN DATE'{first}' AND DATE'{last}'"
     silver = (
         wh.read(ctx.spark, *SILVER)
@@ -211,6 +212,8 @@ def run(ctx: StageContext) -> StageResult:
     tables = dims.refresh_dims(ctx.spark, ctx.settings, wh)
     products = wh.read(ctx.spark, "silver", "products")
     todo = [s for s in latest_batch_states(ctx) if s["status"] == "ingested"]
+    if todo and wh.exists(ctx.spark, *SILVER) and wh.ensure_change_feed(ctx.spark, *SILVER):
+        log.info("turned on the change data feed of %s (used by gold snapshots)", SILVER_TABLE)
     total = Reconciliation()
     per_batch = []
     results: list = []

@@ -88,7 +88,16 @@ class Warehouse:
         return spark.read.format("delta").load(self.path(layer, name))
 
     def read_as_of(self, spark: SparkSession, layer: str, name: str, as_of: date) -> DataFrame:
-        """The slice of an as_of-keyed table for one business date."""
+        """The rows of an as_of-keyed table for one business date.
+
+        For the snapshot tables stored as change chains (`gold/customer_features`,
+        `gold/interactions`; `salesopt.snapshots`) this resolves the chain and derives the
+        date-relative columns; for every other table it is the `as_of` slice.
+        """
+        from salesopt import snapshots  # snapshots builds on this module
+
+        if snapshots.is_chained(layer, name):
+            return snapshots.read(spark, self, name, as_of)
         return self.read(spark, layer, name).where(f"as_of = DATE'{as_of.isoformat()}'")
 
     def version(self, spark: SparkSession, layer: str, name: str) -> int | None:
@@ -156,6 +165,17 @@ class Warehouse:
         writer.save(self.path(layer, name))
         self.register(df.sparkSession, layer, name)
         return self.version(df.sparkSession, layer, name)
+
+    def ensure_change_feed(self, spark: SparkSession, layer: str, name: str) -> bool:
+        """Turns on the Delta change data feed of a table; True if it was off before."""
+        details = agg_row(DeltaTable.forPath(spark, self.path(layer, name)).detail())
+        if details["properties"].get("delta.enableChangeDataFeed") == "true":
+            return False
+        spark.sql(
+            f"ALTER TABLE delta.`{self.path(layer, name)}` "
+            "SET TBLPROPERTIES (delta.enableChangeDataFeed = true)"
+        )
+        return True
 
     def register(self, spark: SparkSession, layer: str, name: str) -> None:
         """Registers the table by name when a catalog or schema prefix is configured."""

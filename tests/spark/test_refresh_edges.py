@@ -249,9 +249,14 @@ def test_maintain_expires_old_slices_compacts_and_vacuums(
     settings = settings_for(maintain={"snapshot_retention_days": 1, "vacuum_retention_hours": 0})
     wh = Warehouse.from_settings(settings)
     days = (date(2025, 3, 3), date(2025, 3, 4), date(2025, 3, 5))
-    for day in days:  # a snapshot table (one slice per as_of) and a log of small appends
+    kinds = ("full", "change", "change")
+    for day, kind in zip(days, kinds, strict=True):
+        # a result table (one full slice per as_of), a change-chained snapshot table (a full
+        # slice, then changes) and a log of small appends
         rows = spark.createDataFrame([(f"C{i}", i) for i in range(3)], "customer_id string, n int")
-        wh.write_slice(rows.withColumn("as_of", F.lit(day)), "gold", "customer_features", day)
+        wh.write_slice(rows.withColumn("as_of", F.lit(day)), "gold", "customer_segments", day)
+        chained = rows.withColumn("snapshot_kind", F.lit(kind)).withColumn("as_of", F.lit(day))
+        wh.write_slice(chained, "gold", "interactions", day)
         wh.append(spark.createDataFrame([(day, "gold")], "as_of date, stage string"), "ops", "runs")
     wh.overwrite(
         spark.createDataFrame([(days[0], 5)], "date date, units int"), "gold", "sales_daily"
@@ -267,12 +272,17 @@ def test_maintain_expires_old_slices_compacts_and_vacuums(
         spark.conf.unset(check)
 
     tables = report["tables"]
-    assert set(tables) == {"gold/customer_features", "gold/sales_daily", "ops/runs"}
-    features = tables["gold/customer_features"]
-    assert (features["slices_deleted"], features["rows_deleted"]) == (1, 3)  # 03-03 < 03-05 - 1
-    kept = wh.read(spark, "gold", "customer_features").groupBy("as_of").count().collect()
+    assert set(tables) == {
+        "gold/customer_segments", "gold/interactions", "gold/sales_daily", "ops/runs",
+    }  # fmt: skip
+    segments = tables["gold/customer_segments"]
+    assert (segments["slices_deleted"], segments["rows_deleted"]) == (1, 3)  # 03-03 < 03-05 - 1
+    kept = wh.read(spark, "gold", "customer_segments").groupBy("as_of").count().collect()
     assert sorted((r["as_of"], r["count"]) for r in kept) == [(days[1], 3), (days[2], 3)]
-    expired = Path(wh.path("gold", "customer_features")) / "as_of=2025-03-03"
+    # reading 03-04 needs the chain from its full slice (03-03): nothing of it may go
+    assert tables["gold/interactions"]["slices_deleted"] == 0
+    assert wh.read(spark, "gold", "interactions").count() == 9
+    expired = Path(wh.path("gold", "customer_segments")) / "as_of=2025-03-03"
     assert not list(expired.glob("*.parquet"))  # its files are vacuumed
     assert "slices_deleted" not in tables["gold/sales_daily"]  # not a snapshot table
     assert wh.read(spark, "gold", "sales_daily").count() == 1
