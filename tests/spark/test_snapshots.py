@@ -72,6 +72,7 @@ def _deliver(landing: Path, day: str, order: str, qty: int) -> None:
     )
 
 
+@pytest.mark.slow  # five refreshes (about 3.5 min): in `make test-slow` and .ci/run
 def test_daily_runs_write_changed_keys_and_every_date_reads_like_a_full_rebuild(
     spark: SparkSession, settings_for, tmp_path: Path
 ) -> None:
