@@ -37,7 +37,7 @@ from typing import Any
 from py4j.protocol import Py4JJavaError
 from pyspark import StorageLevel
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from salesopt import features, quality
@@ -268,13 +268,13 @@ def _rebase_later(
     state.unpersist()
 
 
-def _state_from_snapshot(frame: DataFrame, name: str, as_of: date) -> DataFrame:
+def _state_from_snapshot(frame: DataFrame, name: str, as_of: Column) -> DataFrame:
     """State rows from a snapshot frame computed for `as_of` (as `salesopt.features` returns).
 
     For interactions the anchor is `as_of` itself, where `strength_at_anchor` is the strength.
     """
     if name == "interactions" and "strength_at_anchor" not in frame.columns:
-        frame = frame.withColumn("strength_anchor_date", F.lit(as_of)).withColumn(
+        frame = frame.withColumn("strength_anchor_date", as_of).withColumn(
             "strength_at_anchor", F.col("strength")
         )
     return frame
@@ -295,7 +295,7 @@ def write_full_slice(
     `interactions` output); extra columns are dropped.
     """
     spec = SPECS[name]
-    state = _state_from_snapshot(frame, name, as_of)
+    state = _state_from_snapshot(frame, name, F.lit(as_of))
     rows = _with_bookkeeping(state, spec, settings, as_of, run_id, FULL, None, deleted=False)
     return wh.write_slice(rows, LAYER, name, as_of)
 
@@ -313,10 +313,7 @@ def migrate_legacy(spark: SparkSession, wh: Warehouse, name: str, settings: Sett
         return False
     spec = SPECS[name]
     log.warning("converting %s/%s to the change-chain layout (one-off)", LAYER, name)
-    if name == "interactions":  # each old slice is anchored at its own as_of
-        old = old.withColumn("strength_anchor_date", F.col("as_of")).withColumn(
-            "strength_at_anchor", F.col("strength")
-        )
+    old = _state_from_snapshot(old, name, F.col("as_of"))  # each old slice at its own as_of
     out = old.select(*spec.columns, "as_of", "run_id")
     for param, value in spec.params(settings).items():
         out = out.withColumn(param, F.lit(value))
