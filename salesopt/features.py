@@ -37,6 +37,11 @@ def _sold() -> Column:
     return _counted() & (F.col("quantity") > 0)
 
 
+def sold_line() -> Column:
+    """A line that counts as a sale: not cancelled, positive quantity."""
+    return _sold()
+
+
 def _returned() -> Column:
     return _counted() & (F.col("quantity") < 0)
 
@@ -94,7 +99,13 @@ SNAPSHOT_INPUT = (
 )  # fmt: skip
 CUSTOMER_STATE = (
     "customer_id", "frequency", "monetary", "first_order_date", "last_order_date", "avg_basket",
-    "avg_lines_per_order", "return_rate", "top_category", "category_mix",
+    "avg_lines_per_order", "return_rate", "top_category", "category_mix", "sold_lines",
+    "sold_units", "returned_units", "category_revenue",
+)  # fmt: skip
+# the additive parts of a customer state: a later line only adds to them (`add_customer_lines`)
+CUSTOMER_COMPONENTS = (
+    "customer_id", "frequency", "monetary", "first_order_date", "last_order_date", "sold_lines",
+    "sold_units", "returned_units", "category_revenue",
 )  # fmt: skip
 INTERACTION_STATE = (
     "customer_id", "product_id", "category", "n_purchases", "quantity", "returned_units",
@@ -102,55 +113,121 @@ INTERACTION_STATE = (
 )  # fmt: skip
 
 
-def customer_state(lines: DataFrame, as_of: date) -> DataFrame:
-    """The part of customer features that does not move with the calendar. Grain: customer.
-
-    Uses only lines on or before `as_of`; `derive_customer_features` adds the date-relative
-    columns (recency, tenure, orders per week) for any later date until the customer's lines
-    change.
-    """
-    known = lines_up_to(lines, as_of).where(_counted())
-    per_customer = known.groupBy("customer_id").agg(
+def _customer_components(counted: DataFrame) -> DataFrame:
+    """Per customer sums over counted lines (no filter on frequency). Grain: customer."""
+    per_customer = counted.groupBy("customer_id").agg(
         F.count_distinct(F.when(_sold(), F.col("order_id"))).alias("frequency"),
         F.round(F.sum("net_amount"), 2).alias("monetary"),
         F.min(F.when(_sold(), F.col("order_date"))).alias("first_order_date"),
         F.max(F.when(_sold(), F.col("order_date"))).alias("last_order_date"),
         F.count(F.when(_sold(), True)).alias("sold_lines"),
-        F.sum(F.when(_sold(), F.col("quantity")).otherwise(0)).alias("sold_units"),
-        F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0)).alias("returned_units"),
+        F.sum(F.when(_sold(), F.col("quantity")).otherwise(0)).cast("long").alias("sold_units"),
+        F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0))
+        .cast("long")
+        .alias("returned_units"),
     )
     by_category = (
-        known.groupBy("customer_id", "category")
-        .agg(F.sum("net_amount").alias("cat_revenue"))
-        .where(F.col("category").isNotNull())
+        counted.where(F.col("category").isNotNull())
+        .groupBy("customer_id", "category")
+        .agg(F.sum("net_amount").alias("revenue"))
     )
     mix = by_category.groupBy("customer_id").agg(
-        F.map_from_entries(
-            F.sort_array(
-                F.collect_list(F.struct("category", F.greatest(F.col("cat_revenue"), F.lit(0.0))))
-            )
-        ).alias("cat_revenue_map"),
-        F.max_by("category", "cat_revenue").alias("top_category"),
+        F.map_from_entries(F.sort_array(F.collect_list(F.struct("category", "revenue")))).alias(
+            "category_revenue"
+        )
     )
-    total = F.aggregate(F.map_values("cat_revenue_map"), F.lit(0.0), lambda a, x: a + x)
+    return per_customer.join(mix, on="customer_id", how="left").select(*CUSTOMER_COMPONENTS)
+
+
+def _finish_customer(components: DataFrame) -> DataFrame:
+    """Customer state from its components: the ratios, top category and category mix.
+
+    Top category: highest net revenue (ties: the greater name). Category mix: each category's
+    share of the positive category revenues, rounded to 6 decimals.
+    """
+    revenue = F.col("category_revenue")
+    positive = F.transform_values(revenue, lambda _k, v: F.greatest(v, F.lit(0.0)))
+    total = F.aggregate(F.map_values(positive), F.lit(0.0), lambda a, x: a + x)
+    top = F.array_max(
+        F.transform(
+            F.map_entries(revenue), lambda e: F.struct(e["value"].alias("v"), e["key"].alias("k"))
+        )
+    )
     return (
-        per_customer.where(F.col("frequency") > 0)
-        .join(mix, on="customer_id", how="left")
+        components.where(F.col("frequency") > 0)
         .withColumn("avg_basket", F.round(F.col("monetary") / F.col("frequency"), 4))
         .withColumn("avg_lines_per_order", F.col("sold_lines") / F.col("frequency"))
         .withColumn(
             "return_rate",
-            F.least(F.lit(1.0), F.col("returned_units") / F.nullif(F.col("sold_units"), F.lit(0))),
+            F.coalesce(
+                F.least(
+                    F.lit(1.0), F.col("returned_units") / F.nullif(F.col("sold_units"), F.lit(0))
+                ),
+                F.lit(0.0),
+            ),
         )
+        .withColumn("top_category", top["k"])
         .withColumn(
             "category_mix",
             F.transform_values(
-                "cat_revenue_map", lambda _k, v: F.when(total > 0, v / total).otherwise(F.lit(0.0))
+                positive,
+                lambda _k, v: F.when(total > 0, F.round(v / total, 6)).otherwise(F.lit(0.0)),
             ),
         )
-        .withColumn("return_rate", F.coalesce("return_rate", F.lit(0.0)))
         .select(*CUSTOMER_STATE)
     )
+
+
+def customer_state(lines: DataFrame, as_of: date) -> DataFrame:
+    """The part of customer features that does not move with the calendar. Grain: customer.
+
+    Uses only lines on or before `as_of`; `derive_customer_features` adds the date-relative
+    columns (recency, tenure, orders per week) for any later date until the customer's lines
+    change. The state keeps its additive components (`sold_lines`, `sold_units`,
+    `returned_units`, `category_revenue`) so later lines can be added (`add_customer_lines`).
+    """
+    return _finish_customer(_customer_components(lines_up_to(lines, as_of).where(_counted())))
+
+
+def _empty_revenue() -> Column:
+    return F.map_from_arrays(F.array().cast("array<string>"), F.array().cast("array<double>"))
+
+
+def add_customer_lines(prior: DataFrame, later: DataFrame) -> DataFrame:
+    """Customer states after adding `later` lines to `prior` states. Grain: customer.
+
+    Exact when every line of `later` is dated after the lines `prior` was computed from and
+    none of its sold orders has sold lines among them (`salesopt.snapshots` checks both).
+    Customers without a `prior` row or without a counted line in `later` are not returned.
+    """
+    new = _customer_components(later.where(_counted())).alias("n")
+    old = prior.select(*CUSTOMER_COMPONENTS).alias("o")
+
+    def o(c: str) -> Column:
+        return F.col(f"o.{c}")
+
+    def n(c: str) -> Column:
+        return F.col(f"n.{c}")
+
+    merged = F.map_zip_with(
+        F.coalesce(o("category_revenue"), _empty_revenue()),
+        F.coalesce(n("category_revenue"), _empty_revenue()),
+        lambda _k, a, b: F.coalesce(a, F.lit(0.0)) + F.coalesce(b, F.lit(0.0)),
+    )
+    combined = old.join(new, on="customer_id", how="inner").select(
+        "customer_id",
+        (o("frequency") + n("frequency")).alias("frequency"),
+        F.round(o("monetary") + n("monetary"), 2).alias("monetary"),
+        F.least(o("first_order_date"), n("first_order_date")).alias("first_order_date"),
+        F.greatest(o("last_order_date"), n("last_order_date")).alias("last_order_date"),
+        (o("sold_lines") + n("sold_lines")).alias("sold_lines"),
+        (o("sold_units") + n("sold_units")).alias("sold_units"),
+        (o("returned_units") + n("returned_units")).alias("returned_units"),
+        F.when(o("category_revenue").isNull() & n("category_revenue").isNull(), None)
+        .otherwise(F.map_from_entries(F.array_sort(F.map_entries(merged))))
+        .alias("category_revenue"),
+    )
+    return _finish_customer(combined)
 
 
 def derive_customer_features(state: DataFrame, as_of: date, keep: Sequence[str] = ()) -> DataFrame:
@@ -184,17 +261,10 @@ def _decay(days: Column, half_life_days: float | Column) -> Column:
     return F.pow(F.lit(0.5), days / half_life)
 
 
-def interaction_state(lines: DataFrame, as_of: date, half_life_days: float) -> DataFrame:
-    """Customer x product purchase state up to `as_of`. Grain: (customer_id, product_id).
-
-    The recency-weighted strength is kept at an anchor date, the pair's last counted line:
-    `strength_at_anchor = sum(quantity * 0.5^((anchor - order_date) / half_life))`. At any later
-    date D, `strength = strength_at_anchor * 0.5^((D - anchor) / half_life)`, so the row stays
-    valid until the pair's lines change (`derive_interactions`).
-    """
-    known = lines_up_to(lines, as_of).where(_counted())
+def _interaction_components(counted: DataFrame) -> DataFrame:
+    """Per pair sums over counted lines, with the lines' (date, quantity) for the strength."""
     daily = F.struct(F.col("order_date").alias("d"), F.col("quantity").alias("q"))
-    grouped = known.groupBy("customer_id", "product_id").agg(
+    return counted.groupBy("customer_id", "product_id").agg(
         F.first("category", ignorenulls=True).alias("category"),
         F.count_distinct(F.when(_sold(), F.col("order_id"))).alias("n_purchases"),
         F.sum(F.when(_sold(), F.col("quantity")).otherwise(0)).cast("long").alias("quantity"),
@@ -204,20 +274,67 @@ def interaction_state(lines: DataFrame, as_of: date, half_life_days: float) -> D
         F.min(F.when(_sold(), F.col("order_date"))).alias("first_purchase_date"),
         F.max(F.when(_sold(), F.col("order_date"))).alias("last_purchase_date"),
         F.max("order_date").alias("strength_anchor_date"),
-        F.collect_list(daily).alias("_days"),
+        F.array_sort(F.collect_list(daily)).alias("_days"),
     )
+
+
+def _decayed_sum(days: Column, anchor: Column, half_life_days: float | Column) -> Column:
+    """sum(q * 0.5^((anchor - d) / half_life)) over an array of (d, q) structs."""
+    return F.aggregate(
+        days,
+        F.lit(0.0),
+        lambda acc, x: acc + x["q"] * _decay(F.datediff(anchor, x["d"]), half_life_days),
+    )
+
+
+def interaction_state(lines: DataFrame, as_of: date, half_life_days: float) -> DataFrame:
+    """Customer x product purchase state up to `as_of`. Grain: (customer_id, product_id).
+
+    The recency-weighted strength is kept at an anchor date, the pair's last counted line:
+    `strength_at_anchor = sum(quantity * 0.5^((anchor - order_date) / half_life))`. At any later
+    date D, `strength = strength_at_anchor * 0.5^((D - anchor) / half_life)`, so the row stays
+    valid until the pair's lines change (`derive_interactions`).
+    """
+    grouped = _interaction_components(lines_up_to(lines, as_of).where(_counted()))
     anchor = F.col("strength_anchor_date")
     return (
         grouped.where(F.col("n_purchases") > 0)
-        .withColumn(
-            "strength_at_anchor",
-            F.aggregate(
-                F.array_sort("_days"),
-                F.lit(0.0),
-                lambda acc, x: acc + x["q"] * _decay(F.datediff(anchor, x["d"]), half_life_days),
-            ),
-        )
+        .withColumn("strength_at_anchor", _decayed_sum(F.col("_days"), anchor, half_life_days))
         .select(*INTERACTION_STATE)
+    )
+
+
+def add_interaction_lines(prior: DataFrame, later: DataFrame, half_life_days: float) -> DataFrame:
+    """Pair states after adding `later` lines to `prior` states. Grain: (customer_id, product_id).
+
+    Same conditions as `add_customer_lines`. The strength moves to the new anchor:
+    `prior strength * 0.5^((new anchor - prior anchor) / half_life)` plus the new lines' decayed
+    quantities (equal to a recomputation up to floating-point rounding).
+    """
+    new = _interaction_components(later.where(_counted())).alias("n")
+    old = prior.select(*INTERACTION_STATE).alias("o")
+
+    def o(c: str) -> Column:
+        return F.col(f"o.{c}")
+
+    def n(c: str) -> Column:
+        return F.col(f"n.{c}")
+
+    anchor = F.greatest(o("strength_anchor_date"), n("strength_anchor_date"))
+    carried = o("strength_at_anchor") * _decay(
+        F.datediff(anchor, o("strength_anchor_date")), half_life_days
+    )
+    return old.join(new, on=["customer_id", "product_id"], how="inner").select(
+        "customer_id",
+        "product_id",
+        F.coalesce(o("category"), n("category")).alias("category"),
+        (o("n_purchases") + n("n_purchases")).alias("n_purchases"),
+        (o("quantity") + n("quantity")).alias("quantity"),
+        (o("returned_units") + n("returned_units")).alias("returned_units"),
+        F.least(o("first_purchase_date"), n("first_purchase_date")).alias("first_purchase_date"),
+        F.greatest(o("last_purchase_date"), n("last_purchase_date")).alias("last_purchase_date"),
+        anchor.alias("strength_anchor_date"),
+        (carried + _decayed_sum(n("_days"), anchor, half_life_days)).alias("strength_at_anchor"),
     )
 
 

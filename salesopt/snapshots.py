@@ -17,9 +17,14 @@ so every reader gets the same rows a full recomputation for D would give.
 
 Changed keys come from the Delta change data feed of `silver/order_lines` between the silver
 version the previous slice read (`source_version`) and the one this run reads, plus the lines
-dated after the previous slice's `as_of`. A `full` slice is written instead when there is no
-earlier slice, when the feed cannot cover that range (feed not enabled then, or its files
-vacuumed), when a parameter of the state changed (`half_life_days`), when the change slices
+dated after the previous slice's `as_of`. A changed key whose only news is lines dated after the
+previous `as_of` gets its prior row plus those lines (`features.add_*_lines`); the others
+(corrected lines, no prior row, an order on both sides of the previous `as_of`) are recomputed
+from all their lines, read in one scan of silver (`_change_inputs`).
+
+A `full` slice is written instead when there is no earlier slice, when the feed cannot cover
+that range (feed not enabled then, or its files vacuumed), when a parameter of the state changed
+(`half_life_days`) or the stored table lacks a state column, when the change slices
 since the last full one reach `features.snapshot_rebase_share` of its rows (which bounds what a
 reader resolves), and for backfills (an `as_of` before an existing slice). A backfill first
 turns the next later slice into a `full` one when it was a change slice, so that every later
@@ -61,6 +66,11 @@ class Spec:
     state: Callable[[DataFrame, date, Settings], DataFrame]
     derive: Callable[[DataFrame, date, tuple[str, ...]], DataFrame]
     params: Callable[[Settings], dict[str, float]]
+    # prior state rows + later lines -> new state rows (`features.add_*_lines`)
+    add: Callable[[DataFrame, DataFrame, Settings], DataFrame]
+    # a state column that is null on stored rows that cannot be added to (written from elsewhere)
+    complete: str
+    param_names: tuple[str, ...] = ()
 
 
 def _interaction_state(lines: DataFrame, as_of: date, settings: Settings) -> DataFrame:
@@ -71,6 +81,10 @@ def _derive_interactions(state: DataFrame, as_of: date, keep: tuple[str, ...]) -
     return features.derive_interactions(state, as_of, F.col("half_life_days"), keep)
 
 
+def _add_interactions(prior: DataFrame, later: DataFrame, settings: Settings) -> DataFrame:
+    return features.add_interaction_lines(prior, later, settings.features.recency_half_life_days)
+
+
 SPECS: dict[str, Spec] = {
     "customer_features": Spec(
         name="customer_features",
@@ -79,6 +93,8 @@ SPECS: dict[str, Spec] = {
         state=lambda lines, as_of, _s: features.customer_state(lines, as_of),
         derive=features.derive_customer_features,
         params=lambda _s: {},
+        add=lambda prior, later, _s: features.add_customer_lines(prior, later),
+        complete="sold_lines",
     ),
     "interactions": Spec(
         name="interactions",
@@ -87,6 +103,9 @@ SPECS: dict[str, Spec] = {
         state=_interaction_state,
         derive=_derive_interactions,
         params=lambda s: {"half_life_days": float(s.features.recency_half_life_days)},
+        add=_add_interactions,
+        complete="strength_at_anchor",
+        param_names=("half_life_days",),
     ),
 }
 
@@ -108,24 +127,26 @@ class Written:
     reason: str
     rows_written: int
     version: int | None
+    keys_recomputed: int | None = None  # change slices: keys recomputed from all their lines
 
     def to_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "reason": self.reason, "rows_written": self.rows_written}
+        out: dict[str, object] = {
+            "kind": self.kind, "reason": self.reason, "rows_written": self.rows_written
+        }  # fmt: skip
+        if self.keys_recomputed is not None:
+            out["keys_recomputed"] = self.keys_recomputed
+        return out
 
 
 def is_chained(layer: str, name: str) -> bool:
     return layer == LAYER and name in SPECS
 
 
-def _param_columns(spec: Spec) -> list[str]:
-    return list(spec.params(Settings()).keys())
-
-
 def slices(spark: SparkSession, wh: Warehouse, spec: Spec) -> list[Slice]:
     """The table's slices, oldest first (one small aggregate over the bookkeeping columns)."""
     if not wh.exists(spark, LAYER, spec.name):
         return []
-    params = _param_columns(spec)
+    params = spec.param_names
     rows = (
         wh.read(spark, LAYER, spec.name)
         .groupBy("as_of")
@@ -147,15 +168,35 @@ def slices(spark: SparkSession, wh: Warehouse, spec: Spec) -> list[Slice]:
     ]  # fmt: skip
 
 
-def resolve(spark: SparkSession, wh: Warehouse, name: str, as_of: date) -> DataFrame:
-    """State rows valid at `as_of` (newest per key since the last full slice, no tombstones)."""
+def resolve(
+    spark: SparkSession,
+    wh: Warehouse,
+    name: str,
+    as_of: date,
+    keys: DataFrame | None = None,
+    history: list[Slice] | None = None,
+) -> DataFrame:
+    """State rows valid at `as_of` (newest per key since the last full slice, no tombstones).
+
+    `keys` limits the result to those keys (filtered before the newest-row step); `history`
+    (`slices`, when the caller has it) saves the queries that find the chain.
+    """
     spec = SPECS[name]
     table = wh.read(spark, LAYER, name).where(F.col("as_of") <= F.lit(as_of))
-    base = agg_row(table.where(F.col("snapshot_kind") == FULL).agg(F.max("as_of")))[0]
+    if history is None:
+        base = agg_row(table.where(F.col("snapshot_kind") == FULL).agg(F.max("as_of")))[0]
+    else:
+        base = max((s.as_of for s in history if s.kind == FULL and s.as_of <= as_of), default=None)
     if base is None:
         return table.limit(0)
     chain = table.where(F.col("as_of") >= F.lit(base))
-    if chain.where(F.col("as_of") > F.lit(base)).isEmpty():
+    if keys is not None:
+        chain = chain.join(F.broadcast(keys), on=list(spec.keys), how="left_semi")
+    if history is None:
+        single = chain.where(F.col("as_of") > F.lit(base)).isEmpty()
+    else:
+        single = not any(base < s.as_of <= as_of for s in history)
+    if single:
         return chain.where(~F.col("is_deleted"))
     newest = Window.partitionBy(*spec.keys).orderBy(F.col("as_of").desc())
     return (
@@ -192,24 +233,61 @@ def _with_bookkeeping(
     )
 
 
-def _changed_lines(
-    spark: SparkSession, wh: Warehouse, lines: DataFrame, since: Slice, version: int, as_of: date
-) -> DataFrame | None:
-    """(customer_id, product_id) of every line that may change a key's state since `since`.
+@dataclass
+class _Changes:
+    """What changed in silver since the previous slice; read once, shared by both tables.
 
-    None when the change data feed cannot cover the silver versions in between.
+    - `entered`: every line dated after the previous slice's `as_of`, up to this one. Those
+      lines are new to the state whatever silver version brought them.
+    - `corrected`: (customer_id, product_id) of the change data feed rows dated on or before
+      the previous `as_of`: inserts of late lines, re-sent versions, deletes.
     """
-    cols = ["customer_id", "product_id"]
-    in_window = F.col("order_date") <= F.lit(as_of)
-    entered = lines.where((F.col("order_date") > F.lit(since.as_of)) & in_window).select(*cols)
+
+    previous: Slice
+    entered: DataFrame
+    corrected: DataFrame
+    cached: list[DataFrame]
+
+    def release(self) -> None:
+        for frame in self.cached:
+            frame.unpersist()
+
+
+def _materialized(frame: DataFrame) -> DataFrame:
+    """`frame` computed once, without its lineage.
+
+    Change slice rows read the snapshot tables themselves (the prior rows); a cached frame that
+    reads a Delta table is recomputed after every write to that table, so the rows are
+    checkpointed instead: to the checkpoint directory when one is set (reliable on a cluster
+    that removes executors), else locally on the executors.
+    """
+    if frame.sparkSession.sparkContext.getCheckpointDir():
+        return frame.checkpoint(eager=True)
+    return frame.localCheckpoint(eager=True)
+
+
+def _persisted(frame: DataFrame, cached: list[DataFrame]) -> DataFrame:
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(frame)
+    return frame
+
+
+def _read_changes(
+    spark: SparkSession, wh: Warehouse, lines: DataFrame, since: Slice, version: int, as_of: date
+) -> _Changes | None:
+    """The changes since `since`; None when the change data feed cannot cover the versions."""
     if since.source_version is None or since.source_version > version:
         log.warning(
             "previous slice %s read silver version %s, this run reads %d: writing full snapshots",
             since.as_of, since.source_version, version,
         )  # fmt: skip
         return None
+    cached: list[DataFrame] = []
+    window = (F.col("order_date") > F.lit(since.as_of)) & (F.col("order_date") <= F.lit(as_of))
+    entered = _persisted(lines.where(window).select(*features.SNAPSHOT_INPUT), cached)
+    pair = ["customer_id", "product_id"]
     if since.source_version == version:
-        return entered
+        return _Changes(since, entered, entered.select(*pair).limit(0), cached)
     try:
         feed = (
             spark.read.format("delta")
@@ -217,18 +295,112 @@ def _changed_lines(
             .option("startingVersion", since.source_version + 1)
             .option("endingVersion", version)
             .load(wh.path("silver", "order_lines"))
-            .where(in_window)
-            .select(*cols)
+            .where(F.col("order_date") <= F.lit(since.as_of))
+            .select(*pair)
+            .distinct()
         )
-        changed = entered.unionByName(feed).distinct().persist(StorageLevel.MEMORY_AND_DISK)
-        changed.count()  # reads the feed now, so missing feed files surface here
+        corrected = _persisted(feed, cached)
+        corrected.count()  # reads the feed now, so missing feed files surface here
     except (PySparkException, Py4JJavaError) as exc:
         log.warning(
             "silver change data feed unavailable for versions %d-%d (%s): writing full snapshots",
             since.source_version + 1, version, str(exc).splitlines()[0][:200],
         )  # fmt: skip
+        for frame in cached:
+            frame.unpersist()
         return None
-    return changed
+    return _Changes(since, entered, corrected, cached)
+
+
+@dataclass
+class _ChangeRows:
+    """Per table: the keys recomputed from all their lines, and the prior rows to add to."""
+
+    recompute: dict[str, DataFrame]
+    prior: dict[str, DataFrame]
+    scope: DataFrame  # every line (up to as_of) of the recomputed keys
+
+
+def _change_inputs(
+    spark: SparkSession, wh: Warehouse, lines: DataFrame, changes: _Changes, as_of: date,
+    histories: dict[str, list[Slice]], names: set[str],
+) -> _ChangeRows:  # fmt: skip
+    """Splits the changed keys into keys added to (a prior row exists and only later lines came)
+    and keys recomputed from all their lines, and reads the lines of the latter in one scan.
+
+    Recomputed: keys with a corrected line, keys without a complete prior row (new keys, or
+    keys whose lines so far did not make a row), and every changed key of a customer with an
+    order that has sold lines both before and after the previous `as_of` (adding would count
+    that order twice).
+    """
+    cached = changes.cached
+    entered = changes.entered
+    prior: dict[str, DataFrame] = {}
+    recompute: dict[str, DataFrame] = {}
+    for name, spec in SPECS.items():
+        keys = list(spec.keys)
+        if name not in names:  # this table writes a full slice: nothing to recompute here
+            recompute[name] = changes.corrected.select(*keys).limit(0)
+            continue
+        entered_keys = entered.select(*keys).distinct()
+        rows = resolve(
+            spark, wh, name, changes.previous.as_of, keys=entered_keys, history=histories[name]
+        ).where(F.col(spec.complete).isNotNull())
+        prior[name] = _persisted(rows, cached)
+        fresh = entered_keys.join(prior[name].select(*keys), on=keys, how="left_anti")
+        recompute[name] = changes.corrected.select(*keys).unionByName(fresh).distinct()
+
+    def scan(customers: DataFrame, pairs: DataFrame) -> DataFrame:
+        orders = entered.where(features.sold_line()).select("order_id").distinct()
+        flagged = (
+            features.lines_up_to(lines, as_of)
+            .select(*features.SNAPSHOT_INPUT)
+            .join(F.broadcast(customers.withColumn("_c", F.lit(True))), "customer_id", "left")
+            .join(
+                F.broadcast(pairs.withColumn("_p", F.lit(True))),
+                ["customer_id", "product_id"],
+                "left",
+            )
+            .join(F.broadcast(orders.withColumn("_o", F.lit(True))), "order_id", "left")
+        )
+        return _persisted(
+            flagged.where(F.col("_c") | F.col("_p") | F.col("_o")).select(
+                *features.SNAPSHOT_INPUT, F.coalesce("_o", F.lit(False)).alias("_o")
+            ),
+            cached,
+        )
+
+    customers = _persisted(recompute["customer_features"], cached)
+    pairs = _persisted(recompute["interactions"], cached)
+    scope = scan(customers, pairs)
+    earlier_sold = (
+        F.col("_o") & features.sold_line() & (F.col("order_date") <= F.lit(changes.previous.as_of))
+    )
+    spanning = (
+        scope.where(earlier_sold)
+        .select("customer_id")
+        .unionByName(
+            entered.join(scope.where(earlier_sold).select("order_id"), "order_id", "left_semi")
+            .select("customer_id")
+        )
+        .distinct()
+    )  # fmt: skip
+    spanning = _persisted(spanning, cached)
+    n_spanning = spanning.count()
+    if n_spanning:
+        log.warning(
+            "%d customer(s) have orders with sold lines on both sides of %s: recomputed in full",
+            n_spanning, changes.previous.as_of,
+        )  # fmt: skip
+        span_df = spanning
+        customers = _persisted(customers.unionByName(span_df).distinct(), cached)
+        span_pairs = entered.select("customer_id", "product_id").join(
+            span_df, "customer_id", "left_semi"
+        )
+        pairs = _persisted(pairs.unionByName(span_pairs).distinct(), cached)
+        scope = scan(customers, pairs)
+    recompute = {"customer_features": customers, "interactions": pairs}
+    return _ChangeRows(recompute=recompute, prior=prior, scope=scope.drop("_o"))
 
 
 def plan_slice(
@@ -277,6 +449,14 @@ def _state_from_snapshot(frame: DataFrame, name: str, as_of: Column) -> DataFram
         frame = frame.withColumn("strength_anchor_date", as_of).withColumn(
             "strength_at_anchor", F.col("strength")
         )
+    if name == "customer_features":  # the additive components are unknown: null (recomputed)
+        missing = {
+            "sold_lines": "long", "sold_units": "long", "returned_units": "long",
+            "category_revenue": "map<string,double>",
+        }  # fmt: skip
+        for column, type_ in missing.items():
+            if column not in frame.columns:
+                frame = frame.withColumn(column, F.lit(None).cast(type_))
     return frame
 
 
@@ -332,64 +512,37 @@ class _Prepared:
     kind: str
     reason: str
     rows: DataFrame
+    keys_recomputed: int | None = None
 
 
-def _prepare(
-    spark: SparkSession, wh: Warehouse, settings: Settings, spec: Spec, lines: DataFrame,
-    source_version: int, as_of: date, run_id: str, feeds: dict[tuple[date, int], DataFrame | None],
-    scopes: dict[tuple[date, int], DataFrame],
-) -> _Prepared:  # fmt: skip
-    """Plans one table's slice and builds its rows (persisted); nothing is written yet."""
-    migrate_legacy(spark, wh, spec.name, settings)
-    history = slices(spark, wh, spec)
-    kind, reason, previous = plan_slice(history, spec, settings, as_of)
-    log.info("%s/%s slice %s: planned %s (%s)", LAYER, spec.name, as_of, kind, reason)
-    changed = None
-    key = (as_of, -1)
-    if previous is not None:
-        key = (previous.as_of, -1 if previous.source_version is None else previous.source_version)
-        if key not in feeds:  # both tables usually share the previous slice: read the feed once
-            feeds[key] = _changed_lines(spark, wh, lines, previous, source_version, as_of)
-        changed = feeds[key]
-        if changed is None:
-            no_version = previous.source_version is None or previous.source_version > source_version
-            kind = FULL
-            reason = (
-                "no silver version to compare with"
-                if no_version
-                else "change data feed unavailable"
-            )
-    if kind == FULL:
-        _rebase_later(spark, wh, spec, history, as_of)
-        rows = _with_bookkeeping(
-            spec.state(lines, as_of, settings), spec, settings, as_of, run_id, FULL,
-            source_version, deleted=False,
-        )  # fmt: skip
-    else:
-        assert changed is not None
-        keys = changed.select(*spec.keys).distinct()
-        scope = scopes.get(key)
-        if scope is None:  # every line of the changed customers, read once for both tables
-            customers = changed.select("customer_id").distinct()
-            scope = lines.select(*features.SNAPSHOT_INPUT).join(
-                customers, on="customer_id", how="left_semi"
-            )
-            scopes[key] = scope = scope.persist(StorageLevel.MEMORY_AND_DISK)
-        state = spec.state(scope.join(keys, on=list(spec.keys), how="left_semi"), as_of, settings)
-        kept = _with_bookkeeping(
-            state, spec, settings, as_of, run_id, CHANGE, source_version, deleted=False
-        )
-        gone = keys.join(state.select(*spec.keys), on=list(spec.keys), how="left_anti")
-        tombstones = kept.limit(0).unionByName(gone, allowMissingColumns=True)
-        tombstones = tombstones.withColumns(
-            {
-                "as_of": F.lit(as_of), "run_id": F.lit(run_id), "snapshot_kind": F.lit(CHANGE),
-                "source_version": F.lit(source_version).cast("long"), "is_deleted": F.lit(True),
-                **{p: F.lit(v) for p, v in spec.params(settings).items()},
-            }
-        )  # fmt: skip
-        rows = kept.unionByName(tombstones)
-    return _Prepared(spec, kind, reason, rows.persist(StorageLevel.MEMORY_AND_DISK))
+def _change_slice(
+    spec: Spec, settings: Settings, changes: _Changes, inputs: _ChangeRows, as_of: date,
+    source_version: int, run_id: str,
+) -> tuple[DataFrame, int]:  # fmt: skip
+    """The change slice rows of one table: recomputed keys, added-to keys, tombstones."""
+    keys = list(spec.keys)
+    again = F.broadcast(inputs.recompute[spec.name])
+    recomputed = _persisted(  # used twice: the rows and the tombstones
+        spec.state(inputs.scope.join(again, on=keys, how="left_semi"), as_of, settings),
+        changes.cached,
+    )
+    added = spec.add(
+        inputs.prior[spec.name].join(again, on=keys, how="left_anti"), changes.entered, settings
+    )
+    state = recomputed.select(*spec.columns).unionByName(added.select(*spec.columns))
+    kept = _with_bookkeeping(
+        state, spec, settings, as_of, run_id, CHANGE, source_version, deleted=False
+    )
+    gone = inputs.recompute[spec.name].join(recomputed.select(*keys), on=keys, how="left_anti")
+    tombstones = kept.limit(0).unionByName(gone, allowMissingColumns=True)
+    tombstones = tombstones.withColumns(
+        {
+            "as_of": F.lit(as_of), "run_id": F.lit(run_id), "snapshot_kind": F.lit(CHANGE),
+            "source_version": F.lit(source_version).cast("long"), "is_deleted": F.lit(True),
+            **{p: F.lit(v) for p, v in spec.params(settings).items()},
+        }
+    )  # fmt: skip
+    return kept.unionByName(tombstones), inputs.recompute[spec.name].count()
 
 
 def write_all(
@@ -407,12 +560,63 @@ def write_all(
     (the whole snapshot for a full slice, the changed keys for a change slice); a failing `fail`
     rule stops before either table is written.
     """
-    feeds: dict[tuple[date, int], DataFrame | None] = {}
-    scopes: dict[tuple[date, int], DataFrame] = {}
-    prepared = [
-        _prepare(spark, wh, settings, spec, lines, source_version, as_of, run_id, feeds, scopes)
-        for spec in SPECS.values()
-    ]
+    histories: dict[str, list[Slice]] = {}
+    plans: dict[str, tuple[str, str, Slice | None]] = {}
+    for name, spec in SPECS.items():
+        migrate_legacy(spark, wh, name, settings)
+        histories[name] = slices(spark, wh, spec)
+        plans[name] = plan_slice(histories[name], spec, settings, as_of)
+        stored = wh.read(spark, LAYER, name).columns if histories[name] else spec.columns
+        if plans[name][0] == CHANGE and not set(spec.columns) <= set(stored):
+            plans[name] = (FULL, "state columns added", None)
+        log.info("%s/%s slice %s: planned %s (%s)", LAYER, name, as_of, *plans[name][:2])
+    previous = {(p.as_of, p.source_version): p for _, _, p in plans.values() if p is not None}
+    changes = None
+    if len(previous) == 1:  # both tables chain from the same previous slice: the usual case
+        since = next(iter(previous.values()))
+        changes = _read_changes(spark, wh, lines, since, source_version, as_of)
+    elif previous:
+        log.info("the tables' previous slices differ: writing full snapshots")
+    for name, (_kind, _reason, prev) in plans.items():
+        same = (
+            changes is not None
+            and prev is not None
+            and (
+                (changes.previous.as_of, changes.previous.source_version)
+                == (prev.as_of, prev.source_version)
+            )
+        )
+        if prev is not None and not same:
+            no_version = prev.source_version is None or prev.source_version > source_version
+            plans[name] = (FULL, (
+                "the tables' previous slices differ" if len(previous) > 1
+                else "no silver version to compare with" if no_version
+                else "change data feed unavailable"
+            ), None)  # fmt: skip
+    changing = {name for name, plan in plans.items() if plan[0] == CHANGE}
+    inputs = None
+    if changing:
+        assert changes is not None
+        inputs = _change_inputs(spark, wh, lines, changes, as_of, histories, changing)
+    prepared = []
+    for name, spec in SPECS.items():
+        kind, reason, _prev = plans[name]
+        recomputed = None
+        if kind == FULL:
+            _rebase_later(spark, wh, spec, histories[name], as_of)
+            rows = _with_bookkeeping(
+                spec.state(lines, as_of, settings), spec, settings, as_of, run_id, FULL,
+                source_version, deleted=False,
+            ).persist(StorageLevel.MEMORY_AND_DISK)  # fmt: skip
+        else:
+            assert changes is not None and inputs is not None
+            rows, recomputed = _change_slice(
+                spec, settings, changes, inputs, as_of, source_version, run_id
+            )
+            rows = _materialized(rows)
+        prepared.append(_Prepared(spec, kind, reason, rows, recomputed))
+    if changes is not None:
+        changes.release()
     results = []
     for p in prepared:
         checked = p.spec.derive(p.rows.where(~F.col("is_deleted")), as_of, ())
@@ -427,9 +631,7 @@ def write_all(
         p.rows.unpersist()
         log.info("%s/%s slice %s: %s, %d rows (%s)", LAYER, p.spec.name, as_of, p.kind, n, p.reason)
         written[p.spec.name] = Written(
-            kind=p.kind, reason=p.reason, rows_written=n, version=version
-        )
-    for cached in [*feeds.values(), *scopes.values()]:
-        if cached is not None:
-            cached.unpersist()
+            kind=p.kind, reason=p.reason, rows_written=n, version=version,
+            keys_recomputed=p.keys_recomputed,
+        )  # fmt: skip
     return written

@@ -116,6 +116,9 @@ def test_daily_runs_write_changed_keys_and_every_date_reads_like_a_full_rebuild(
     assert rows == {("C1", "P2", False), ("C2", "P2", False), ("C2", "P1", True),
                     ("C3", "P1", False)}  # fmt: skip
     assert written["customer_features"]["rows_written"] == 3  # every customer changed here
+    # C2 corrected; C1 and C3 only had later lines added to their D1 rows
+    assert written["customer_features"]["keys_recomputed"] == 1
+    assert written["interactions"]["keys_recomputed"] == 4  # 2 corrected, 2 without a D1 row
 
     for name in snapshots.SPECS:
         expected = _expected(spark, wh, D2)[name]
@@ -156,6 +159,95 @@ def test_daily_runs_write_changed_keys_and_every_date_reads_like_a_full_rebuild(
         wh.read_as_of(spark, "gold", "interactions", D3), _expected(spark, wh, D3)["interactions"]
     )
     assert not wh.ensure_change_feed(spark, "silver", "order_lines")  # already back on
+
+
+SILVER_SCHEMA = (
+    "customer_id string, product_id string, order_id string, order_date date, quantity int, "
+    "net_amount double, category string, is_cancelled boolean"
+)
+
+
+def _silver_lines(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    return spark.createDataFrame(
+        [(c, p, o, date.fromisoformat(d), q, n, cat, x) for c, p, o, d, q, n, cat, x in rows],
+        SILVER_SCHEMA,
+    )
+
+
+def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get_wrong(
+    spark: SparkSession, settings_for
+) -> None:
+    # no rebase: the tiny chain would pass any share of its 4-row full slice
+    settings = settings_for(
+        features={"recency_half_life_days": HALF_LIFE, "snapshot_rebase_share": 9}
+    )
+    wh = Warehouse.from_settings(settings)
+    path = wh.path("silver", "order_lines")
+    first = [
+        ("C1", "P1", "O1", "2025-03-01", 2, 10.0, "dairy", False),
+        ("C1", "P2", "O1", "2025-03-01", 1, 5.0, "bakery", False),
+        ("C2", "P1", "O2", "2025-03-02", 1, 5.0, "dairy", False),
+        ("C3", "P3", "O3", "2025-03-02", -1, -4.0, "fruit", False),  # a return only: no row
+        ("C4", "P1", "O4", "2025-03-01", 3, 15.0, "dairy", False),
+        ("C5", "P2", "O5", "2025-03-03", 1, 5.0, "bakery", False),
+    ]
+    _silver_lines(spark, first).write.format("delta").partitionBy("order_date").save(path)
+    wh.ensure_change_feed(spark, "silver", "order_lines")
+    v1 = wh.version(spark, "silver", "order_lines")
+    assert v1 is not None
+    lines = spark.read.format("delta").load(path)
+    snapshots.write_all(spark, wh, settings, lines, v1, D1, "r1")
+
+    later = [
+        ("C1", "P1", "O6", "2025-03-05", 1, 5.0, "dairy", False),  # added to (C1,P1)
+        ("C1", "P3", "O6", "2025-03-05", 2, 8.0, "fruit", False),  # new pair
+        ("C1", "P2", "O1", "2025-03-06", -1, -5.0, "bakery", False),  # a later return
+        ("C2", "P1", "O7", "2025-03-04", 1, 5.0, "dairy", True),  # cancelled: C2 unchanged
+        ("C3", "P3", "O8", "2025-03-05", 1, 4.0, "fruit", False),  # no D1 row: recomputed
+        ("C4", "P1", "O4", "2025-03-05", 1, 5.0, "dairy", False),  # O4 spans D1: recomputed
+        ("C5", "P2", "O9", "2025-03-02", 2, 10.0, "bakery", False),  # late, before D1
+        ("C5", "P2", "O10", "2025-03-06", 1, 5.0, "bakery", False),
+    ]
+    _silver_lines(spark, later).write.format("delta").mode("append").save(path)
+    v2 = wh.version(spark, "silver", "order_lines")
+    assert v2 is not None
+    lines = spark.read.format("delta").load(path)
+    written = snapshots.write_all(spark, wh, settings, lines, v2, D2, "r2")
+
+    assert written["customer_features"].to_dict() == {
+        "kind": "change", "reason": "changed keys only", "rows_written": 4,
+        "keys_recomputed": 3,  # C3, C4, C5; C1 added to; C2 not written
+    }  # fmt: skip
+    assert written["interactions"].to_dict() == {
+        "kind": "change", "reason": "changed keys only", "rows_written": 6,
+        "keys_recomputed": 4,  # (C1,P3), (C3,P3), (C4,P1), (C5,P2); (C1,P1), (C1,P2) added to
+    }  # fmt: skip
+    for name, expected in _expected(spark, wh, D2).items():
+        _assert_same(wh.read_as_of(spark, "gold", name, D2), expected)
+    c4 = wh.read_as_of(spark, "gold", "customer_features", D2).where("customer_id = 'C4'").first()
+    assert (c4["frequency"], c4["monetary"]) == (1, 20.0)  # O4 counted once
+    c3 = wh.read_as_of(spark, "gold", "customer_features", D2).where("customer_id = 'C3'").first()
+    assert c3["monetary"] == 0.0  # the earlier return is kept
+
+    # a table stored before the additive columns existed: a full slice for it, while the other
+    # table still writes a change slice
+    cf_path = wh.path("gold", "customer_features")
+    old = (
+        spark.read.format("delta")
+        .load(cf_path)
+        .drop("sold_lines", "sold_units", "returned_units", "category_revenue")
+    )
+    old = spark.createDataFrame(old.collect(), old.schema)  # detached from the table it replaces
+    old.write.format("delta").mode("overwrite").option("overwriteSchema", "true").partitionBy(
+        "as_of"
+    ).save(cf_path)
+    written = snapshots.write_all(spark, wh, settings, lines, v2, D3, "r3")
+    assert written["customer_features"].to_dict() == {
+        "kind": "full", "reason": "state columns added", "rows_written": 5,
+    }  # fmt: skip
+    assert written["interactions"].kind == "change"
+    for name, expected in _expected(spark, wh, D3).items():
+        _assert_same(wh.read_as_of(spark, "gold", name, D3), expected)
 
 
 def _slice(day: int, kind: str = "change", rows: int = 10, half_life: float = HALF_LIFE):
