@@ -534,14 +534,10 @@ def _change_slice(
         state, spec, settings, as_of, run_id, CHANGE, source_version, deleted=False
     )
     gone = inputs.recompute[spec.name].join(recomputed.select(*keys), on=keys, how="left_anti")
-    tombstones = kept.limit(0).unionByName(gone, allowMissingColumns=True)
-    tombstones = tombstones.withColumns(
-        {
-            "as_of": F.lit(as_of), "run_id": F.lit(run_id), "snapshot_kind": F.lit(CHANGE),
-            "source_version": F.lit(source_version).cast("long"), "is_deleted": F.lit(True),
-            **{p: F.lit(v) for p, v in spec.params(settings).items()},
-        }
-    )  # fmt: skip
+    gone = state.limit(0).unionByName(gone, allowMissingColumns=True)  # state columns null
+    tombstones = _with_bookkeeping(
+        gone, spec, settings, as_of, run_id, CHANGE, source_version, deleted=True
+    )
     return kept.unionByName(tombstones), inputs.recompute[spec.name].count()
 
 

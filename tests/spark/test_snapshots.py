@@ -209,19 +209,24 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
         ("C5", "P2", "O10", "2025-03-06", 1, 5.0, "bakery", False),
     ]
     _silver_lines(spark, later).write.format("delta").mode("append").save(path)
+    # C2's only sale removed: C2 and (C2,P1) get tombstones
+    spark.sql(f"DELETE FROM delta.`{path}` WHERE order_id = 'O2'")
     v2 = wh.version(spark, "silver", "order_lines")
     assert v2 is not None
     lines = spark.read.format("delta").load(path)
     written = snapshots.write_all(spark, wh, settings, lines, v2, D2, "r2")
 
     assert written["customer_features"].to_dict() == {
-        "kind": "change", "reason": "changed keys only", "rows_written": 4,
-        "keys_recomputed": 3,  # C3, C4, C5; C1 added to; C2 not written
+        "kind": "change", "reason": "changed keys only", "rows_written": 5,
+        "keys_recomputed": 4,  # C2 (a tombstone), C3, C4, C5; C1 added to
     }  # fmt: skip
     assert written["interactions"].to_dict() == {
-        "kind": "change", "reason": "changed keys only", "rows_written": 6,
-        "keys_recomputed": 4,  # (C1,P3), (C3,P3), (C4,P1), (C5,P2); (C1,P1), (C1,P2) added to
+        "kind": "change", "reason": "changed keys only", "rows_written": 7,
+        # (C1,P3), (C2,P1) (a tombstone), (C3,P3), (C4,P1), (C5,P2); (C1,P1), (C1,P2) added to
+        "keys_recomputed": 5,
     }  # fmt: skip
+    deleted = wh.read(spark, "gold", "interactions").where(F.col("is_deleted"))
+    assert [(r["customer_id"], r["product_id"]) for r in deleted.collect()] == [("C2", "P1")]
     for name, expected in _expected(spark, wh, D2).items():
         _assert_same(wh.read_as_of(spark, "gold", name, D2), expected)
     c4 = wh.read_as_of(spark, "gold", "customer_features", D2).where("customer_id = 'C4'").first()
@@ -243,7 +248,7 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
     ).save(cf_path)
     written = snapshots.write_all(spark, wh, settings, lines, v2, D3, "r3")
     assert written["customer_features"].to_dict() == {
-        "kind": "full", "reason": "state columns added", "rows_written": 5,
+        "kind": "full", "reason": "state columns added", "rows_written": 4,  # not C2
     }  # fmt: skip
     assert written["interactions"].kind == "change"
     for name, expected in _expected(spark, wh, D3).items():
