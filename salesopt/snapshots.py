@@ -254,15 +254,13 @@ class _Changes:
 
 
 def _materialized(frame: DataFrame) -> DataFrame:
-    """`frame` computed once, without its lineage.
+    """`frame` computed once, without its lineage (a local checkpoint on the executors).
 
     Change slice rows read the snapshot tables themselves (the prior rows); a cached frame that
     reads a Delta table is recomputed after every write to that table, so the rows are
-    checkpointed instead: to the checkpoint directory when one is set (reliable on a cluster
-    that removes executors), else locally on the executors.
+    checkpointed instead. The blocks live only until the slice is written; if an executor is
+    lost before that, the refresh fails and a rerun rewrites the slice.
     """
-    if frame.sparkSession.sparkContext.getCheckpointDir():
-        return frame.checkpoint(eager=True)
     return frame.localCheckpoint(eager=True)
 
 
