@@ -431,8 +431,16 @@ def _rebase_later(
         return
     nxt = later[0]
     log.info("backfill: rewriting %s slice %s as a full slice first", spec.name, nxt.as_of)
-    state = resolve(spark, wh, spec.name, nxt.as_of).withColumn("snapshot_kind", F.lit(FULL))
-    state = state.withColumn("as_of", F.lit(nxt.as_of)).persist(StorageLevel.MEMORY_AND_DISK)
+    state = resolve(spark, wh, spec.name, nxt.as_of).withColumns(
+        {
+            "snapshot_kind": F.lit(FULL),
+            "as_of": F.lit(nxt.as_of),
+            # every row is valid at the version that slice read (rows carried from earlier
+            # slices kept theirs, and the next change slice reads the feed from this one)
+            "source_version": F.lit(nxt.source_version).cast("long"),
+        }
+    )
+    state = state.persist(StorageLevel.MEMORY_AND_DISK)
     state.count()
     wh.write_slice(state, LAYER, spec.name, nxt.as_of)
     state.unpersist()
