@@ -189,6 +189,16 @@ def customer_state(lines: DataFrame, as_of: date) -> DataFrame:
     return _finish_customer(_customer_components(lines_up_to(lines, as_of).where(_counted())))
 
 
+def _o(c: str) -> Column:
+    """Column `c` of the prior state side (alias `o`) in `add_*_lines`."""
+    return F.col(f"o.{c}")
+
+
+def _n(c: str) -> Column:
+    """Column `c` of the later lines' components (alias `n`) in `add_*_lines`."""
+    return F.col(f"n.{c}")
+
+
 def _empty_revenue() -> Column:
     return F.map_from_arrays(F.array().cast("array<string>"), F.array().cast("array<double>"))
 
@@ -203,27 +213,21 @@ def add_customer_lines(prior: DataFrame, later: DataFrame) -> DataFrame:
     new = _customer_components(later.where(_counted())).alias("n")
     old = prior.select(*CUSTOMER_COMPONENTS).alias("o")
 
-    def o(c: str) -> Column:
-        return F.col(f"o.{c}")
-
-    def n(c: str) -> Column:
-        return F.col(f"n.{c}")
-
     merged = F.map_zip_with(
-        F.coalesce(o("category_revenue"), _empty_revenue()),
-        F.coalesce(n("category_revenue"), _empty_revenue()),
+        F.coalesce(_o("category_revenue"), _empty_revenue()),
+        F.coalesce(_n("category_revenue"), _empty_revenue()),
         lambda _k, a, b: F.coalesce(a, F.lit(0.0)) + F.coalesce(b, F.lit(0.0)),
     )
     combined = old.join(new, on="customer_id", how="inner").select(
         "customer_id",
-        (o("frequency") + n("frequency")).alias("frequency"),
-        F.round(o("monetary") + n("monetary"), 2).alias("monetary"),
-        F.least(o("first_order_date"), n("first_order_date")).alias("first_order_date"),
-        F.greatest(o("last_order_date"), n("last_order_date")).alias("last_order_date"),
-        (o("sold_lines") + n("sold_lines")).alias("sold_lines"),
-        (o("sold_units") + n("sold_units")).alias("sold_units"),
-        (o("returned_units") + n("returned_units")).alias("returned_units"),
-        F.when(o("category_revenue").isNull() & n("category_revenue").isNull(), None)
+        (_o("frequency") + _n("frequency")).alias("frequency"),
+        F.round(_o("monetary") + _n("monetary"), 2).alias("monetary"),
+        F.least(_o("first_order_date"), _n("first_order_date")).alias("first_order_date"),
+        F.greatest(_o("last_order_date"), _n("last_order_date")).alias("last_order_date"),
+        (_o("sold_lines") + _n("sold_lines")).alias("sold_lines"),
+        (_o("sold_units") + _n("sold_units")).alias("sold_units"),
+        (_o("returned_units") + _n("returned_units")).alias("returned_units"),
+        F.when(_o("category_revenue").isNull() & _n("category_revenue").isNull(), None)
         .otherwise(F.map_from_entries(F.array_sort(F.map_entries(merged))))
         .alias("category_revenue"),
     )
@@ -314,27 +318,21 @@ def add_interaction_lines(prior: DataFrame, later: DataFrame, half_life_days: fl
     new = _interaction_components(later.where(_counted())).alias("n")
     old = prior.select(*INTERACTION_STATE).alias("o")
 
-    def o(c: str) -> Column:
-        return F.col(f"o.{c}")
-
-    def n(c: str) -> Column:
-        return F.col(f"n.{c}")
-
-    anchor = F.greatest(o("strength_anchor_date"), n("strength_anchor_date"))
-    carried = o("strength_at_anchor") * _decay(
-        F.datediff(anchor, o("strength_anchor_date")), half_life_days
+    anchor = F.greatest(_o("strength_anchor_date"), _n("strength_anchor_date"))
+    carried = _o("strength_at_anchor") * _decay(
+        F.datediff(anchor, _o("strength_anchor_date")), half_life_days
     )
     return old.join(new, on=["customer_id", "product_id"], how="inner").select(
         "customer_id",
         "product_id",
-        F.coalesce(o("category"), n("category")).alias("category"),
-        (o("n_purchases") + n("n_purchases")).alias("n_purchases"),
-        (o("quantity") + n("quantity")).alias("quantity"),
-        (o("returned_units") + n("returned_units")).alias("returned_units"),
-        F.least(o("first_purchase_date"), n("first_purchase_date")).alias("first_purchase_date"),
-        F.greatest(o("last_purchase_date"), n("last_purchase_date")).alias("last_purchase_date"),
+        F.coalesce(_o("category"), _n("category")).alias("category"),
+        (_o("n_purchases") + _n("n_purchases")).alias("n_purchases"),
+        (_o("quantity") + _n("quantity")).alias("quantity"),
+        (_o("returned_units") + _n("returned_units")).alias("returned_units"),
+        F.least(_o("first_purchase_date"), _n("first_purchase_date")).alias("first_purchase_date"),
+        F.greatest(_o("last_purchase_date"), _n("last_purchase_date")).alias("last_purchase_date"),
         anchor.alias("strength_anchor_date"),
-        (carried + _decayed_sum(n("_days"), anchor, half_life_days)).alias("strength_at_anchor"),
+        (carried + _decayed_sum(_n("_days"), anchor, half_life_days)).alias("strength_at_anchor"),
     )
 
 
