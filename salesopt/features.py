@@ -366,7 +366,7 @@ def with_run(df: DataFrame, as_of: date, run_id: str) -> DataFrame:
 
 
 def merge_history(
-    ctx: StageContext, df: DataFrame, name: str, period: str, changed_periods: DataFrame | None
+    ctx: StageContext, df: DataFrame, name: str, period: str, changed_periods: list[date] | None
 ) -> int | None:
     """MERGEs a history table on (product_id, period), limited to the periods that changed.
 
@@ -385,10 +385,8 @@ def merge_history(
     merge = merge.whenMatchedUpdate(
         condition=changed, set={**measures, "as_of": "s.as_of", "run_id": "s.run_id"}
     ).whenNotMatchedInsertAll()
-    if changed_periods is not None:
-        periods = [r[0] for r in changed_periods.collect()]
-        if periods:
-            in_scope = F.col(f"t.{period}").isin(periods)
-            merge = merge.whenNotMatchedBySourceDelete(condition=in_scope)
+    if changed_periods:
+        in_scope = F.col(f"t.{period}").isin(changed_periods)
+        merge = merge.whenNotMatchedBySourceDelete(condition=in_scope)
     merge.execute()
     return wh.version(ctx.spark, "gold", name)

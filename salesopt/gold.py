@@ -10,6 +10,7 @@ as change chains (`salesopt.snapshots`): a daily run writes only the keys whose 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -41,14 +42,15 @@ def _publish_sales(
         changed_days = changed_weeks = None
         log.info("building sales history tables from all of silver")
     else:
-        changed = _changed_dates(lines, batch_ids).persist(StorageLevel.MEMORY_AND_DISK)
-        changed_weeks = changed.select(
-            F.date_trunc("week", "order_date").cast("date").alias("week_start")
-        ).distinct()
-        week_list = [r[0] for r in changed_weeks.collect()]
-        scope = lines.where(F.date_trunc("week", "order_date").cast("date").isin(week_list))
-        changed_days = scope.select("order_date").distinct()
-        log.info("updating sales history for %d changed weeks", len(week_list))
+        week = F.date_trunc("week", "order_date").cast("date")
+        changed_weeks = sorted(
+            r[0] for r in _changed_dates(lines, batch_ids).select(week).distinct().collect()
+        )
+        # every day of a changed week is recomputed from all its lines: a day left without
+        # lines loses its row
+        changed_days = [w + timedelta(days=d) for w in changed_weeks for d in range(7)]
+        scope = lines.where(F.col("order_date").isin(changed_days))
+        log.info("updating sales history for %d changed weeks", len(changed_weeks))
     # persisted: the quality rules and the MERGE both read them (aggregated from silver once)
     daily = features.with_run(features.sales_daily(scope), ctx.as_of, ctx.run_id)
     weekly = features.with_run(features.sales_weekly(scope), ctx.as_of, ctx.run_id)

@@ -80,6 +80,25 @@ def embedded_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.driver.extraJavaOptions": (
             f"-Dlog4j2.configurationFile={LOG4J_CONF} -Dsalesopt.log.level={settings.log_level}"
         ),
+        **one_machine_conf(settings),
+    }
+
+
+def one_machine_conf(settings: SparkSettings) -> dict[str, str]:
+    """Fixed costs sized for one machine (embedded session only; a cluster keeps Spark's).
+
+    - Delta rebuilds a table's file list in `snapshotPartitions` tasks (default 50) each time a
+      new table version is read; a refresh reads dozens of new versions, so on a few cores the
+      tasks, not the files, were the cost. `shuffle_partitions` tasks is plenty for the file
+      lists of this machine's tables.
+    - Spark lists more than `parallelPartitionDiscovery.threshold` folders (default 32) with a
+      Spark job of one task per folder; the landing has a folder per delivery day and one for
+      its late files (1,109 for the 540-day bench), and that job took 3-6 s per listing on 2
+      cores. The driver lists them itself instead.
+    """
+    return {
+        "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
     }
 
 

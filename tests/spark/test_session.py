@@ -13,7 +13,13 @@ from pyspark.sql import SparkSession
 
 from salesopt.config import SparkSettings
 from salesopt.errors import SetupError
-from salesopt.session import embedded_conf, find_delta_jars, get_spark
+from salesopt.session import (
+    default_conf,
+    embedded_conf,
+    find_delta_jars,
+    get_spark,
+    one_machine_conf,
+)
 
 pytestmark = pytest.mark.spark
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +36,9 @@ def test_session_has_delta_utc_and_test_settings(spark: SparkSession) -> None:
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.conf.get("spark.sql.shuffle.partitions") == "4"
     assert spark.conf.get("spark.ui.enabled") == "false"
+    # one-machine fixed costs: Delta file lists in shuffle_partitions tasks, driver-side listing
+    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == "4"
+    assert spark.conf.get("spark.sql.sources.parallelPartitionDiscovery.threshold") == "100000"
 
 
 def test_embedded_conf_uses_local_jars_never_packages() -> None:
@@ -38,6 +47,13 @@ def test_embedded_conf_uses_local_jars_never_packages() -> None:
     assert any(Path(j).name.startswith("delta-spark_4.1_2.13-") for j in jars)
     assert all(Path(j).exists() for j in jars)
     assert "spark.jars.packages" not in conf
+
+
+def test_one_machine_conf_is_embedded_only() -> None:
+    settings = SparkSettings(shuffle_partitions=6)
+    assert embedded_conf(settings)["spark.databricks.delta.snapshotPartitions"] == "6"
+    # a submitted or cluster session keeps Spark's and Delta's own defaults for these
+    assert not set(one_machine_conf(settings)) & set(default_conf(settings))
 
 
 def test_settings_conf_overrides_any_key() -> None:

@@ -1,0 +1,184 @@
+"""Probe: where an incremental refresh spends its time, stage by stage and step by step.
+
+Not a registered bench (no result file): a measurement aid for the incremental refresh. It uses
+the landing of a `bench.bench_refresh` run (`--workdir`):
+
+    SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.probe_incremental --workdir /tmp/b10m
+
+1. If `<workdir>/warehouse_full` does not exist, runs the full refresh for the bench's full
+   `as_of` (last day - `--hold-days`) into it, once; later calls reuse it.
+2. Each of `--runs` runs copies `warehouse_full` to `<workdir>/warehouse_probe` and runs the
+   incremental refresh for the last day on the copy, so every run starts from the same state.
+   Run 1 starts in a fresh JVM; later runs show the warm cost.
+   `--spark-conf key=value` adds session settings (A/B of a Spark or Delta setting).
+3. Prints each stage's seconds and, for the traced steps (`--trace module:function`, default
+   below), the seconds and Spark jobs of every call (nested traced steps count in both), then
+   the run's Spark jobs grouped by description with their summed seconds (from the Spark UI's
+   REST API; `--jobs-top 0` or a session without UI skips it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import json
+import re
+import shutil
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.common import Timer
+from salesopt.config import load_settings
+from salesopt.datagen import last_day
+from salesopt.pipeline import refresh
+from salesopt.session import get_spark
+
+CORE = ("ingest", "silver", "gold")
+TRACED = (
+    "salesopt.ingest:plan_batch",
+    "salesopt.ingest:_log_batch",
+    "salesopt.silver:classify",
+    "salesopt.silver:_merge_quarantine",
+    "salesopt.silver:_merge_silver",
+    "salesopt.silver:clean_batch",
+    "salesopt.dims:refresh_dims",
+    "salesopt.gold:_publish_sales",
+    "salesopt.gold:silver_version_for",
+    "salesopt.features:merge_history",
+    "salesopt.snapshots:slices",
+    "salesopt.snapshots:_read_changes",
+    "salesopt.snapshots:_change_inputs",
+    "salesopt.snapshots:_change_slice",
+    "salesopt.snapshots:resolve",
+    "salesopt.snapshots:_materialized",
+    "salesopt.snapshots:write_all",
+    "salesopt.quality:evaluate",
+    "salesopt.quality:record",
+    "salesopt.pipeline:_record",
+)
+
+
+def _trace(
+    targets: Sequence[str], jobs: Callable[[], int], sc: Any
+) -> dict[str, list[tuple[float, int]]]:
+    """Wraps each `module:function` so every call records (seconds, Spark jobs started).
+
+    The call also names its Spark jobs (job description = the innermost traced step), so the
+    job groups below say which step ran them; Delta names its own internal jobs.
+    """
+    calls: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for target in targets:
+        module_name, name = target.split(":")
+        module = importlib.import_module(module_name)
+        original = getattr(module, name)
+
+        @functools.wraps(original)
+        def traced(*a: Any, _f: Callable = original, _k: str = target, **kw: Any) -> Any:
+            start, before = time.perf_counter(), jobs()
+            outer = sc.getLocalProperty("spark.job.description")
+            sc.setJobDescription(_k)
+            try:
+                return _f(*a, **kw)
+            finally:
+                sc.setJobDescription(outer)
+                calls[_k].append((time.perf_counter() - start, jobs() - before))
+
+        setattr(module, name, traced)
+    return calls
+
+
+def _seconds(start: str, end: str) -> float:
+    def parse(stamp: str) -> float:
+        return time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) + int(stamp[20:23]) / 1e3
+
+    return parse(end) - parse(start)
+
+
+def _job_groups(ui: str | None, first: int, last: int, top: int) -> list[str]:
+    """Spark jobs `first`..`last` from the UI's REST API, grouped by description: seconds, count."""
+    if not ui or top <= 0:
+        return []
+    with urllib.request.urlopen(f"{ui}/api/v1/applications") as r:
+        app = json.load(r)[0]["id"]
+    with urllib.request.urlopen(f"{ui}/api/v1/applications/{app}/jobs") as r:
+        jobs = [j for j in json.load(r) if first <= j["jobId"] < last and "completionTime" in j]
+    groups: dict[str, list[float]] = defaultdict(list)
+    for job in jobs:
+        name = re.sub(r"\d+", "N", job.get("description") or job["name"])[:110]
+        groups[name].append(_seconds(job["submissionTime"], job["completionTime"]))
+    ranked = sorted(groups.items(), key=lambda kv: -sum(kv[1]))[:top]
+    return [f"{sum(v):6.1f} s {len(v):4d} jobs  {k}" for k, v in ranked]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", type=Path, required=True, help="a bench_refresh --workdir")
+    p.add_argument("--customers", type=int, default=112_000)
+    p.add_argument("--products", type=int, default=2_000)
+    p.add_argument("--days", type=int, default=540)
+    p.add_argument("--hold-days", type=int, default=5)
+    p.add_argument("--runs", type=int, default=2)
+    p.add_argument("--trace", action="append", default=None, help="module:function (repeatable)")
+    p.add_argument("--jobs-top", type=int, default=25, help="job groups to list (UI needed)")
+    p.add_argument("--spark-conf", action="append", default=[], help="key=value (repeatable)")
+    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    args = p.parse_args(argv)
+    if not (args.workdir / "landing" / "orders").is_dir():
+        raise SystemExit(f"{args.workdir}/landing/orders not found: run bench.bench_refresh first")
+    full_wh, probe_wh = args.workdir / "warehouse_full", args.workdir / "warehouse_probe"
+    overrides = {
+        "generate.customers": args.customers,
+        "generate.products": args.products,
+        "generate.days": args.days,
+        "paths.landing": str(args.workdir / "landing"),
+        "demo": True,
+    }
+    settings = load_settings(args.conf, overrides=overrides)
+    extra = dict(kv.split("=", 1) for kv in args.spark_conf)
+    if extra:
+        settings = settings.with_overrides(spark={"conf": {**settings.spark.conf, **extra}})
+    spark = get_spark(settings.spark)
+    end = last_day(settings.generate)
+    if not full_wh.is_dir():
+        print(f"building {full_wh}: full refresh for {end - timedelta(days=args.hold_days)}")
+        with Timer() as t:
+            refresh(
+                spark, settings.with_overrides(paths={"warehouse": str(full_wh)}),
+                end - timedelta(days=args.hold_days), CORE,
+            )  # fmt: skip
+        print(f"full refresh: {t.seconds:.1f} s")
+    tracker = spark.sparkContext.statusTracker()
+
+    def jobs_started() -> int:  # job ids are sequential; the retained-job list is capped
+        return max(tracker.getJobIdsForGroup(None), default=-1) + 1
+
+    calls = _trace(args.trace or TRACED, jobs_started, spark.sparkContext)
+    probe = settings.with_overrides(paths={"warehouse": str(probe_wh)})
+    for run in range(1, args.runs + 1):
+        shutil.rmtree(probe_wh, ignore_errors=True)
+        shutil.copytree(full_wh, probe_wh)
+        calls.clear()
+        jobs_before = jobs_started()
+        with Timer() as t:
+            summary = refresh(spark, probe, end, CORE)
+        jobs = jobs_started() - jobs_before
+        stages = ", ".join(f"{s.stage} {s.seconds:.1f}" for s in summary.stages)
+        print(f"\nrun {run}: incremental {t.seconds:.1f} s, {jobs} Spark jobs ({stages})")
+        for target, rows in calls.items():
+            secs = ", ".join(f"{s:.1f}" for s, _ in rows)
+            print(f"  {target}: {sum(s for s, _ in rows):.1f} s, {sum(j for _, j in rows)} jobs"
+                  f" ({len(rows)} calls: {secs})")  # fmt: skip
+        ui = spark.sparkContext.uiWebUrl
+        for line in _job_groups(ui, jobs_before, jobs_before + jobs, args.jobs_top):
+            print("  job group:", line)
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
