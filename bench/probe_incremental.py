@@ -10,7 +10,8 @@ the landing of a `bench.bench_refresh` run (`--workdir`):
 2. Each of `--runs` runs copies `warehouse_full` to `<workdir>/warehouse_probe` and runs the
    incremental refresh for the last day on the copy, so every run starts from the same state.
    Run 1 starts in a fresh JVM; later runs show the warm cost.
-   `--spark-conf key=value` adds session settings (A/B of a Spark or Delta setting).
+   `--spark-conf key=value` adds session settings and `--table-property key=value` sets a
+   table property on every table of the copy (A/B of a Spark or Delta setting).
 3. Prints each stage's seconds and, for the traced steps (`--trace module:function`, default
    below), the seconds and Spark jobs of every call (nested traced steps count in both), then
    the run's Spark jobs grouped by description with their summed seconds (from the Spark UI's
@@ -127,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--trace", action="append", default=None, help="module:function (repeatable)")
     p.add_argument("--jobs-top", type=int, default=25, help="job groups to list (UI needed)")
     p.add_argument("--spark-conf", action="append", default=[], help="key=value (repeatable)")
+    p.add_argument(
+        "--table-property", action="append", default=[],
+        help="key=value set on every table of the copy before the run (repeatable)",
+    )  # fmt: skip
     p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
     args = p.parse_args(argv)
     if not (args.workdir / "landing" / "orders").is_dir():
@@ -163,6 +168,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     for run in range(1, args.runs + 1):
         shutil.rmtree(probe_wh, ignore_errors=True)
         shutil.copytree(full_wh, probe_wh)
+        if args.table_property:
+            props = ", ".join(
+                f"'{k}' = '{v}'" for k, v in (kv.split("=", 1) for kv in args.table_property)
+            )
+            for log_dir in sorted(probe_wh.glob("*/*/_delta_log")):
+                spark.sql(f"ALTER TABLE delta.`{log_dir.parent}` SET TBLPROPERTIES ({props})")
         calls.clear()
         jobs_before = jobs_started()
         with Timer() as t:
