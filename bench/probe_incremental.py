@@ -15,7 +15,8 @@ the landing of a `bench.bench_refresh` run (`--workdir`):
 3. Prints each stage's seconds and, for the traced steps (`--trace module:function`, default
    below), the seconds and Spark jobs of every call (nested traced steps count in both), then
    the run's Spark jobs grouped by description with their summed seconds (from the Spark UI's
-   REST API; `--jobs-top 0` or a session without UI skips it).
+   REST API; `--jobs-top 0` or a session without UI skips it). Jobs run concurrently (the
+   broadcasts of one query), so a group's summed job seconds can exceed its step's wall time.
 """
 
 from __future__ import annotations
