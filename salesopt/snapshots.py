@@ -440,10 +440,8 @@ def _rebase_later(
             "source_version": F.lit(nxt.source_version).cast("long"),
         }
     )
-    state = state.persist(StorageLevel.MEMORY_AND_DISK)
-    state.count()
-    wh.write_slice(state, LAYER, spec.name, nxt.as_of)
-    state.unpersist()
+    # computed before the write replaces the slice it reads from
+    wh.write_slice(_materialized(state), LAYER, spec.name, nxt.as_of)
 
 
 def _state_from_snapshot(frame: DataFrame, name: str, as_of: Column) -> DataFrame:
