@@ -61,6 +61,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="use the landing files already in --workdir (same generation options; no generate "
         "step is timed) and rebuild the warehouse from scratch",
     )
+    p.add_argument(
+        "--keep-full",
+        action="store_true",
+        help="copy the warehouse after the full refresh to <workdir>/warehouse_full (untimed), "
+        "the starting state that bench.probe_incremental reuses",
+    )
     return p.parse_args(argv)
 
 
@@ -242,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     with Timer() as full_t:
         full = refresh(spark, settings, full_as_of, CORE)
     full_lines = lines_read(full)
+    if args.keep_full and args.workdir is not None:
+        shutil.rmtree(work / "warehouse_full", ignore_errors=True)
+        shutil.copytree(work / "warehouse", work / "warehouse_full")
     with Timer() as inc_t:
         inc = refresh(spark, settings, end, CORE)
     inc_lines = lines_read(inc)

@@ -52,7 +52,7 @@ TRACED = (
     "salesopt.dims:refresh_dims",
     "salesopt.gold:_publish_sales",
     "salesopt.gold:silver_version_for",
-    "salesopt.features:merge_history",
+    "salesopt.gold:_write_history",
     "salesopt.snapshots:slices",
     "salesopt.snapshots:_read_changes",
     "salesopt.snapshots:_change_inputs",

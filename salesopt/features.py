@@ -1,8 +1,8 @@
-"""Gold tables from silver order lines: sales series, customer features, interactions.
+"""Gold snapshots from silver order lines: customer features and interactions.
 
-Pure `DataFrame -> DataFrame` functions (grains in docs/tables.md); `run` reads silver and writes
-gold in one place. Sales series are history tables MERGEd for the dates that changed; customer
-features and interactions are `as_of` snapshots that use only lines on or before `as_of`. Each
+Pure `DataFrame -> DataFrame` functions (grains in docs/tables.md); `salesopt.gold` reads silver
+and writes gold in one place (the sales series are in `salesopt.sales`). Customer features and
+interactions are `as_of` snapshots that use only lines on or before `as_of`. Each
 snapshot is split into a calendar-free state (`customer_state`, `interaction_state`) and the
 columns derived from it for a date (`derive_*`), so stored state rows stay valid until their
 lines change (`salesopt.snapshots`).
@@ -10,81 +10,26 @@ lines change (`salesopt.snapshots`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from datetime import date
 
-from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from salesopt.context import StageContext
 
-log = logging.getLogger(__name__)
-
-SALES_MEASURES = (
-    "units", "gross_units", "returned_units", "revenue", "avg_net_price", "avg_unit_price",
-    "discount_share", "n_orders", "n_customers",
-)  # fmt: skip
-
-
-def _counted() -> Column:
-    """Lines that count toward sales: not cancelled."""
+def counted_line() -> Column:
+    """A line that counts toward sales: not cancelled."""
     return ~F.col("is_cancelled")
-
-
-def _sold() -> Column:
-    return _counted() & (F.col("quantity") > 0)
 
 
 def sold_line() -> Column:
     """A line that counts as a sale: not cancelled, positive quantity."""
-    return _sold()
+    return counted_line() & (F.col("quantity") > 0)
 
 
-def _returned() -> Column:
-    return _counted() & (F.col("quantity") < 0)
-
-
-def _sales_aggregates() -> list[Column]:
-    sold_qty = F.when(_sold(), F.col("quantity")).otherwise(0)
-    sold_net = F.when(_sold(), F.col("net_amount")).otherwise(0.0)
-    sold_gross = F.when(_sold(), F.col("gross_amount")).otherwise(0.0)
-    sold_discount = F.when(_sold(), F.col("discount")).otherwise(0.0)
-    return [
-        F.sum(F.when(_counted(), F.col("quantity")).otherwise(0)).cast("long").alias("units"),
-        F.sum(sold_qty).cast("long").alias("gross_units"),
-        F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0))
-        .cast("long")
-        .alias("returned_units"),
-        F.round(F.sum(F.when(_counted(), F.col("net_amount")).otherwise(0.0)), 2).alias("revenue"),
-        (F.sum(sold_net) / F.nullif(F.sum(sold_qty), F.lit(0))).alias("avg_net_price"),
-        (F.sum(sold_gross) / F.nullif(F.sum(sold_qty), F.lit(0))).alias("avg_unit_price"),
-        F.coalesce(
-            F.sum(sold_discount) / F.nullif(F.sum(sold_gross), F.lit(0.0)), F.lit(0.0)
-        ).alias("discount_share"),
-        F.count_distinct(F.when(_sold(), F.col("order_id"))).alias("n_orders"),
-        F.count_distinct(F.when(_sold(), F.col("customer_id"))).alias("n_customers"),
-    ]
-
-
-def sales_daily(lines: DataFrame) -> DataFrame:
-    """Product x day sales. Grain: one row per (product_id, date) with any activity."""
-    return (
-        lines.groupBy("product_id", F.col("order_date").alias("date"))
-        .agg(F.first("category", ignorenulls=True).alias("category"), *_sales_aggregates())
-        .select("product_id", "category", "date", *SALES_MEASURES)
-    )
-
-
-def sales_weekly(lines: DataFrame) -> DataFrame:
-    """Product x ISO week sales (weeks start on Monday). Grain: (product_id, week_start)."""
-    return (
-        lines.withColumn("week_start", F.date_trunc("week", F.col("order_date")).cast("date"))
-        .groupBy("product_id", "week_start")
-        .agg(F.first("category", ignorenulls=True).alias("category"), *_sales_aggregates())
-        .select("product_id", "category", "week_start", *SALES_MEASURES)
-    )
+def returned_line() -> Column:
+    """A counted return: not cancelled, negative quantity."""
+    return counted_line() & (F.col("quantity") < 0)
 
 
 def lines_up_to(lines: DataFrame, as_of: date) -> DataFrame:
@@ -116,13 +61,13 @@ INTERACTION_STATE = (
 def _customer_components(counted: DataFrame) -> DataFrame:
     """Per customer sums over counted lines (no filter on frequency). Grain: customer."""
     per_customer = counted.groupBy("customer_id").agg(
-        F.count_distinct(F.when(_sold(), F.col("order_id"))).alias("frequency"),
+        F.count_distinct(F.when(sold_line(), F.col("order_id"))).alias("frequency"),
         F.round(F.sum("net_amount"), 2).alias("monetary"),
-        F.min(F.when(_sold(), F.col("order_date"))).alias("first_order_date"),
-        F.max(F.when(_sold(), F.col("order_date"))).alias("last_order_date"),
-        F.count(F.when(_sold(), True)).alias("sold_lines"),
-        F.sum(F.when(_sold(), F.col("quantity")).otherwise(0)).cast("long").alias("sold_units"),
-        F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0))
+        F.min(F.when(sold_line(), F.col("order_date"))).alias("first_order_date"),
+        F.max(F.when(sold_line(), F.col("order_date"))).alias("last_order_date"),
+        F.count(F.when(sold_line(), True)).alias("sold_lines"),
+        F.sum(F.when(sold_line(), F.col("quantity")).otherwise(0)).cast("long").alias("sold_units"),
+        F.sum(F.when(returned_line(), -F.col("quantity")).otherwise(0))
         .cast("long")
         .alias("returned_units"),
     )
@@ -186,7 +131,7 @@ def customer_state(lines: DataFrame, as_of: date) -> DataFrame:
     change. The state keeps its additive components (`sold_lines`, `sold_units`,
     `returned_units`, `category_revenue`) so later lines can be added (`add_customer_lines`).
     """
-    return _finish_customer(_customer_components(lines_up_to(lines, as_of).where(_counted())))
+    return _finish_customer(_customer_components(lines_up_to(lines, as_of).where(counted_line())))
 
 
 def _o(c: str) -> Column:
@@ -210,7 +155,7 @@ def add_customer_lines(prior: DataFrame, later: DataFrame) -> DataFrame:
     none of its sold orders has sold lines among them (`salesopt.snapshots` checks both).
     Customers without a `prior` row or without a counted line in `later` are not returned.
     """
-    new = _customer_components(later.where(_counted())).alias("n")
+    new = _customer_components(later.where(counted_line())).alias("n")
     old = prior.select(*CUSTOMER_COMPONENTS).alias("o")
 
     merged = F.map_zip_with(
@@ -270,13 +215,13 @@ def _interaction_components(counted: DataFrame) -> DataFrame:
     daily = F.struct(F.col("order_date").alias("d"), F.col("quantity").alias("q"))
     return counted.groupBy("customer_id", "product_id").agg(
         F.first("category", ignorenulls=True).alias("category"),
-        F.count_distinct(F.when(_sold(), F.col("order_id"))).alias("n_purchases"),
-        F.sum(F.when(_sold(), F.col("quantity")).otherwise(0)).cast("long").alias("quantity"),
-        F.sum(F.when(_returned(), -F.col("quantity")).otherwise(0))
+        F.count_distinct(F.when(sold_line(), F.col("order_id"))).alias("n_purchases"),
+        F.sum(F.when(sold_line(), F.col("quantity")).otherwise(0)).cast("long").alias("quantity"),
+        F.sum(F.when(returned_line(), -F.col("quantity")).otherwise(0))
         .cast("long")
         .alias("returned_units"),
-        F.min(F.when(_sold(), F.col("order_date"))).alias("first_purchase_date"),
-        F.max(F.when(_sold(), F.col("order_date"))).alias("last_purchase_date"),
+        F.min(F.when(sold_line(), F.col("order_date"))).alias("first_purchase_date"),
+        F.max(F.when(sold_line(), F.col("order_date"))).alias("last_purchase_date"),
         F.max("order_date").alias("strength_anchor_date"),
         F.array_sort(F.collect_list(daily)).alias("_days"),
     )
@@ -299,7 +244,7 @@ def interaction_state(lines: DataFrame, as_of: date, half_life_days: float) -> D
     date D, `strength = strength_at_anchor * 0.5^((D - anchor) / half_life)`, so the row stays
     valid until the pair's lines change (`derive_interactions`).
     """
-    grouped = _interaction_components(lines_up_to(lines, as_of).where(_counted()))
+    grouped = _interaction_components(lines_up_to(lines, as_of).where(counted_line()))
     anchor = F.col("strength_anchor_date")
     return (
         grouped.where(F.col("n_purchases") > 0)
@@ -315,7 +260,7 @@ def add_interaction_lines(prior: DataFrame, later: DataFrame, half_life_days: fl
     `prior strength * 0.5^((new anchor - prior anchor) / half_life)` plus the new lines' decayed
     quantities (equal to a recomputation up to floating-point rounding).
     """
-    new = _interaction_components(later.where(_counted())).alias("n")
+    new = _interaction_components(later.where(counted_line())).alias("n")
     old = prior.select(*INTERACTION_STATE).alias("o")
 
     anchor = F.greatest(_o("strength_anchor_date"), _n("strength_anchor_date"))
@@ -363,30 +308,3 @@ def interactions(lines: DataFrame, as_of: date, half_life_days: float) -> DataFr
 def with_run(df: DataFrame, as_of: date, run_id: str) -> DataFrame:
     """Adds the run bookkeeping columns every gold table carries."""
     return df.withColumn("as_of", F.lit(as_of)).withColumn("run_id", F.lit(run_id))
-
-
-def merge_history(
-    ctx: StageContext, df: DataFrame, name: str, period: str, changed_periods: list[date] | None
-) -> int | None:
-    """MERGEs a history table on (product_id, period), limited to the periods that changed.
-
-    Rows of a changed period that no longer exist in the source are deleted, so a rerun or a
-    late correction leaves the table exactly equal to a rebuild.
-    """
-    wh = ctx.warehouse
-    if not wh.exists(ctx.spark, "gold", name):
-        return wh.overwrite(df, "gold", name, partition_by=())
-    target = DeltaTable.forPath(ctx.spark, wh.path("gold", name))
-    source = df
-    condition = f"t.product_id = s.product_id AND t.{period} = s.{period}"
-    merge = target.alias("t").merge(source.alias("s"), condition)
-    measures = {c: f"s.{c}" for c in (*SALES_MEASURES, "category")}
-    changed = F.expr(" OR ".join(f"NOT (t.{c} <=> s.{c})" for c in (*SALES_MEASURES, "category")))
-    merge = merge.whenMatchedUpdate(
-        condition=changed, set={**measures, "as_of": "s.as_of", "run_id": "s.run_id"}
-    ).whenNotMatchedInsertAll()
-    if changed_periods:
-        in_scope = F.col(f"t.{period}").isin(changed_periods)
-        merge = merge.whenNotMatchedBySourceDelete(condition=in_scope)
-    merge.execute()
-    return wh.version(ctx.spark, "gold", name)

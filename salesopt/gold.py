@@ -1,7 +1,8 @@
-"""Silver -> gold: sales history tables (incremental MERGE) and as_of snapshots.
+"""Silver -> gold: sales history tables (replaced by changed week) and as_of snapshots.
 
-`sales_daily`/`sales_weekly` are recomputed only for the dates (weeks) touched by batches that
-were cleaned but not yet published, then MERGEd; the batches are then logged `published`. A crash
+`sales_daily`/`sales_weekly` are recomputed only for the weeks touched by batches that were
+cleaned but not yet published, and those weeks' rows are replaced (`replaceWhere` on the month
+partitions); the batches are then logged `published`. A crash
 between silver and gold therefore leaves those batches unpublished, and the next run publishes
 them. `customer_features` and `interactions` are snapshots of everything up to `as_of`, stored
 as change chains (`salesopt.snapshots`): a daily run writes only the keys whose lines changed.
@@ -10,13 +11,13 @@ as change chains (`salesopt.snapshots`): a daily run writes only the keys whose 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from salesopt import features, quality, snapshots
+from salesopt import features, quality, sales, snapshots
 from salesopt.context import StageContext, StageResult
 from salesopt.ingest import Batch, _log_batch, latest_batch_states
 from salesopt.io.tables import agg_row
@@ -25,35 +26,70 @@ from salesopt.silver import SILVER
 log = logging.getLogger(__name__)
 
 
+# sales history table -> its period column; both are partitioned by the period's month
+HISTORY = {"sales_daily": "date", "sales_weekly": "week_start"}
+MONTH = "month"
+
+
 def _changed_dates(lines: DataFrame, batch_ids: list[str]) -> DataFrame:
     """Order dates touched by the given batches. Grain: one row per date."""
     return lines.where(F.col("_batch_id").isin(batch_ids)).select("order_date").distinct()
+
+
+def _history_is_current(ctx: StageContext) -> bool:
+    """Both sales history tables exist in the month-partitioned layout."""
+    wh = ctx.warehouse
+    return all(
+        wh.exists(ctx.spark, "gold", name) and MONTH in wh.read(ctx.spark, "gold", name).columns
+        for name in HISTORY
+    )
+
+
+def _sql_dates(days: list[date]) -> str:
+    return ", ".join(f"DATE'{d.isoformat()}'" for d in days)
+
+
+def _write_history(
+    ctx: StageContext, rows: DataFrame, name: str, changed: list[date] | None
+) -> int | None:
+    """Writes a sales history table: whole (`changed` None), or replaces the changed periods.
+
+    Partitioned by `month` (first day of the period's month), one file per month written, so a
+    daily update rewrites only the months it changes.
+    """
+    period = HISTORY[name]
+    rows = rows.withColumn(MONTH, F.trunc(period, "month")).repartition(MONTH)
+    if changed is None:
+        return ctx.warehouse.overwrite(rows, "gold", name, partition_by=(MONTH,))
+    months = sorted({p.replace(day=1) for p in changed})
+    predicate = f"{MONTH} IN ({_sql_dates(months)}) AND {period} IN ({_sql_dates(changed)})"
+    return ctx.warehouse.replace_where(rows, "gold", name, predicate, partition_by=(MONTH,))
 
 
 def _publish_sales(
     ctx: StageContext, lines: DataFrame, batch_ids: list[str]
 ) -> dict[str, int | None]:
     wh = ctx.warehouse
-    full = not (
-        wh.exists(ctx.spark, "gold", "sales_daily") and wh.exists(ctx.spark, "gold", "sales_weekly")
-    )
-    if full:
+    if not _history_is_current(ctx):
         scope = lines
         changed_days = changed_weeks = None
-        log.info("building sales history tables from all of silver")
+        log.info("building the sales history tables from all of silver")
     else:
         week = F.date_trunc("week", "order_date").cast("date")
         changed_weeks = sorted(
             r[0] for r in _changed_dates(lines, batch_ids).select(week).distinct().collect()
         )
+        if not changed_weeks:
+            log.info("no sales history change: the batches added no accepted line")
+            return {}
         # every day of a changed week is recomputed from all its lines: a day left without
         # lines loses its row
         changed_days = [w + timedelta(days=d) for w in changed_weeks for d in range(7)]
         scope = lines.where(F.col("order_date").isin(changed_days))
         log.info("updating sales history for %d changed weeks", len(changed_weeks))
-    # persisted: the quality rules and the MERGE both read them (aggregated from silver once)
-    daily = features.with_run(features.sales_daily(scope), ctx.as_of, ctx.run_id)
-    weekly = features.with_run(features.sales_weekly(scope), ctx.as_of, ctx.run_id)
+    # persisted: the quality rules and the write both read them (aggregated from silver once)
+    daily = features.with_run(sales.sales_daily(scope), ctx.as_of, ctx.run_id)
+    weekly = features.with_run(sales.sales_weekly(scope), ctx.as_of, ctx.run_id)
     daily, weekly = (df.persist(StorageLevel.MEMORY_AND_DISK) for df in (daily, weekly))
     rules = ctx.settings.quality.rules
     results = quality.evaluate(daily, "gold/sales_daily", rules) + quality.evaluate(
@@ -62,10 +98,8 @@ def _publish_sales(
     quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
     quality.enforce(results)
     versions = {
-        "gold/sales_daily": features.merge_history(ctx, daily, "sales_daily", "date", changed_days),
-        "gold/sales_weekly": features.merge_history(
-            ctx, weekly, "sales_weekly", "week_start", changed_weeks
-        ),
+        "gold/sales_daily": _write_history(ctx, daily, "sales_daily", changed_days),
+        "gold/sales_weekly": _write_history(ctx, weekly, "sales_weekly", changed_weeks),
     }
     daily.unpersist()
     weekly.unpersist()
@@ -117,7 +151,7 @@ def run(ctx: StageContext) -> StageResult:
     lines = wh.read(ctx.spark, *SILVER)
     todo = [s for s in latest_batch_states(ctx) if s["status"] == "cleaned"]
     tables: dict[str, int | None] = {}
-    if todo or not wh.exists(ctx.spark, "gold", "sales_daily"):
+    if todo or not _history_is_current(ctx):
         tables.update(_publish_sales(ctx, lines, [s["batch_id"] for s in todo]))
     version = silver_version_for(ctx)
     if version is not None:

@@ -265,8 +265,15 @@ def _materialized(frame: DataFrame) -> DataFrame:
 
 
 def _persisted(frame: DataFrame, cached: list[DataFrame]) -> DataFrame:
+    """`frame` cached and computed now, once.
+
+    Computed eagerly: a frame cached lazily and then read twice by one query (a union or a join
+    of two of its filters) is computed by both branches before the cache fills; on the bench
+    warehouse that doubled the scan of silver (docs/benchmarks.md).
+    """
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(frame)
+    frame.count()
     return frame
 
 
@@ -297,8 +304,7 @@ def _read_changes(
             .select(*pair)
             .distinct()
         )
-        corrected = _persisted(feed, cached)
-        corrected.count()  # reads the feed now, so missing feed files surface here
+        corrected = _persisted(feed, cached)  # reads the feed now: missing files surface here
     except (PySparkException, Py4JJavaError) as exc:
         log.warning(
             "silver change data feed unavailable for versions %d-%d (%s): writing full snapshots",

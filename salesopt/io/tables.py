@@ -122,14 +122,29 @@ class Warehouse:
         partition_by: Sequence[str] = ("as_of",),
     ) -> int | None:
         """Replaces the `as_of` slice of a table with `df` (which must carry that as_of)."""
-        path = self.path(layer, name)
+        predicate = f"as_of = DATE'{as_of.isoformat()}'"
+        return self.replace_where(df, layer, name, predicate, partition_by)
+
+    def replace_where(
+        self,
+        df: DataFrame,
+        layer: str,
+        name: str,
+        predicate: str,
+        partition_by: Sequence[str] = (),
+    ) -> int | None:
+        """Replaces the rows matching the SQL `predicate` with `df`, in one Delta commit.
+
+        Every row of `df` must match `predicate` (Delta checks it). A predicate on partition
+        columns touches only those partitions' files.
+        """
         (
             df.write.format("delta")
             .mode("overwrite")
-            .option("replaceWhere", f"as_of = DATE'{as_of.isoformat()}'")
+            .option("replaceWhere", predicate)
             .option("mergeSchema", "true")
             .partitionBy(*partition_by)
-            .save(path)
+            .save(self.path(layer, name))
         )
         self.register(df.sparkSession, layer, name)
         return self.version(df.sparkSession, layer, name)

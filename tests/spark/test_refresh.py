@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -178,6 +179,12 @@ def test_refresh_twice_leaves_identical_tables(
     copy = tmp_path / "warehouse"
     shutil.copytree(settings.paths.warehouse, copy)
     again_settings = settings.with_overrides(paths={"warehouse": str(copy)})
+    for name in ("sales_daily", "sales_weekly"):
+        # the earlier layout (not partitioned, no month column): the rerun rebuilds it
+        legacy = _wh(again_settings).read(spark, "gold", name).drop("month").localCheckpoint()
+        _wh(again_settings).overwrite(legacy, "gold", name)
+        detail = DeltaTable.forPath(spark, _wh(again_settings).path("gold", name)).detail()
+        assert detail.first()["partitionColumns"] == []
     # the warehouse stages: the tables compared below are theirs (the model stages' reruns are
     # covered by their own tests)
     again = refresh(spark, again_settings, SMALL_AS_OF, ("ingest", "silver", "gold"))
@@ -192,3 +199,6 @@ def test_refresh_twice_leaves_identical_tables(
         b = _stable(after.read(spark, layer, name))
         assert a.count() == b.count(), name
         assert a.exceptAll(b).isEmpty() and b.exceptAll(a).isEmpty(), name
+    for name in ("sales_daily", "sales_weekly"):
+        detail = DeltaTable.forPath(spark, after.path("gold", name)).detail().first()
+        assert detail["partitionColumns"] == ["month"], name

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -86,13 +87,34 @@ def test_missing_landing_folder_is_a_clear_error(spark: SparkSession, settings_f
         refresh(spark, settings, date(2025, 3, 3), ("ingest",))
 
 
+def _month_files(wh: Warehouse, name: str, month: str) -> list[str]:
+    files = sorted(
+        p.name for p in (Path(wh.path("gold", name)) / f"month={month}").glob("*.parquet")
+    )
+    assert files, f"no files in gold/{name} month={month}"
+    return files
+
+
 def test_late_and_resent_lines_update_the_right_dates(
     spark: SparkSession, settings_for, tmp_path: Path
 ) -> None:
     settings = settings_for()
     landing = tmp_path / "landing"
-    write_landing(landing, {"batch_date=2025-03-03/a.json": [line("O1", 1, 2), line("O2", 1, 5)]})
+    write_landing(
+        landing,
+        {
+            "batch_date=2025-01-20/f.json": [line("O0", 1, 6, ts="2025-01-20T08:00:00Z")],
+            "batch_date=2025-03-03/a.json": [
+                line("O1", 1, 2), line("O2", 1, 5),
+                line("O5", 1, 1, ts="2025-03-02T08:00:00Z", product_id="P2"),
+            ],
+        },
+    )  # fmt: skip
     refresh(spark, settings, date(2025, 3, 3), CORE)
+    wh = Warehouse.from_settings(settings)
+    january = {
+        name: _month_files(wh, name, "2025-01-01") for name in ("sales_daily", "sales_weekly")
+    }
     later = "2025-03-05T09:00:00Z"
     write_landing(
         landing,
@@ -101,25 +123,39 @@ def test_late_and_resent_lines_update_the_right_dates(
                 line("O3", 1, 4, ts="2025-03-01T08:00:00Z"),
                 line("O1", 1, 3, updated_at=later),
                 line("O2", 1, 9, updated_at="2025-03-02T00:00:00Z"),
+                # re-sent under another product: P2 has no line left on 2025-03-02
+                line("O5", 1, 1, ts="2025-03-02T08:00:00Z", updated_at=later),
             ]
         },
     )
     summary = refresh(spark, settings, date(2025, 3, 6), CORE)
     rec = summary.stage("silver").summary["reconciliation"]
-    assert (rec["raw_lines_read"], rec["accepted"], rec["superseded_duplicates"]) == (3, 2, 1)
-    wh = Warehouse.from_settings(settings)
+    assert (rec["raw_lines_read"], rec["accepted"], rec["superseded_duplicates"]) == (4, 3, 1)
     silver = {
         (r["order_id"], r["quantity"]) for r in wh.read(spark, "silver", "order_lines").collect()
     }
-    assert silver == {("O1", 3), ("O2", 5), ("O3", 4)}
-    daily = {(str(r["date"]), r["units"]) for r in wh.read(spark, "gold", "sales_daily").collect()}
-    assert daily == {("2025-03-01", 4), ("2025-03-03", 8)}
+    assert silver == {("O0", 6), ("O1", 3), ("O2", 5), ("O3", 4), ("O5", 1)}
+    daily = wh.read(spark, "gold", "sales_daily").collect()
+    assert {(r["product_id"], str(r["date"]), r["units"]) for r in daily} == {
+        ("P1", "2025-01-20", 6), ("P1", "2025-03-01", 4), ("P1", "2025-03-02", 1),
+        ("P1", "2025-03-03", 8),
+    }  # fmt: skip
+    weekly = wh.read(spark, "gold", "sales_weekly").collect()
+    assert {(str(r["week_start"]), r["units"]) for r in weekly} == {
+        ("2025-01-20", 6), ("2025-02-24", 5), ("2025-03-03", 8)
+    }  # fmt: skip
+    for name, files in january.items():
+        # partitioned by month: the update rewrote only the months of the changed weeks
+        detail = DeltaTable.forPath(spark, wh.path("gold", name)).detail().first()
+        assert detail["partitionColumns"] == ["month"]
+        assert _month_files(wh, name, "2025-01-01") == files, name
     first_day = date(2025, 3, 3)
-    original = wh.read_as_of(spark, "gold", "interactions", first_day).select("quantity").first()[0]
+    original = wh.read_as_of(spark, "gold", "interactions", first_day)
+    original_qty = original.where("product_id = 'P1'").select("quantity").first()[0]
     backfill = refresh(spark, settings, first_day, CORE)
     assert backfill.stage("gold").summary["silver_version_read"] is not None
-    again = wh.read_as_of(spark, "gold", "interactions", first_day).select("quantity").first()[0]
-    assert original == again == 7
+    again = wh.read_as_of(spark, "gold", "interactions", first_day)
+    assert original_qty == again.where("product_id = 'P1'").select("quantity").first()[0] == 13
 
 
 def test_files_delivered_after_as_of_wait(
