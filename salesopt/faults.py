@@ -9,9 +9,10 @@ Nothing happens unless the environment variable `SALESOPT_TEST_FAULT` names that
 - `silver_merge:wait=/tmp/go` - the run pauses there until the file `/tmp/go` exists (at most
   `WAIT_LIMIT_S`), so a test can hold a run mid-stage while it starts a second one.
 
-Points in the code, both in `silver._merge_silver`: `silver_merge` (right before the write into
-`silver/order_lines`) and `silver_written` (right after it, before the batch is logged as
-cleaned).
+Points in the code, all in `silver._merge_silver`: `silver_merge` (right before the writes into
+`silver/order_lines`), `silver_appended` (between the append of new lines and the MERGE of newer
+versions; reached only when a batch holds newer versions of lines in silver) and
+`silver_written` (after the writes, before the batch is logged as cleaned).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""A refresh killed (SIGKILL) inside the silver stage, right before or right after its write into
-silver, then rerun, ends with exactly the tables and the reconciliation of a clean run over the
-same landing files."""
+"""A refresh killed (SIGKILL) inside the silver stage, right before, between or right after its
+writes into silver, then rerun, ends with exactly the tables and the reconciliation of a clean
+run over the same landing files (and the same sequence of refreshes)."""
 
 from __future__ import annotations
 
@@ -114,3 +114,68 @@ def test_killed_in_silver_then_rerun_equals_clean_run(
             comparable(got), comparable(want), ignore_row_order=True, ignore_nullable=True
         )
     assert not (killed_root / LOCK_NAME).exists()
+
+
+def test_killed_between_append_and_merge_then_rerun_equals_clean_runs(
+    spark: SparkSession, base_settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The second delivery holds a new line (appended) and a newer version of a line silver holds
+    (MERGEd): a kill between the two commits leaves the append in silver; the rerun counts it as
+    already applied and still MERGEs the newer version."""
+    landing = tmp_path / "landing"
+    write_tiny_landing(landing)
+    later = landing / "orders" / "batch_date=2025-03-04"
+    held = tmp_path / "held" / later.name
+    held.parent.mkdir()
+    later.rename(held)
+    killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
+    as_of = date.fromisoformat(TINY_AS_OF)
+
+    def settings(root: Path):
+        return base_settings.with_overrides(paths={"warehouse": str(root), "landing": str(landing)})
+
+    for root in (killed_root, clean_root):  # the first delivery, refreshed cleanly in both
+        refresh(spark, settings(root), as_of, CORE)
+    held.rename(later)
+    proc = subprocess.Popen(
+        cli_refresh_cmd(killed_root, landing),
+        env=subprocess_env(SALESOPT_TEST_FAULT="silver_appended:kill"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == -signal.SIGKILL, err[-3000:]
+    assert "fault injection: killing the process at silver_appended" in err
+
+    killed = Warehouse(str(killed_root))
+    silver = {
+        (r.order_id, r.line_no): r.quantity
+        for r in killed.read(spark, "silver", "order_lines").collect()
+    }
+    # O4 was appended; O1/1 still has its first version (the MERGE did not run)
+    assert silver == {("O1", 1): 2, ("O1", 2): 1, ("O2", 1): 3, ("O4", 1): 5}
+
+    with caplog.at_level(logging.WARNING, "salesopt"):
+        rerun = refresh(spark, settings(killed_root), as_of, CORE)
+    assert "1 lines of this batch are already in silver" in caplog.text
+    clean = refresh(spark, settings(clean_root), as_of, CORE)
+    assert (
+        rerun.stage("silver").summary["reconciliation"]
+        == clean.stage("silver").summary["reconciliation"]
+    )
+    clean_wh = Warehouse(str(clean_root))
+    fixed = {
+        (r.order_id, r.line_no): r.quantity
+        for r in killed.read(spark, "silver", "order_lines").collect()
+    }
+    assert fixed == {**silver, ("O1", 1): 4}
+    tables = tables_under(clean_root)
+    assert tables_under(killed_root) == tables
+    for layer, name in tables:
+        assert_df_equality(
+            comparable(killed.read(spark, layer, name)),
+            comparable(clean_wh.read(spark, layer, name)),
+            ignore_row_order=True,
+            ignore_nullable=True,
+        )
