@@ -52,6 +52,10 @@ CUSTOMER_COMPONENTS = (
     "customer_id", "frequency", "monetary", "first_order_date", "last_order_date", "sold_lines",
     "sold_units", "returned_units", "category_revenue",
 )  # fmt: skip
+# a stored state row is part of the snapshot when this count is positive (a sold line); rows of
+# keys whose counted lines are all returns are kept as state, so later lines can be added to them
+CUSTOMER_VISIBLE = "frequency"
+INTERACTION_VISIBLE = "n_purchases"
 INTERACTION_STATE = (
     "customer_id", "product_id", "category", "n_purchases", "quantity", "returned_units",
     "first_purchase_date", "last_purchase_date", "strength_anchor_date", "strength_at_anchor",
@@ -91,6 +95,7 @@ def _finish_customer(components: DataFrame) -> DataFrame:
     share of the positive category revenues, rounded to 6 decimals.
     """
     revenue = F.col("category_revenue")
+    orders = F.nullif(F.col("frequency"), F.lit(0))
     positive = F.transform_values(revenue, lambda _k, v: F.greatest(v, F.lit(0.0)))
     total = F.aggregate(F.map_values(positive), F.lit(0.0), lambda a, x: a + x)
     top = F.array_max(
@@ -99,9 +104,8 @@ def _finish_customer(components: DataFrame) -> DataFrame:
         )
     )
     return (
-        components.where(F.col("frequency") > 0)
-        .withColumn("avg_basket", F.round(F.col("monetary") / F.col("frequency"), 4))
-        .withColumn("avg_lines_per_order", F.col("sold_lines") / F.col("frequency"))
+        components.withColumn("avg_basket", F.round(F.col("monetary") / orders, 4))
+        .withColumn("avg_lines_per_order", F.col("sold_lines") / orders)
         .withColumn(
             "return_rate",
             F.coalesce(
@@ -130,6 +134,8 @@ def customer_state(lines: DataFrame, as_of: date) -> DataFrame:
     columns (recency, tenure, orders per week) for any later date until the customer's lines
     change. The state keeps its additive components (`sold_lines`, `sold_units`,
     `returned_units`, `category_revenue`) so later lines can be added (`add_customer_lines`).
+    Grain: every customer with a counted line, also when none of them is a sale (frequency 0:
+    not part of the features, kept so that a first sale is added to the earlier returns).
     """
     return _finish_customer(_customer_components(lines_up_to(lines, as_of).where(counted_line())))
 
@@ -144,6 +150,11 @@ def _n(c: str) -> Column:
     return F.col(f"n.{c}")
 
 
+def _plus(c: str) -> Column:
+    """Count `c` of the prior state (0 without a prior row) plus the later lines' count."""
+    return (F.coalesce(_o(c), F.lit(0)) + _n(c)).alias(c)
+
+
 def _empty_revenue() -> Column:
     return F.map_from_arrays(F.array().cast("array<string>"), F.array().cast("array<double>"))
 
@@ -152,8 +163,9 @@ def add_customer_lines(prior: DataFrame, later: DataFrame) -> DataFrame:
     """Customer states after adding `later` lines to `prior` states. Grain: customer.
 
     Exact when every line of `later` is dated after the lines `prior` was computed from and
-    none of its sold orders has sold lines among them (`salesopt.snapshots` checks both).
-    Customers without a `prior` row or without a counted line in `later` are not returned.
+    none of its sold orders has sold lines among them (`salesopt.snapshots` checks both). A
+    customer without a `prior` row starts from the empty state (exact when it has no earlier
+    counted line); customers without a counted line in `later` are not returned.
     """
     new = _customer_components(later.where(counted_line())).alias("n")
     old = prior.select(*CUSTOMER_COMPONENTS).alias("o")
@@ -163,15 +175,15 @@ def add_customer_lines(prior: DataFrame, later: DataFrame) -> DataFrame:
         F.coalesce(_n("category_revenue"), _empty_revenue()),
         lambda _k, a, b: F.coalesce(a, F.lit(0.0)) + F.coalesce(b, F.lit(0.0)),
     )
-    combined = old.join(new, on="customer_id", how="inner").select(
+    combined = new.join(old, on="customer_id", how="left").select(
         "customer_id",
-        (_o("frequency") + _n("frequency")).alias("frequency"),
-        F.round(_o("monetary") + _n("monetary"), 2).alias("monetary"),
+        _plus("frequency"),
+        F.round(F.coalesce(_o("monetary"), F.lit(0.0)) + _n("monetary"), 2).alias("monetary"),
         F.least(_o("first_order_date"), _n("first_order_date")).alias("first_order_date"),
         F.greatest(_o("last_order_date"), _n("last_order_date")).alias("last_order_date"),
-        (_o("sold_lines") + _n("sold_lines")).alias("sold_lines"),
-        (_o("sold_units") + _n("sold_units")).alias("sold_units"),
-        (_o("returned_units") + _n("returned_units")).alias("returned_units"),
+        _plus("sold_lines"),
+        _plus("sold_units"),
+        _plus("returned_units"),
         F.when(_o("category_revenue").isNull() & _n("category_revenue").isNull(), None)
         .otherwise(F.map_from_entries(F.array_sort(F.map_entries(merged))))
         .alias("category_revenue"),
@@ -201,8 +213,10 @@ def derive_customer_features(state: DataFrame, as_of: date, keep: Sequence[str] 
 
 
 def customer_features(lines: DataFrame, as_of: date) -> DataFrame:
-    """RFM, tenure, basket and category mix as of a date. Grain: one row per customer."""
-    return derive_customer_features(customer_state(lines, as_of), as_of)
+    """RFM, tenure, basket and category mix as of a date. Grain: one row per customer with a
+    sold line on or before `as_of`."""
+    state = customer_state(lines, as_of)
+    return derive_customer_features(state.where(F.col(CUSTOMER_VISIBLE) > 0), as_of)
 
 
 def _decay(days: Column, half_life_days: float | Column) -> Column:
@@ -242,15 +256,14 @@ def interaction_state(lines: DataFrame, as_of: date, half_life_days: float) -> D
     The recency-weighted strength is kept at an anchor date, the pair's last counted line:
     `strength_at_anchor = sum(quantity * 0.5^((anchor - order_date) / half_life))`. At any later
     date D, `strength = strength_at_anchor * 0.5^((D - anchor) / half_life)`, so the row stays
-    valid until the pair's lines change (`derive_interactions`).
+    valid until the pair's lines change (`derive_interactions`). Like `customer_state`, pairs
+    whose counted lines are all returns (`n_purchases` 0) are kept.
     """
     grouped = _interaction_components(lines_up_to(lines, as_of).where(counted_line()))
     anchor = F.col("strength_anchor_date")
-    return (
-        grouped.where(F.col("n_purchases") > 0)
-        .withColumn("strength_at_anchor", _decayed_sum(F.col("_days"), anchor, half_life_days))
-        .select(*INTERACTION_STATE)
-    )
+    return grouped.withColumn(
+        "strength_at_anchor", _decayed_sum(F.col("_days"), anchor, half_life_days)
+    ).select(*INTERACTION_STATE)
 
 
 def add_interaction_lines(prior: DataFrame, later: DataFrame, half_life_days: float) -> DataFrame:
@@ -264,16 +277,18 @@ def add_interaction_lines(prior: DataFrame, later: DataFrame, half_life_days: fl
     old = prior.select(*INTERACTION_STATE).alias("o")
 
     anchor = F.greatest(_o("strength_anchor_date"), _n("strength_anchor_date"))
-    carried = _o("strength_at_anchor") * _decay(
-        F.datediff(anchor, _o("strength_anchor_date")), half_life_days
+    carried = F.coalesce(
+        _o("strength_at_anchor")
+        * _decay(F.datediff(anchor, _o("strength_anchor_date")), half_life_days),
+        F.lit(0.0),
     )
-    return old.join(new, on=["customer_id", "product_id"], how="inner").select(
+    return new.join(old, on=["customer_id", "product_id"], how="left").select(
         "customer_id",
         "product_id",
         F.coalesce(_o("category"), _n("category")).alias("category"),
-        (_o("n_purchases") + _n("n_purchases")).alias("n_purchases"),
-        (_o("quantity") + _n("quantity")).alias("quantity"),
-        (_o("returned_units") + _n("returned_units")).alias("returned_units"),
+        _plus("n_purchases"),
+        _plus("quantity"),
+        _plus("returned_units"),
         F.least(_o("first_purchase_date"), _n("first_purchase_date")).alias("first_purchase_date"),
         F.greatest(_o("last_purchase_date"), _n("last_purchase_date")).alias("last_purchase_date"),
         anchor.alias("strength_anchor_date"),
@@ -299,10 +314,10 @@ def derive_interactions(
 
 
 def interactions(lines: DataFrame, as_of: date, half_life_days: float) -> DataFrame:
-    """Customer x product implicit strength with recency decay. Grain: (customer_id, product_id)."""
-    return derive_interactions(
-        interaction_state(lines, as_of, half_life_days), as_of, half_life_days
-    )
+    """Customer x product implicit strength with recency decay. Grain: (customer_id, product_id)
+    with a sold line on or before `as_of`."""
+    state = interaction_state(lines, as_of, half_life_days)
+    return derive_interactions(state.where(F.col(INTERACTION_VISIBLE) > 0), as_of, half_life_days)
 
 
 def with_run(df: DataFrame, as_of: date, run_id: str) -> DataFrame:

@@ -18,15 +18,19 @@ so every reader gets the same rows a full recomputation for D would give.
 Changed keys come from the Delta change data feed of `silver/order_lines` between the silver
 version the previous slice read (`source_version`) and the one this run reads, plus the lines
 dated after the previous slice's `as_of`. A changed key whose only news is lines dated after the
-previous `as_of` gets its prior row plus those lines (`features.add_*_lines`); the others
-(corrected lines, no prior row, an order on both sides of the previous `as_of`) are recomputed
-from all their lines, read in one scan of silver (`_change_inputs`).
+previous `as_of` gets its prior row plus those lines (`features.add_*_lines`), or those lines
+alone when it has no prior row: a chain keeps a state row for every key with a counted line
+(rows without a sale are stored but not read, `Spec.visible`), so a key without a row has no
+earlier line that counts. The others (corrected lines, an order on both sides of the previous
+`as_of`) are recomputed from all their lines, read in one scan of silver (`_change_inputs`).
 
 A `full` slice is written instead when there is no earlier slice, when the feed cannot cover
 that range (feed not enabled then, or its files vacuumed), when a parameter of the state changed
 (`half_life_days`) or the stored table lacks a state column, when the change slices
 since the last full one reach `features.snapshot_rebase_share` of its rows (which bounds what a
-reader resolves), and for backfills (an `as_of` before an existing slice). A backfill first
+reader resolves), when a slice of the chain was written with other state parameters
+(`state_layout`: slices written by `write_full_slice` or converted from the earlier layout), and
+for backfills (an `as_of` before an existing slice). A backfill first
 turns the next later slice into a `full` one when it was a change slice, so that every later
 snapshot reads exactly as before.
 """
@@ -68,9 +72,12 @@ class Spec:
     params: Callable[[Settings], dict[str, float]]
     # prior state rows + later lines -> new state rows (`features.add_*_lines`)
     add: Callable[[DataFrame, DataFrame, Settings], DataFrame]
-    # a state column that is null on stored rows that cannot be added to (written from elsewhere)
-    complete: str
+    # a stored row is part of the snapshot when this count is positive (`features.*_VISIBLE`)
+    visible: str
     param_names: tuple[str, ...] = ()
+
+    def is_visible(self) -> Column:
+        return F.col(self.visible) > 0
 
 
 def _interaction_state(lines: DataFrame, as_of: date, settings: Settings) -> DataFrame:
@@ -85,6 +92,14 @@ def _add_interactions(prior: DataFrame, later: DataFrame, settings: Settings) ->
     return features.add_interaction_lines(prior, later, settings.features.recency_half_life_days)
 
 
+# Stored with every row (a state parameter): 2 = state rows of keys without a sale are kept, so
+# a key without a prior row has no earlier counted line. Slices written from computed snapshots
+# (`write_full_slice`) or converted from the earlier layout are 1; a chain mixing the two is not
+# continued (`plan_slice`).
+STATE_LAYOUT = 2.0
+SNAPSHOT_LAYOUT = 1.0
+
+
 SPECS: dict[str, Spec] = {
     "customer_features": Spec(
         name="customer_features",
@@ -92,9 +107,10 @@ SPECS: dict[str, Spec] = {
         columns=features.CUSTOMER_STATE,
         state=lambda lines, as_of, _s: features.customer_state(lines, as_of),
         derive=features.derive_customer_features,
-        params=lambda _s: {},
+        params=lambda _s: {"state_layout": STATE_LAYOUT},
         add=lambda prior, later, _s: features.add_customer_lines(prior, later),
-        complete="sold_lines",
+        visible=features.CUSTOMER_VISIBLE,
+        param_names=("state_layout",),
     ),
     "interactions": Spec(
         name="interactions",
@@ -102,10 +118,13 @@ SPECS: dict[str, Spec] = {
         columns=features.INTERACTION_STATE,
         state=_interaction_state,
         derive=_derive_interactions,
-        params=lambda s: {"half_life_days": float(s.features.recency_half_life_days)},
+        params=lambda s: {
+            "half_life_days": float(s.features.recency_half_life_days),
+            "state_layout": STATE_LAYOUT,
+        },
         add=_add_interactions,
-        complete="strength_at_anchor",
-        param_names=("half_life_days",),
+        visible=features.INTERACTION_VISIBLE,
+        param_names=("half_life_days", "state_layout"),
     ),
 }
 
@@ -147,14 +166,15 @@ def slices(spark: SparkSession, wh: Warehouse, spec: Spec) -> list[Slice]:
     if not wh.exists(spark, LAYER, spec.name):
         return []
     params = spec.param_names
+    table = wh.read(spark, LAYER, spec.name)
     rows = (
-        wh.read(spark, LAYER, spec.name)
-        .groupBy("as_of")
+        table.groupBy("as_of")
         .agg(
             F.first("snapshot_kind").alias("kind"),
             F.first("source_version").alias("source_version"),
             F.count(F.lit(1)).alias("rows"),
-            *[F.first(p).alias(p) for p in params],
+            # a parameter column the table does not have yet reads as null (a changed parameter)
+            *[(F.first(p) if p in table.columns else F.lit(None)).alias(p) for p in params],
         )
         .orderBy("as_of")
         .collect()
@@ -211,7 +231,9 @@ def read(spark: SparkSession, wh: Warehouse, name: str, as_of: date) -> DataFram
     if "snapshot_kind" not in wh.read(spark, LAYER, name).columns:
         # the earlier layout (a full copy per as_of); the next refresh converts it
         return wh.read(spark, LAYER, name).where(F.col("as_of") == F.lit(as_of))
-    derived = SPECS[name].derive(resolve(spark, wh, name, as_of), as_of, ("run_id",))
+    spec = SPECS[name]
+    state = resolve(spark, wh, name, as_of).where(spec.is_visible())
+    derived = spec.derive(state, as_of, ("run_id",))
     return derived.withColumn("as_of", F.lit(as_of)).select(
         *[c for c in derived.columns if c != "run_id"], "as_of", "run_id"
     )
@@ -219,10 +241,10 @@ def read(spark: SparkSession, wh: Warehouse, name: str, as_of: date) -> DataFram
 
 def _with_bookkeeping(
     state: DataFrame, spec: Spec, settings: Settings, as_of: date, run_id: str, kind: str,
-    source_version: int | None, deleted: bool,
+    source_version: int | None, deleted: bool, layout: float = STATE_LAYOUT,
 ) -> DataFrame:  # fmt: skip
     out = state.select(*spec.columns)
-    for param, value in spec.params(settings).items():
+    for param, value in {**spec.params(settings), "state_layout": layout}.items():
         out = out.withColumn(param, F.lit(value))
     return (
         out.withColumn("as_of", F.lit(as_of))
@@ -246,35 +268,22 @@ class _Changes:
     previous: Slice
     entered: DataFrame
     corrected: DataFrame
-    cached: list[DataFrame]
-
-    def release(self) -> None:
-        for frame in self.cached:
-            frame.unpersist()
 
 
 def _materialized(frame: DataFrame) -> DataFrame:
-    """`frame` computed once, without its lineage (a local checkpoint on the executors).
+    """`frame` computed now, once, and kept without its lineage (a local checkpoint).
 
-    Change slice rows read the snapshot tables themselves (the prior rows); a cached frame that
-    reads a Delta table is recomputed after every write to that table, so the rows are
-    checkpointed instead. The blocks live only until the slice is written; if an executor is
-    lost before that, the refresh fails and a rerun rewrites the slice.
+    Every intermediate frame of a change slice is materialized this way, in order:
+    - a frame cached lazily and then read twice by one query (a union, or a join of two of its
+      filters) is computed by both branches before the cache fills;
+    - a union of cached frames did not use the caches and recomputed them from silver;
+    - a cached frame that reads a Delta table is recomputed after every write to that table,
+      and the change rows read the snapshot tables themselves (the prior rows).
+    On the bench warehouse each cost a second scan of silver (docs/benchmarks.md). The blocks
+    are freed when the frames are no longer referenced; if an executor is lost before the slice
+    is written, the refresh fails and a rerun writes the slice again.
     """
     return frame.localCheckpoint(eager=True)
-
-
-def _persisted(frame: DataFrame, cached: list[DataFrame]) -> DataFrame:
-    """`frame` cached and computed now, once.
-
-    Computed eagerly: a frame cached lazily and then read twice by one query (a union or a join
-    of two of its filters) is computed by both branches before the cache fills; on the bench
-    warehouse that doubled the scan of silver (docs/benchmarks.md).
-    """
-    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-    cached.append(frame)
-    frame.count()
-    return frame
 
 
 def _read_changes(
@@ -287,12 +296,11 @@ def _read_changes(
             since.as_of, since.source_version, version,
         )  # fmt: skip
         return None
-    cached: list[DataFrame] = []
     window = (F.col("order_date") > F.lit(since.as_of)) & (F.col("order_date") <= F.lit(as_of))
-    entered = _persisted(lines.where(window).select(*features.SNAPSHOT_INPUT), cached)
+    entered = _materialized(lines.where(window).select(*features.SNAPSHOT_INPUT))
     pair = ["customer_id", "product_id"]
     if since.source_version == version:
-        return _Changes(since, entered, entered.select(*pair).limit(0), cached)
+        return _Changes(since, entered, entered.select(*pair).limit(0))
     try:
         feed = (
             spark.read.format("delta")
@@ -304,16 +312,14 @@ def _read_changes(
             .select(*pair)
             .distinct()
         )
-        corrected = _persisted(feed, cached)  # reads the feed now: missing files surface here
+        corrected = _materialized(feed)  # reads the feed now: missing files surface here
     except (PySparkException, Py4JJavaError) as exc:
         log.warning(
             "silver change data feed unavailable for versions %d-%d (%s): writing full snapshots",
             since.source_version + 1, version, str(exc).splitlines()[0][:200],
         )  # fmt: skip
-        for frame in cached:
-            frame.unpersist()
         return None
-    return _Changes(since, entered, corrected, cached)
+    return _Changes(since, entered, corrected)
 
 
 @dataclass
@@ -322,23 +328,57 @@ class _ChangeRows:
 
     recompute: dict[str, DataFrame]
     prior: dict[str, DataFrame]
-    scope: DataFrame  # every line (up to as_of) of the recomputed keys
+    scope: DataFrame  # every line (up to as_of) of the recomputed keys' customers
+
+
+def _spanning_customers(lines: DataFrame, changes: _Changes) -> DataFrame:
+    """Customers with an order that has sold lines on both sides of the previous `as_of`.
+
+    Adding the later lines would count such an order twice, so these customers are recomputed.
+    One narrow scan of the order ids of the sold lines up to the previous `as_of`, with a range
+    filter on the later orders' ids (Delta skips the files outside it where ids follow time);
+    the customers of the orders found, if any, take a second scan.
+    """
+    later = _materialized(changes.entered.where(features.sold_line()).select("order_id").distinct())
+    bounds = agg_row(later.agg(F.min("order_id"), F.max("order_id")))
+    none = changes.entered.select("customer_id").limit(0)
+    if bounds[0] is None:
+        return none
+    earlier = lines.where(
+        (F.col("order_date") <= F.lit(changes.previous.as_of))
+        & F.col("order_id").between(F.lit(bounds[0]), F.lit(bounds[1]))
+        & features.sold_line()
+    )
+    orders = _materialized(
+        earlier.select("order_id").join(F.broadcast(later), "order_id", "left_semi").distinct()
+    )
+    if orders.isEmpty():
+        return none
+    customers = (
+        earlier.join(F.broadcast(orders), "order_id", "left_semi")
+        .select("customer_id")
+        .unionByName(
+            changes.entered.join(F.broadcast(orders), "order_id", "left_semi").select("customer_id")
+        )
+    )
+    return _materialized(customers.distinct())
 
 
 def _change_inputs(
     spark: SparkSession, wh: Warehouse, lines: DataFrame, changes: _Changes, as_of: date,
     histories: dict[str, list[Slice]], names: set[str],
 ) -> _ChangeRows:  # fmt: skip
-    """Splits the changed keys into keys added to (a prior row exists and only later lines came)
-    and keys recomputed from all their lines, and reads the lines of the latter in one scan.
+    """Splits the changed keys into keys added to and keys recomputed from all their lines, and
+    reads the lines of the latter in one scan.
 
-    Recomputed: keys with a corrected line, keys without a complete prior row (new keys, or
-    keys whose lines so far did not make a row), and every changed key of a customer with an
-    order that has sold lines both before and after the previous `as_of` (adding would count
-    that order twice).
+    Added to: every key with lines after the previous `as_of`, from its prior row, or from the
+    empty state when it has none (the chain stores a row for every key with a counted line, so
+    a key without one has no earlier line that counts). Recomputed: keys with a corrected line,
+    and the changed keys of a customer with an order that has sold lines on both sides of the
+    previous `as_of` (adding would count that order twice). The scan reads the lines of the
+    recomputed keys' customers; it is skipped when nothing is recomputed.
     """
-    cached = changes.cached
-    entered = changes.entered
+    spanning = _spanning_customers(lines, changes)
     prior: dict[str, DataFrame] = {}
     recompute: dict[str, DataFrame] = {}
     for name, spec in SPECS.items():
@@ -346,65 +386,26 @@ def _change_inputs(
         if name not in names:  # this table writes a full slice: nothing to recompute here
             recompute[name] = changes.corrected.select(*keys).limit(0)
             continue
-        entered_keys = entered.select(*keys).distinct()
+        entered_keys = changes.entered.select(*keys).distinct()
         rows = resolve(
             spark, wh, name, changes.previous.as_of, keys=entered_keys, history=histories[name]
-        ).where(F.col(spec.complete).isNotNull())
-        prior[name] = _persisted(rows, cached)
-        fresh = entered_keys.join(prior[name].select(*keys), on=keys, how="left_anti")
-        recompute[name] = changes.corrected.select(*keys).unionByName(fresh).distinct()
-
-    def scan(customers: DataFrame, pairs: DataFrame) -> DataFrame:
-        orders = entered.where(features.sold_line()).select("order_id").distinct()
-        flagged = (
-            features.lines_up_to(lines, as_of)
-            .select(*features.SNAPSHOT_INPUT)
-            .join(F.broadcast(customers.withColumn("_c", F.lit(True))), "customer_id", "left")
-            .join(
-                F.broadcast(pairs.withColumn("_p", F.lit(True))),
-                ["customer_id", "product_id"],
-                "left",
-            )
-            .join(F.broadcast(orders.withColumn("_o", F.lit(True))), "order_id", "left")
         )
-        return _persisted(
-            flagged.where(F.col("_c") | F.col("_p") | F.col("_o")).select(
-                *features.SNAPSHOT_INPUT, F.coalesce("_o", F.lit(False)).alias("_o")
-            ),
-            cached,
+        prior[name] = _materialized(rows)
+        spanned = changes.entered.join(spanning, "customer_id", "left_semi").select(*keys)
+        recompute[name] = _materialized(
+            changes.corrected.select(*keys).unionByName(spanned).distinct()
         )
-
-    customers = _persisted(recompute["customer_features"], cached)
-    pairs = _persisted(recompute["interactions"], cached)
-    scope = scan(customers, pairs)
-    earlier_sold = (
-        F.col("_o") & features.sold_line() & (F.col("order_date") <= F.lit(changes.previous.as_of))
-    )
-    spanning = (
-        scope.where(earlier_sold)
-        .select("customer_id")
-        .unionByName(
-            entered.join(scope.where(earlier_sold).select("order_id"), "order_id", "left_semi")
-            .select("customer_id")
-        )
+    customers = _materialized(
+        recompute["customer_features"]
+        .unionByName(recompute["interactions"].select("customer_id"))
         .distinct()
-    )  # fmt: skip
-    spanning = _persisted(spanning, cached)
-    n_spanning = spanning.count()
-    if n_spanning:
-        log.warning(
-            "%d customer(s) have orders with sold lines on both sides of %s: recomputed in full",
-            n_spanning, changes.previous.as_of,
-        )  # fmt: skip
-        span_df = spanning
-        customers = _persisted(customers.unionByName(span_df).distinct(), cached)
-        span_pairs = entered.select("customer_id", "product_id").join(
-            span_df, "customer_id", "left_semi"
-        )
-        pairs = _persisted(pairs.unionByName(span_pairs).distinct(), cached)
-        scope = scan(customers, pairs)
-    recompute = {"customer_features": customers, "interactions": pairs}
-    return _ChangeRows(recompute=recompute, prior=prior, scope=scope.drop("_o"))
+    )
+    scope = features.lines_up_to(lines, as_of).select(*features.SNAPSHOT_INPUT)
+    if customers.isEmpty():
+        scope = scope.limit(0)
+    else:
+        scope = _materialized(scope.join(F.broadcast(customers), "customer_id", "left_semi"))
+    return _ChangeRows(recompute=recompute, prior=prior, scope=scope)
 
 
 def plan_slice(
@@ -422,6 +423,8 @@ def plan_slice(
     fulls = [s for s in earlier if s.kind == FULL]
     if not fulls:
         return FULL, "no full slice before", None
+    if any(s.params != spec.params(settings) for s in earlier if s.as_of >= fulls[-1].as_of):
+        return FULL, "state parameters changed", None
     since_full = sum(s.rows for s in earlier if s.as_of > fulls[-1].as_of)
     if since_full >= settings.features.snapshot_rebase_share * max(fulls[-1].rows, 1):
         return FULL, "rebase: change slices reached the rebase share", None
@@ -486,7 +489,9 @@ def write_full_slice(
     """
     spec = SPECS[name]
     state = _state_from_snapshot(frame, name, F.lit(as_of))
-    rows = _with_bookkeeping(state, spec, settings, as_of, run_id, FULL, None, deleted=False)
+    rows = _with_bookkeeping(
+        state, spec, settings, as_of, run_id, FULL, None, deleted=False, layout=SNAPSHOT_LAYOUT
+    )
     return wh.write_slice(rows, LAYER, name, as_of)
 
 
@@ -505,7 +510,7 @@ def migrate_legacy(spark: SparkSession, wh: Warehouse, name: str, settings: Sett
     log.warning("converting %s/%s to the change-chain layout (one-off)", LAYER, name)
     old = _state_from_snapshot(old, name, F.col("as_of"))  # each old slice at its own as_of
     out = old.select(*spec.columns, "as_of", "run_id")
-    for param, value in spec.params(settings).items():
+    for param, value in {**spec.params(settings), "state_layout": SNAPSHOT_LAYOUT}.items():
         out = out.withColumn(param, F.lit(value))
     out = (
         out.withColumn("snapshot_kind", F.lit(FULL))
@@ -532,13 +537,11 @@ def _change_slice(
     """The change slice rows of one table: recomputed keys, added-to keys, tombstones."""
     keys = list(spec.keys)
     again = F.broadcast(inputs.recompute[spec.name])
-    recomputed = _persisted(  # used twice: the rows and the tombstones
-        spec.state(inputs.scope.join(again, on=keys, how="left_semi"), as_of, settings),
-        changes.cached,
+    recomputed = _materialized(
+        spec.state(inputs.scope.join(again, on=keys, how="left_semi"), as_of, settings)
     )
-    added = spec.add(
-        inputs.prior[spec.name].join(again, on=keys, how="left_anti"), changes.entered, settings
-    )
+    later = changes.entered.join(again, on=keys, how="left_anti")
+    added = _materialized(spec.add(inputs.prior[spec.name], later, settings))
     state = recomputed.select(*spec.columns).unionByName(added.select(*spec.columns))
     kept = _with_bookkeeping(
         state, spec, settings, as_of, run_id, CHANGE, source_version, deleted=False
@@ -621,11 +624,10 @@ def write_all(
             )
             rows = _materialized(rows)
         prepared.append(_Prepared(spec, kind, reason, rows, recomputed))
-    if changes is not None:
-        changes.release()
     results = []
     for p in prepared:
-        checked = p.spec.derive(p.rows.where(~F.col("is_deleted")), as_of, ())
+        visible = p.rows.where(~F.col("is_deleted") & p.spec.is_visible())
+        checked = p.spec.derive(visible, as_of, ())
         results += quality.evaluate(checked, f"{LAYER}/{p.spec.name}", settings.quality.rules)
     log.info("snapshot quality rules evaluated")
     quality.record(spark, wh, results, run_id, as_of)

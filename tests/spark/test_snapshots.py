@@ -118,7 +118,8 @@ def test_daily_runs_write_changed_keys_and_every_date_reads_like_a_full_rebuild(
     assert written["customer_features"]["rows_written"] == 3  # every customer changed here
     # C2 corrected; C1 and C3 only had later lines added to their D1 rows
     assert written["customer_features"]["keys_recomputed"] == 1
-    assert written["interactions"]["keys_recomputed"] == 4  # 2 corrected, 2 without a D1 row
+    # the 2 corrected pairs; (C1,P2) and (C3,P1) have no D1 row: their new lines alone
+    assert written["interactions"]["keys_recomputed"] == 2
 
     for name in snapshots.SPECS:
         expected = _expected(spark, wh, D2)[name]
@@ -187,7 +188,7 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
         ("C1", "P1", "O1", "2025-03-01", 2, 10.0, "dairy", False),
         ("C1", "P2", "O1", "2025-03-01", 1, 5.0, "bakery", False),
         ("C2", "P1", "O2", "2025-03-02", 1, 5.0, "dairy", False),
-        ("C3", "P3", "O3", "2025-03-02", -1, -4.0, "fruit", False),  # a return only: no row
+        ("C3", "P3", "O3", "2025-03-02", -1, -4.0, "fruit", False),  # a return only: stored
         ("C4", "P1", "O4", "2025-03-01", 3, 15.0, "dairy", False),
         ("C5", "P2", "O5", "2025-03-03", 1, 5.0, "bakery", False),
     ]
@@ -203,7 +204,7 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
         ("C1", "P3", "O6", "2025-03-05", 2, 8.0, "fruit", False),  # new pair
         ("C1", "P2", "O1", "2025-03-06", -1, -5.0, "bakery", False),  # a later return
         ("C2", "P1", "O7", "2025-03-04", 1, 5.0, "dairy", True),  # cancelled: C2 unchanged
-        ("C3", "P3", "O8", "2025-03-05", 1, 4.0, "fruit", False),  # no D1 row: recomputed
+        ("C3", "P3", "O8", "2025-03-05", 1, 4.0, "fruit", False),  # added to C3's stored row
         ("C4", "P1", "O4", "2025-03-05", 1, 5.0, "dairy", False),  # O4 spans D1: recomputed
         ("C5", "P2", "O9", "2025-03-02", 2, 10.0, "bakery", False),  # late, before D1
         ("C5", "P2", "O10", "2025-03-06", 1, 5.0, "bakery", False),
@@ -218,12 +219,13 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
 
     assert written["customer_features"].to_dict() == {
         "kind": "change", "reason": "changed keys only", "rows_written": 5,
-        "keys_recomputed": 4,  # C2 (a tombstone), C3, C4, C5; C1 added to
+        "keys_recomputed": 3,  # C2 (a tombstone), C4, C5; C1 and C3 added to
     }  # fmt: skip
     assert written["interactions"].to_dict() == {
         "kind": "change", "reason": "changed keys only", "rows_written": 7,
-        # (C1,P3), (C2,P1) (a tombstone), (C3,P3), (C4,P1), (C5,P2); (C1,P1), (C1,P2) added to
-        "keys_recomputed": 5,
+        # (C2,P1) (a tombstone), (C4,P1), (C5,P2); (C1,P1), (C1,P2), (C3,P3) added to, (C1,P3)
+        # from its new lines alone
+        "keys_recomputed": 3,
     }  # fmt: skip
     deleted = wh.read(spark, "gold", "interactions").where(F.col("is_deleted"))
     assert [(r["customer_id"], r["product_id"]) for r in deleted.collect()] == [("C2", "P1")]
@@ -255,10 +257,13 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
         _assert_same(wh.read_as_of(spark, "gold", name, D3), expected)
 
 
-def _slice(day: int, kind: str = "change", rows: int = 10, half_life: float = HALF_LIFE):
+def _slice(
+    day: int, kind: str = "change", rows: int = 10, half_life: float = HALF_LIFE,
+    layout: float = snapshots.STATE_LAYOUT,
+) -> snapshots.Slice:  # fmt: skip
     return snapshots.Slice(
         as_of=date(2025, 3, day), kind=kind, source_version=day, rows=rows,
-        params={"half_life_days": half_life},
+        params={"half_life_days": half_life, "state_layout": layout},
     )  # fmt: skip
 
 
@@ -281,6 +286,10 @@ def test_plan_chooses_full_slices_when_a_change_slice_would_be_wrong_or_costly(
     assert plan([base, _slice(2, rows=30), _slice(3, rows=19)], 4)[0] == "change"
     assert plan([base, _slice(2, rows=30)], 4, snapshot_rebase_share=0.2)[0] == "full"
     assert plan([_slice(2)], 3) == ("full", "no full slice before")
+    # a chain whose full slice was written from a computed snapshot (no rows for keys without
+    # a sale) is not continued
+    imported = _slice(1, "full", rows=100, layout=snapshots.SNAPSHOT_LAYOUT)
+    assert plan([imported, _slice(2)], 3) == ("full", "state parameters changed")
 
 
 def test_tables_in_the_earlier_layout_are_converted_with_the_same_snapshots(
