@@ -81,6 +81,10 @@ def test_session_starts_and_writes_delta_without_network(tmp_path: Path) -> None
             spark = get_spark(SparkSettings(master="local[1]", ui_enabled=False))
             spark.range(5).write.format("delta").save({str(tmp_path / "t")!r})
             print("rows", spark.read.format("delta").load({str(tmp_path / "t")!r}).count())
+            # a glob path (how dimension files are read) and a local checkpoint (snapshots)
+            spark.range(3).write.csv({str(tmp_path / "csv")!r})
+            print("csv", spark.read.csv({str(tmp_path / "csv" / "*.csv")!r}).count())
+            print("checkpointed", spark.range(4).localCheckpoint(eager=True).count())
             """
         )
     )
@@ -94,4 +98,8 @@ def test_session_starts_and_writes_delta_without_network(tmp_path: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "rows 5" in proc.stdout
+    assert "csv 3" in proc.stdout and "checkpointed 4" in proc.stdout
     assert "ivy" not in proc.stderr.lower()
+    # known-harmless Spark warnings are silenced (salesopt/log4j2.properties): no stack traces
+    assert "FileStreamSink" not in proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if line.startswith("\tat ")]
