@@ -26,6 +26,7 @@ import argparse
 import glob
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
@@ -38,6 +39,11 @@ from salesopt.pipeline import RunSummary, refresh
 from salesopt.session import get_spark
 
 CORE = ("ingest", "silver", "gold")
+
+
+def _progress(message: str) -> None:
+    """One line on stderr per bench step (the refresh itself logs at the configured level)."""
+    print(f"bench refresh: {message}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -243,17 +249,26 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise SystemExit("--reuse-landing needs --workdir with landing/orders from a run")
         shutil.rmtree(work / "warehouse", ignore_errors=True)
     else:
+        _progress(f"generating the landing files in {work / 'landing'}")
         with gen_t:
             gen = generate(spark, str(work), settings.generate)
+        _progress(f"generated {gen.landing_lines:,} lines in {gen_t.seconds:.1f} s")
+    _progress(f"full refresh for as_of {full_as_of} into an empty warehouse")
     with Timer() as full_t:
         full = refresh(spark, settings, full_as_of, CORE)
     full_lines = lines_read(full)
+    _progress(f"full refresh: {full_lines:,} lines in {full_t.seconds:.1f} s")
     if args.keep_full and args.workdir is not None:
         shutil.rmtree(work / "warehouse_full", ignore_errors=True)
         shutil.copytree(work / "warehouse", work / "warehouse_full")
+    _progress(f"incremental refresh for as_of {end}")
     with Timer() as inc_t:
         inc = refresh(spark, settings, end, CORE)
     inc_lines = lines_read(inc)
+    _progress(
+        f"incremental refresh: {inc_lines:,} lines in {inc_t.seconds:.1f} s "
+        f"({inc_t.seconds / full_t.seconds:.3f} of full)"
+    )
     results = {
         "customers": args.customers,
         "products": args.products,
@@ -274,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "incremental_over_full": round(inc_t.seconds / full_t.seconds, 3),
     }
     if not args.skip_duckdb:
+        _progress("DuckDB and the same query in Spark on the same files")
         results.update(floor(spark, settings, work, full_as_of, cores))
         results["salesopt_over_duckdb"] = round(full_t.seconds / results["duckdb_seconds"], 2)
         results["salesopt_over_spark_same_query"] = round(
