@@ -58,7 +58,7 @@ TRACED = (
     "salesopt.snapshots:_change_inputs",
     "salesopt.snapshots:_change_slice",
     "salesopt.snapshots:resolve",
-    "salesopt.snapshots:_materialized",
+    "salesopt.snapshots:materialized",
     "salesopt.snapshots:write_all",
     "salesopt.quality:evaluate",
     "salesopt.quality:record",

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from salesopt import clean, dims, faults, quality
 from salesopt.context import StageContext, StageResult
 from salesopt.ingest import BRONZE_TABLE, Batch, _log_batch, latest_batch_states
-from salesopt.io.tables import agg_row
+from salesopt.io.tables import agg_row, materialized
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +92,6 @@ def _merge_quarantine(ctx: StageContext, rejected: DataFrame, batch_id: str) -> 
     ).whenNotMatchedInsertAll().execute()
 
 
-def _checkpointed(frame: DataFrame) -> DataFrame:
-    """`frame` computed once and held without lineage, so the MERGE reads it as a plain source.
-
-    Delta otherwise materializes a MERGE source built from cached frames itself, which cost
-    more than the MERGE's own scan on the bench (docs/benchmarks.md).
-    """
-    return frame.localCheckpoint(eager=True)
-
-
 def _merge_silver(ctx: StageContext, winners: DataFrame, first: object, last: object) -> int:
     """Writes batch winners into silver where newer; returns how many lost to silver rows.
 
@@ -144,12 +135,13 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, first: object, last: ob
         .withColumn("_applied", applied)
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    updates = F.col("_newer") & F.col("_t_updated").isNotNull()
+    new_keys = F.col("_newer") & F.col("_t_updated").isNull()  # silver holds no version
+    updates = F.col("_newer") & F.col("_t_updated").isNotNull()  # a newer version
     stats = agg_row(
         compared.agg(
             F.count(F.when(~F.col("_newer") & ~F.col("_applied"), F.lit(1))).alias("lost"),
             F.count(F.when(F.col("_applied"), F.lit(1))).alias("applied"),
-            F.count(F.when(F.col("_newer") & F.col("_t_updated").isNull(), F.lit(1))).alias("new"),
+            F.count(F.when(new_keys, F.lit(1))).alias("new"),
             F.array_sort(F.collect_set(F.when(updates, F.col("order_date")))).alias("updated"),
         )
     )
@@ -162,7 +154,7 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, first: object, last: ob
     faults.inject("silver_merge")  # test-only fault point (salesopt/faults.py); no-op otherwise
     if stats["new"]:  # keys silver does not hold: appended, no join with the target
         (
-            source.where(F.col("_newer") & F.col("_t_updated").isNull())
+            source.where(new_keys)
             .drop("_t_updated", "_newer")
             .repartition("order_date")
             .write.format("delta")
@@ -179,7 +171,7 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, first: object, last: ob
             DeltaTable.forPath(ctx.spark, wh.path(*SILVER))
             .alias("t")
             .merge(
-                _checkpointed(source.where(updates).drop("_t_updated", "_newer")).alias("s"),
+                materialized(source.where(updates).drop("_t_updated", "_newer")).alias("s"),
                 condition,
             )
             .whenMatchedUpdateAll(condition="s.updated_at >= t.updated_at")

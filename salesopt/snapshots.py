@@ -51,7 +51,7 @@ from pyspark.sql import functions as F
 
 from salesopt import features, quality
 from salesopt.config import Settings
-from salesopt.io.tables import Warehouse, agg_row
+from salesopt.io.tables import Warehouse, agg_row, materialized
 
 log = logging.getLogger(__name__)
 
@@ -270,22 +270,6 @@ class _Changes:
     corrected: DataFrame
 
 
-def _materialized(frame: DataFrame) -> DataFrame:
-    """`frame` computed now, once, and kept without its lineage (a local checkpoint).
-
-    Every intermediate frame of a change slice is materialized this way, in order:
-    - a frame cached lazily and then read twice by one query (a union, or a join of two of its
-      filters) is computed by both branches before the cache fills;
-    - a union of cached frames did not use the caches and recomputed them from silver;
-    - a cached frame that reads a Delta table is recomputed after every write to that table,
-      and the change rows read the snapshot tables themselves (the prior rows).
-    On the bench warehouse each cost a second scan of silver (docs/benchmarks.md). The blocks
-    are freed when the frames are no longer referenced; if an executor is lost before the slice
-    is written, the refresh fails and a rerun writes the slice again.
-    """
-    return frame.localCheckpoint(eager=True)
-
-
 def _read_changes(
     spark: SparkSession, wh: Warehouse, lines: DataFrame, since: Slice, version: int, as_of: date
 ) -> _Changes | None:
@@ -297,7 +281,7 @@ def _read_changes(
         )  # fmt: skip
         return None
     window = (F.col("order_date") > F.lit(since.as_of)) & (F.col("order_date") <= F.lit(as_of))
-    entered = _materialized(lines.where(window).select(*features.SNAPSHOT_INPUT))
+    entered = materialized(lines.where(window).select(*features.SNAPSHOT_INPUT))
     pair = ["customer_id", "product_id"]
     if since.source_version == version:
         return _Changes(since, entered, entered.select(*pair).limit(0))
@@ -312,7 +296,7 @@ def _read_changes(
             .select(*pair)
             .distinct()
         )
-        corrected = _materialized(feed)  # reads the feed now: missing files surface here
+        corrected = materialized(feed)  # reads the feed now: missing files surface here
     except (PySparkException, Py4JJavaError) as exc:
         log.warning(
             "silver change data feed unavailable for versions %d-%d (%s): writing full snapshots",
@@ -339,7 +323,7 @@ def _spanning_customers(lines: DataFrame, changes: _Changes) -> DataFrame:
     filter on the later orders' ids (Delta skips the files outside it where ids follow time);
     the customers of the orders found, if any, take a second scan.
     """
-    later = _materialized(changes.entered.where(features.sold_line()).select("order_id").distinct())
+    later = materialized(changes.entered.where(features.sold_line()).select("order_id").distinct())
     bounds = agg_row(later.agg(F.min("order_id"), F.max("order_id")))
     none = changes.entered.select("customer_id").limit(0)
     if bounds[0] is None:
@@ -349,7 +333,7 @@ def _spanning_customers(lines: DataFrame, changes: _Changes) -> DataFrame:
         & F.col("order_id").between(F.lit(bounds[0]), F.lit(bounds[1]))
         & features.sold_line()
     )
-    orders = _materialized(
+    orders = materialized(
         earlier.select("order_id").join(F.broadcast(later), "order_id", "left_semi").distinct()
     )
     if orders.isEmpty():
@@ -361,7 +345,12 @@ def _spanning_customers(lines: DataFrame, changes: _Changes) -> DataFrame:
             changes.entered.join(F.broadcast(orders), "order_id", "left_semi").select("customer_id")
         )
     )
-    return _materialized(customers.distinct())
+    found = materialized(customers.distinct())
+    log.warning(
+        "%d customer(s) have orders with sold lines on both sides of %s: recomputed in full",
+        found.count(), changes.previous.as_of,
+    )  # fmt: skip
+    return found
 
 
 def _change_inputs(
@@ -390,12 +379,12 @@ def _change_inputs(
         rows = resolve(
             spark, wh, name, changes.previous.as_of, keys=entered_keys, history=histories[name]
         )
-        prior[name] = _materialized(rows)
+        prior[name] = materialized(rows)
         spanned = changes.entered.join(spanning, "customer_id", "left_semi").select(*keys)
-        recompute[name] = _materialized(
+        recompute[name] = materialized(
             changes.corrected.select(*keys).unionByName(spanned).distinct()
         )
-    customers = _materialized(
+    customers = materialized(
         recompute["customer_features"]
         .unionByName(recompute["interactions"].select("customer_id"))
         .distinct()
@@ -404,7 +393,7 @@ def _change_inputs(
     if customers.isEmpty():
         scope = scope.limit(0)
     else:
-        scope = _materialized(scope.join(F.broadcast(customers), "customer_id", "left_semi"))
+        scope = materialized(scope.join(F.broadcast(customers), "customer_id", "left_semi"))
     return _ChangeRows(recompute=recompute, prior=prior, scope=scope)
 
 
@@ -450,7 +439,7 @@ def _rebase_later(
         }
     )
     # computed before the write replaces the slice it reads from
-    wh.write_slice(_materialized(state), LAYER, spec.name, nxt.as_of)
+    wh.write_slice(materialized(state), LAYER, spec.name, nxt.as_of)
 
 
 def _state_from_snapshot(frame: DataFrame, name: str, as_of: Column) -> DataFrame:
@@ -537,11 +526,11 @@ def _change_slice(
     """The change slice rows of one table: recomputed keys, added-to keys, tombstones."""
     keys = list(spec.keys)
     again = F.broadcast(inputs.recompute[spec.name])
-    recomputed = _materialized(
+    recomputed = materialized(
         spec.state(inputs.scope.join(again, on=keys, how="left_semi"), as_of, settings)
     )
     later = changes.entered.join(again, on=keys, how="left_anti")
-    added = _materialized(spec.add(inputs.prior[spec.name], later, settings))
+    added = materialized(spec.add(inputs.prior[spec.name], later, settings))
     state = recomputed.select(*spec.columns).unionByName(added.select(*spec.columns))
     kept = _with_bookkeeping(
         state, spec, settings, as_of, run_id, CHANGE, source_version, deleted=False
@@ -622,7 +611,7 @@ def write_all(
             rows, recomputed = _change_slice(
                 spec, settings, changes, inputs, as_of, source_version, run_id
             )
-            rows = _materialized(rows)
+            rows = materialized(rows)
         prepared.append(_Prepared(spec, kind, reason, rows, recomputed))
     results = []
     for p in prepared:

@@ -32,6 +32,24 @@ def agg_row(df: DataFrame) -> Row:
     return row
 
 
+def materialized(frame: DataFrame) -> DataFrame:
+    """`frame` computed now, once, and kept without its lineage (a local checkpoint).
+
+    For intermediates read more than once or used as a MERGE source. On the bench warehouse
+    each of these cost a second scan of silver or more (docs/benchmarks.md):
+    - a frame cached lazily and then read twice by one query (a union, or a join of two of its
+      filters) is computed by both branches before the cache fills;
+    - a union of cached frames did not use the caches and recomputed them from silver;
+    - a cached frame that reads a Delta table is recomputed after every write to that table
+      (the snapshot change rows read the snapshot tables themselves);
+    - Delta materializes a MERGE source built from cached frames itself, at more than the cost
+      of the MERGE's own scan.
+    The blocks are freed when the frame is no longer referenced; if an executor is lost before
+    the frame's last use, the refresh fails and a rerun writes again.
+    """
+    return frame.localCheckpoint(eager=True)
+
+
 def list_file_stats(spark: SparkSession, folder: str) -> list[tuple[str, int, int]]:
     """(path, size, modification ms) of every data file under `folder`, recursively.
 
