@@ -37,6 +37,7 @@ snapshot reads exactly as before.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,10 +162,51 @@ def is_chained(layer: str, name: str) -> bool:
     return layer == LAYER and name in SPECS
 
 
+# the slice list stored in the `userMetadata` of every slice write (`slices`)
+SLICES_METADATA = "salesopt_slices"
+
+
+def slices_metadata(history: list[Slice]) -> str:
+    """The slice list as stored in a slice write's commit: one compact JSON document."""
+    listed = [
+        [s.as_of.isoformat(), s.kind, s.source_version, s.rows, s.params]
+        for s in sorted(history, key=lambda s: s.as_of)
+    ]
+    return json.dumps({SLICES_METADATA: listed}, separators=(",", ":"))
+
+
+def _listed_slices(text: str | None, spec: Spec) -> list[Slice] | None:
+    """The slices stored by `slices_metadata`; None when `text` is not such a list."""
+    try:
+        listed = json.loads(text or "")[SLICES_METADATA]
+        return [
+            Slice(
+                as_of=date.fromisoformat(day), kind=kind, source_version=version, rows=int(rows),
+                params={p: params.get(p) for p in spec.param_names},
+            )
+            for day, kind, version, rows, params in listed
+        ]  # fmt: skip
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def slices(spark: SparkSession, wh: Warehouse, spec: Spec) -> list[Slice]:
-    """The table's slices, oldest first (one small aggregate over the bookkeeping columns)."""
+    """The table's slices, oldest first.
+
+    Read from the latest commit when `write_all` made it: every slice write stores the whole
+    list in its commit (`userMetadata`), so the list and the data change in one atomic commit
+    and cannot disagree after a crash. Any other latest commit (OPTIMIZE, VACUUM, a retention
+    DELETE, a backfill's rebase, a table from an earlier release) makes this read the
+    bookkeeping columns of the whole table instead (`slices_from_rows`).
+    """
     if not wh.exists(spark, LAYER, spec.name):
         return []
+    listed = _listed_slices(wh.last_user_metadata(spark, LAYER, spec.name), spec)
+    return listed if listed is not None else slices_from_rows(spark, wh, spec)
+
+
+def slices_from_rows(spark: SparkSession, wh: Warehouse, spec: Spec) -> list[Slice]:
+    """The table's slices from its rows (one small aggregate over the bookkeeping columns)."""
     params = spec.param_names
     table = wh.read(spark, LAYER, spec.name)
     rows = (
@@ -312,45 +354,55 @@ class _ChangeRows:
 
     recompute: dict[str, DataFrame]
     prior: dict[str, DataFrame]
-    scope: DataFrame  # every line (up to as_of) of the recomputed keys' customers
+    # every line (up to as_of) of the recomputed keys' customers, and of every customer with a
+    # corrected line (a superset when a table writes a full slice)
+    scope: DataFrame
 
 
-def _spanning_customers(lines: DataFrame, changes: _Changes) -> DataFrame:
+def _scan_lines(
+    lines: DataFrame, changes: _Changes, as_of: date, customers: DataFrame, later: DataFrame
+) -> DataFrame:
+    """One scan of silver up to `as_of` for the change slice (materialized).
+
+    Keeps every line of `customers` (`_mine`: their keys may be recomputed) and the sold lines
+    dated on or before the previous `as_of` of the orders in `later` (`_spans`: those orders
+    have sold lines on both sides). Both lookups are broadcast joins on the same pass.
+    """
+    spans = (
+        F.col("_later").isNotNull()
+        & (F.col("order_date") <= F.lit(changes.previous.as_of))
+        & features.sold_line()
+    )
+    tagged = (
+        features.lines_up_to(lines, as_of)
+        .select(*features.SNAPSHOT_INPUT)
+        .join(F.broadcast(customers.withColumn("_mine", F.lit(True))), "customer_id", "left")
+        .join(F.broadcast(later.withColumn("_later", F.lit(True))), "order_id", "left")
+        .withColumn("_spans", spans)
+        .withColumn("_mine", F.col("_mine").isNotNull())
+    )
+    return materialized(tagged.where(F.col("_mine") | F.col("_spans")).drop("_later"))
+
+
+def _spanning_customers(found: DataFrame, changes: _Changes) -> DataFrame:
     """Customers with an order that has sold lines on both sides of the previous `as_of`.
 
     Adding the later lines would count such an order twice, so these customers are recomputed.
-    One narrow scan of the order ids of the sold lines up to the previous `as_of`, with a range
-    filter on the later orders' ids (Delta skips the files outside it where ids follow time);
-    the customers of the orders found, if any, take a second scan.
+    `found` is `_scan_lines` output: its `_spans` rows are the earlier sold lines of such orders.
     """
-    later = materialized(changes.entered.where(features.sold_line()).select("order_id").distinct())
-    bounds = agg_row(later.agg(F.min("order_id"), F.max("order_id")))
-    none = changes.entered.select("customer_id").limit(0)
-    if bounds[0] is None:
-        return none
-    earlier = lines.where(
-        (F.col("order_date") <= F.lit(changes.previous.as_of))
-        & F.col("order_id").between(F.lit(bounds[0]), F.lit(bounds[1]))
-        & features.sold_line()
+    earlier = found.where(F.col("_spans"))
+    if earlier.isEmpty():
+        return changes.entered.select("customer_id").limit(0)
+    orders = earlier.select("order_id").distinct()
+    customers = earlier.select("customer_id").unionByName(
+        changes.entered.join(F.broadcast(orders), "order_id", "left_semi").select("customer_id")
     )
-    orders = materialized(
-        earlier.select("order_id").join(F.broadcast(later), "order_id", "left_semi").distinct()
-    )
-    if orders.isEmpty():
-        return none
-    customers = (
-        earlier.join(F.broadcast(orders), "order_id", "left_semi")
-        .select("customer_id")
-        .unionByName(
-            changes.entered.join(F.broadcast(orders), "order_id", "left_semi").select("customer_id")
-        )
-    )
-    found = materialized(customers.distinct())
+    spanning = materialized(customers.distinct())
     log.warning(
         "%d customer(s) have orders with sold lines on both sides of %s: recomputed in full",
-        found.count(), changes.previous.as_of,
+        spanning.count(), changes.previous.as_of,
     )  # fmt: skip
-    return found
+    return spanning
 
 
 def _change_inputs(
@@ -358,16 +410,30 @@ def _change_inputs(
     histories: dict[str, list[Slice]], names: set[str],
 ) -> _ChangeRows:  # fmt: skip
     """Splits the changed keys into keys added to and keys recomputed from all their lines, and
-    reads the lines of the latter in one scan.
+    reads what the latter need from silver, in one scan as a rule.
 
     Added to: every key with lines after the previous `as_of`, from its prior row, or from the
     empty state when it has none (the chain stores a row for every key with a counted line, so
     a key without one has no earlier line that counts). Recomputed: keys with a corrected line,
     and the changed keys of a customer with an order that has sold lines on both sides of the
-    previous `as_of` (adding would count that order twice). The scan reads the lines of the
-    recomputed keys' customers; it is skipped when nothing is recomputed.
+    previous `as_of` (adding would count that order twice).
+
+    One scan of silver (`_scan_lines`) reads every line of the customers with a corrected line
+    and finds the spanning orders; only customers recomputed for a spanning order alone take a
+    second scan (their other lines). No scan runs when nothing was corrected and no later line
+    was sold.
     """
-    spanning = _spanning_customers(lines, changes)
+    later = materialized(changes.entered.where(features.sold_line()).select("order_id").distinct())
+    corrected = materialized(changes.corrected.select("customer_id").distinct())
+    if later.isEmpty() and corrected.isEmpty():
+        found = (
+            lines.select(*features.SNAPSHOT_INPUT)
+            .withColumns({"_mine": F.lit(True), "_spans": F.lit(True)})
+            .limit(0)
+        )
+    else:
+        found = _scan_lines(lines, changes, as_of, corrected, later)
+    spanning = _spanning_customers(found, changes)
     prior: dict[str, DataFrame] = {}
     recompute: dict[str, DataFrame] = {}
     for name, spec in SPECS.items():
@@ -384,16 +450,15 @@ def _change_inputs(
         recompute[name] = materialized(
             changes.corrected.select(*keys).unionByName(spanned).distinct()
         )
-    customers = materialized(
-        recompute["customer_features"]
-        .unionByName(recompute["interactions"].select("customer_id"))
-        .distinct()
-    )
-    scope = features.lines_up_to(lines, as_of).select(*features.SNAPSHOT_INPUT)
-    if customers.isEmpty():
-        scope = scope.limit(0)
-    else:
-        scope = materialized(scope.join(F.broadcast(customers), "customer_id", "left_semi"))
+    # every line of the corrected customers is in `found`; spanning customers without a
+    # corrected line need theirs read
+    scope = found.where(F.col("_mine")).select(*features.SNAPSHOT_INPUT)
+    missing = spanning.join(corrected, "customer_id", "left_anti")
+    if not missing.isEmpty():
+        others = features.lines_up_to(lines, as_of).select(*features.SNAPSHOT_INPUT)
+        scope = materialized(
+            scope.unionByName(others.join(F.broadcast(missing), "customer_id", "left_semi"))
+        )
     return _ChangeRows(recompute=recompute, prior=prior, scope=scope)
 
 
@@ -422,11 +487,14 @@ def plan_slice(
 
 def _rebase_later(
     spark: SparkSession, wh: Warehouse, spec: Spec, history: list[Slice], as_of: date
-) -> None:
-    """Before a backfill: turns the next later slice into a full one if it is a change slice."""
+) -> bool:
+    """Before a backfill: turns the next later slice into a full one if it is a change slice.
+
+    True when it rewrote a slice.
+    """
     later = [s for s in history if s.as_of > as_of]
     if not later or later[0].kind == FULL:
-        return
+        return False
     nxt = later[0]
     log.info("backfill: rewriting %s slice %s as a full slice first", spec.name, nxt.as_of)
     state = resolve(spark, wh, spec.name, nxt.as_of).withColumns(
@@ -440,6 +508,7 @@ def _rebase_later(
     )
     # computed before the write replaces the slice it reads from
     wh.write_slice(materialized(state), LAYER, spec.name, nxt.as_of)
+    return True
 
 
 def _state_from_snapshot(frame: DataFrame, name: str, as_of: Column) -> DataFrame:
@@ -597,11 +666,12 @@ def write_all(
         assert changes is not None
         inputs = _change_inputs(spark, wh, lines, changes, as_of, histories, changing)
     prepared = []
+    rebased = dict.fromkeys(SPECS, False)
     for name, spec in SPECS.items():
         kind, reason, _prev = plans[name]
         recomputed = None
         if kind == FULL:
-            _rebase_later(spark, wh, spec, histories[name], as_of)
+            rebased[name] = _rebase_later(spark, wh, spec, histories[name], as_of)
             rows = _with_bookkeeping(
                 spec.state(lines, as_of, settings), spec, settings, as_of, run_id, FULL,
                 source_version, deleted=False,
@@ -624,7 +694,14 @@ def write_all(
     written: dict[str, Written] = {}
     for p in prepared:
         n = p.rows.count()
-        version = wh.write_slice(p.rows, LAYER, p.spec.name, as_of)
+        listed = None
+        if not rebased[p.spec.name]:  # a rebase commit since: the next read lists from rows
+            this = Slice(as_of, p.kind, source_version, n, p.spec.params(settings))
+            listed = [s for s in histories[p.spec.name] if s.as_of != as_of] + [this]
+        version = wh.write_slice(
+            p.rows, LAYER, p.spec.name, as_of,
+            user_metadata=None if listed is None else slices_metadata(listed),
+        )  # fmt: skip
         p.rows.unpersist()
         log.info("%s/%s slice %s: %s, %d rows (%s)", LAYER, p.spec.name, as_of, p.kind, n, p.reason)
         written[p.spec.name] = Written(

@@ -138,10 +138,11 @@ class Warehouse:
         name: str,
         as_of: date,
         partition_by: Sequence[str] = ("as_of",),
+        user_metadata: str | None = None,
     ) -> int | None:
         """Replaces the `as_of` slice of a table with `df` (which must carry that as_of)."""
         predicate = f"as_of = DATE'{as_of.isoformat()}'"
-        return self.replace_where(df, layer, name, predicate, partition_by)
+        return self.replace_where(df, layer, name, predicate, partition_by, user_metadata)
 
     def replace_where(
         self,
@@ -150,20 +151,24 @@ class Warehouse:
         name: str,
         predicate: str,
         partition_by: Sequence[str] = (),
+        user_metadata: str | None = None,
     ) -> int | None:
         """Replaces the rows matching the SQL `predicate` with `df`, in one Delta commit.
 
         Every row of `df` must match `predicate` (Delta checks it). A predicate on partition
-        columns touches only those partitions' files.
+        columns touches only those partitions' files. `user_metadata` is stored in the commit
+        (`last_user_metadata`).
         """
-        (
+        writer = (
             df.write.format("delta")
             .mode("overwrite")
             .option("replaceWhere", predicate)
             .option("mergeSchema", "true")
             .partitionBy(*partition_by)
-            .save(self.path(layer, name))
         )
+        if user_metadata is not None:
+            writer = writer.option("userMetadata", user_metadata)
+        writer.save(self.path(layer, name))
         self.register(df.sparkSession, layer, name)
         return self.version(df.sparkSession, layer, name)
 
@@ -191,13 +196,17 @@ class Warehouse:
 
     def append(
         self, df: DataFrame, layer: str, name: str, partition_by: Sequence[str] = ()
-    ) -> int | None:
+    ) -> None:
+        """Appends `df` (the run bookkeeping of `ops`: ten small appends per refresh).
+
+        Unlike the other writes it does not look the new version up: that is a read of the
+        table's history, about a third of the cost of a one-row append.
+        """
         writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(layer, name))
         self.register(df.sparkSession, layer, name)
-        return self.version(df.sparkSession, layer, name)
 
     def ensure_change_feed(self, spark: SparkSession, layer: str, name: str) -> bool:
         """Turns on the Delta change data feed of a table; True if it was off before."""

@@ -142,6 +142,8 @@ def test_daily_runs_write_changed_keys_and_every_date_reads_like_a_full_rebuild(
         "backfill before later slices"
     )
     assert _slices(spark, wh, "interactions")[D2][0] == "full"  # rebased before the backfill
+    for spec in snapshots.SPECS.values():  # the stored slice list agrees with the rows
+        assert snapshots.slices(spark, wh, spec) == snapshots.slices_from_rows(spark, wh, spec)
     for name in snapshots.SPECS:
         _assert_same(wh.read_as_of(spark, "gold", name, D2), before[name])
         _assert_same(
@@ -229,6 +231,18 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
     }  # fmt: skip
     deleted = wh.read(spark, "gold", "interactions").where(F.col("is_deleted"))
     assert [(r["customer_id"], r["product_id"]) for r in deleted.collect()] == [("C2", "P1")]
+    # the slice list stored in the write's commit is what the rows say; after a commit that
+    # does not store it (OPTIMIZE) the list is read from the rows
+    for spec in snapshots.SPECS.values():
+        assert snapshots.SLICES_METADATA in (wh.last_user_metadata(spark, "gold", spec.name) or "")
+        from_rows = snapshots.slices_from_rows(spark, wh, spec)
+        assert [s.as_of for s in from_rows] == [D1, D2]
+        assert snapshots.slices(spark, wh, spec) == from_rows
+    spark.sql(f"OPTIMIZE delta.`{wh.path('gold', 'interactions')}`")
+    assert wh.last_user_metadata(spark, "gold", "interactions") is None
+    assert snapshots.slices(spark, wh, snapshots.SPECS["interactions"]) == (
+        snapshots.slices_from_rows(spark, wh, snapshots.SPECS["interactions"])
+    )
     for name, expected in _expected(spark, wh, D2).items():
         _assert_same(wh.read_as_of(spark, "gold", name, D2), expected)
     c4 = wh.read_as_of(spark, "gold", "customer_features", D2).where("customer_id = 'C4'").first()
