@@ -3,6 +3,7 @@ that every date reads exactly what a full recomputation from silver gives."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 
@@ -178,7 +179,7 @@ def _silver_lines(spark: SparkSession, rows: list[tuple]) -> DataFrame:
 
 
 def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get_wrong(
-    spark: SparkSession, settings_for
+    spark: SparkSession, settings_for, caplog: pytest.LogCaptureFixture
 ) -> None:
     # no rebase: the tiny chain would pass any share of its 4-row full slice
     settings = settings_for(
@@ -217,7 +218,10 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
     v2 = wh.version(spark, "silver", "order_lines")
     assert v2 is not None
     lines = spark.read.format("delta").load(path)
-    written = snapshots.write_all(spark, wh, settings, lines, v2, D2, "r2")
+    with caplog.at_level(logging.WARNING, logger="salesopt.snapshots"):
+        written = snapshots.write_all(spark, wh, settings, lines, v2, D2, "r2")
+    # C4's O4 has sold lines on both sides of D1: named in a warning
+    assert "1 customer(s) have orders with sold lines on both sides of 2025-03-03" in caplog.text
 
     assert written["customer_features"].to_dict() == {
         "kind": "change", "reason": "changed keys only", "rows_written": 5,
