@@ -1,8 +1,8 @@
-"""Silver -> gold: sales history tables (replaced by changed week) and as_of snapshots.
+"""Silver -> gold: sales history tables (replaced by changed period) and as_of snapshots.
 
-`sales_daily`/`sales_weekly` are recomputed only for the weeks touched by batches that were
-cleaned but not yet published, and those weeks' rows are replaced (`replaceWhere` on the month
-partitions); the batches are then logged `published`. A crash
+`sales_daily` is recomputed only for the order dates, and `sales_weekly` only for the weeks,
+touched by batches that were cleaned but not yet published; those periods' rows are replaced
+(`replaceWhere` on the month partitions); the batches are then logged `published`. A crash
 between silver and gold therefore leaves those batches unpublished, and the next run publishes
 them. `customer_features` and `interactions` are snapshots of everything up to `as_of`, stored
 as change chains (`salesopt.snapshots`): a daily run writes only the keys whose lines changed.
@@ -71,25 +71,28 @@ def _publish_sales(
 ) -> dict[str, int | None]:
     wh = ctx.warehouse
     if not _history_is_current(ctx):
-        scope = lines
         changed_days = changed_weeks = None
+        day_scope = week_scope = lines
         log.info("building the sales history tables from all of silver")
     else:
-        week = F.date_trunc("week", "order_date").cast("date")
-        changed_weeks = sorted(
-            r[0] for r in _changed_dates(lines, batch_ids).select(week).distinct().collect()
-        )
-        if not changed_weeks:
+        # one row per touched date: bounded by the calendar, not by the lines
+        changed_days = sorted(r[0] for r in _changed_dates(lines, batch_ids).collect())
+        if not changed_days:
             log.info("no sales history change: the batches added no accepted line")
             return {}
-        # every day of a changed week is recomputed from all its lines: a day left without
-        # lines loses its row
-        changed_days = [w + timedelta(days=d) for w in changed_weeks for d in range(7)]
-        scope = lines.where(F.col("order_date").isin(changed_days))
-        log.info("updating sales history for %d changed weeks", len(changed_weeks))
+        changed_weeks = sorted({d - timedelta(days=d.weekday()) for d in changed_days})
+        # each changed period is recomputed from all its lines, so a period left without
+        # lines loses its row; a week needs the lines of its seven days
+        week_days = [w + timedelta(days=d) for w in changed_weeks for d in range(7)]
+        day_scope = lines.where(F.col("order_date").isin(changed_days))
+        week_scope = lines.where(F.col("order_date").isin(week_days))
+        log.info(
+            "updating sales history for %d changed days in %d weeks",
+            len(changed_days), len(changed_weeks),
+        )  # fmt: skip
     # persisted: the quality rules and the write both read them (aggregated from silver once)
-    daily = features.with_run(sales.sales_daily(scope), ctx.as_of, ctx.run_id)
-    weekly = features.with_run(sales.sales_weekly(scope), ctx.as_of, ctx.run_id)
+    daily = features.with_run(sales.sales_daily(day_scope), ctx.as_of, ctx.run_id)
+    weekly = features.with_run(sales.sales_weekly(week_scope), ctx.as_of, ctx.run_id)
     daily, weekly = (df.persist(StorageLevel.MEMORY_AND_DISK) for df in (daily, weekly))
     rules = ctx.settings.quality.rules
     results = quality.evaluate(daily, "gold/sales_daily", rules) + quality.evaluate(

@@ -107,10 +107,12 @@ def test_late_and_resent_lines_update_the_right_dates(
             "batch_date=2025-03-03/a.json": [
                 line("O1", 1, 2), line("O2", 1, 5),
                 line("O5", 1, 1, ts="2025-03-02T08:00:00Z", product_id="P2"),
+                # a day the second batch does not touch, in a week it does
+                line("O6", 1, 7, ts="2025-02-26T08:00:00Z"),
             ],
         },
     )  # fmt: skip
-    refresh(spark, settings, date(2025, 3, 3), CORE)
+    first = refresh(spark, settings, date(2025, 3, 3), CORE)
     wh = Warehouse.from_settings(settings)
     january = {
         name: _month_files(wh, name, "2025-01-01") for name in ("sales_daily", "sales_weekly")
@@ -134,16 +136,24 @@ def test_late_and_resent_lines_update_the_right_dates(
     silver = {
         (r["order_id"], r["quantity"]) for r in wh.read(spark, "silver", "order_lines").collect()
     }
-    assert silver == {("O0", 6), ("O1", 3), ("O2", 5), ("O3", 4), ("O5", 1)}
+    assert silver == {("O0", 6), ("O1", 3), ("O2", 5), ("O3", 4), ("O5", 1), ("O6", 7)}
     daily = wh.read(spark, "gold", "sales_daily").collect()
     assert {(r["product_id"], str(r["date"]), r["units"]) for r in daily} == {
-        ("P1", "2025-01-20", 6), ("P1", "2025-03-01", 4), ("P1", "2025-03-02", 1),
-        ("P1", "2025-03-03", 8),
+        ("P1", "2025-01-20", 6), ("P1", "2025-02-26", 7), ("P1", "2025-03-01", 4),
+        ("P1", "2025-03-02", 1), ("P1", "2025-03-03", 8),
     }  # fmt: skip
+    # only the touched dates were recomputed; the untouched day keeps the first run's row
+    recomputed_by = {str(r["date"]): r["run_id"] for r in daily}
+    assert recomputed_by["2025-02-26"] == recomputed_by["2025-01-20"] == first.run_id
+    assert {recomputed_by[d] for d in ("2025-03-01", "2025-03-02", "2025-03-03")} == {
+        summary.run_id
+    }
     weekly = wh.read(spark, "gold", "sales_weekly").collect()
     assert {(str(r["week_start"]), r["units"]) for r in weekly} == {
-        ("2025-01-20", 6), ("2025-02-24", 5), ("2025-03-03", 8)
+        ("2025-01-20", 6), ("2025-02-24", 12), ("2025-03-03", 8)
     }  # fmt: skip
+    # a changed week is recomputed from the lines of all its days, the untouched one included
+    assert {r["run_id"] for r in weekly if str(r["week_start"]) != "2025-01-20"} == {summary.run_id}
     for name, files in january.items():
         # partitioned by month: the update rewrote only the months of the changed weeks
         detail = DeltaTable.forPath(spark, wh.path("gold", name)).detail().first()
@@ -155,7 +165,7 @@ def test_late_and_resent_lines_update_the_right_dates(
     backfill = refresh(spark, settings, first_day, CORE)
     assert backfill.stage("gold").summary["silver_version_read"] is not None
     again = wh.read_as_of(spark, "gold", "interactions", first_day)
-    assert original_qty == again.where("product_id = 'P1'").select("quantity").first()[0] == 13
+    assert original_qty == again.where("product_id = 'P1'").select("quantity").first()[0] == 20
 
 
 def test_files_delivered_after_as_of_wait(
