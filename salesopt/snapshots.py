@@ -698,9 +698,11 @@ def write_all(
         if not rebased[p.spec.name]:  # a rebase commit since: the next read lists from rows
             this = Slice(as_of, p.kind, source_version, n, p.spec.params(settings))
             listed = [s for s in histories[p.spec.name] if s.as_of != as_of] + [this]
+        # a date the slice list does not hold has no rows (list and rows change in one commit)
+        new = all(s.as_of != as_of for s in histories[p.spec.name])
         version = wh.write_slice(
             p.rows, LAYER, p.spec.name, as_of,
-            user_metadata=None if listed is None else slices_metadata(listed),
+            user_metadata=None if listed is None else slices_metadata(listed), new=new,
         )  # fmt: skip
         p.rows.unpersist()
         log.info("%s/%s slice %s: %s, %d rows (%s)", LAYER, p.spec.name, as_of, p.kind, n, p.reason)

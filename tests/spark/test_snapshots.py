@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -54,6 +55,16 @@ def _expected(spark: SparkSession, wh: Warehouse, as_of: date, version: int | No
 
 def _slices(spark: SparkSession, wh: Warehouse, name: str) -> dict[date, tuple[str, int]]:
     return {s.as_of: (s.kind, s.rows) for s in snapshots.slices(spark, wh, snapshots.SPECS[name])}
+
+
+def _last_write_modes(spark: SparkSession, wh: Warehouse) -> set[str]:
+    """Save mode of the latest commit of each snapshot table."""
+    return {
+        DeltaTable.forPath(spark, wh.path("gold", name))
+        .history(1)
+        .first()["operationParameters"]["mode"]
+        for name in snapshots.SPECS
+    }
 
 
 def _landing(root: Path, files: dict[str, list[str]]) -> None:
@@ -108,6 +119,7 @@ def test_daily_runs_write_changed_keys_and_every_date_reads_like_a_full_rebuild(
         },
     )
     second = refresh(spark, settings, D2, CORE)
+    assert _last_write_modes(spark, wh) == {"Append"}  # a date the slice lists do not hold
     written = second.stage("gold").summary["snapshots"]
     assert written["interactions"]["kind"] == "change"
     assert written["customer_features"]["kind"] == "change"
@@ -138,6 +150,7 @@ def test_daily_runs_write_changed_keys_and_every_date_reads_like_a_full_rebuild(
         df = wh.read_as_of(spark, "gold", n, D2)
         before[n] = spark.createDataFrame(df.collect(), df.schema)
     refresh(spark, settings, D2, CORE)
+    assert _last_write_modes(spark, wh) == {"Overwrite"}  # the rerun replaced the D2 slices
     backfill = refresh(spark, settings, D_MID, CORE)
     assert backfill.stage("gold").summary["snapshots"]["interactions"]["reason"] == (
         "backfill before later slices"
