@@ -145,9 +145,10 @@ class Warehouse:
 
         One Delta commit either way. `new=True` says the caller knows the table holds no row at
         `as_of` (the change-chained snapshots read their slice list from the latest commit):
-        the rows are then appended, because `replaceWhere` spends about 1.5 s more per write
-        finding the files to delete even when none match (docs/benchmarks.md). Asking Delta
-        whether the slice exists costs as much as that, so without the hint it replaces.
+        the rows are then appended, because `replaceWhere` also looks for files to delete,
+        0.1-0.5 s more per write on the bench warehouse even when none match
+        (docs/benchmarks.md). Asking Delta whether the date exists cost 0.3-0.4 s, about as
+        much, so without the hint it replaces.
         """
         if new:
             self.append(df, layer, name, partition_by, user_metadata)
