@@ -171,17 +171,8 @@ class Warehouse:
         columns touches only those partitions' files. `user_metadata` is stored in the commit
         (`last_user_metadata`).
         """
-        writer = (
-            df.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", predicate)
-            .option("mergeSchema", "true")
-            .partitionBy(*partition_by)
-        )
-        if user_metadata is not None:
-            writer = writer.option("userMetadata", user_metadata)
-        writer.save(self.path(layer, name))
-        self.register(df.sparkSession, layer, name)
+        options = {"replaceWhere": predicate, "mergeSchema": "true"}
+        self._save(df, layer, name, "overwrite", options, partition_by, user_metadata)
         return self.version(df.sparkSession, layer, name)
 
     def overwrite(
@@ -197,13 +188,8 @@ class Warehouse:
         `user_metadata` is stored in the commit (Delta `userMetadata`), read back with
         `last_user_metadata`.
         """
-        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-        if user_metadata is not None:
-            writer = writer.option("userMetadata", user_metadata)
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        writer.save(self.path(layer, name))
-        self.register(df.sparkSession, layer, name)
+        options = {"overwriteSchema": "true"}
+        self._save(df, layer, name, "overwrite", options, partition_by, user_metadata)
         return self.version(df.sparkSession, layer, name)
 
     def append(
@@ -219,7 +205,21 @@ class Warehouse:
         Unlike the other writes it does not look the new version up: that is a read of the
         table's history, about a third of the cost of a one-row append.
         """
-        writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
+        options = {"mergeSchema": "true"}
+        self._save(df, layer, name, "append", options, partition_by, user_metadata)
+
+    def _save(
+        self,
+        df: DataFrame,
+        layer: str,
+        name: str,
+        mode: str,
+        options: dict[str, str],
+        partition_by: Sequence[str],
+        user_metadata: str | None,
+    ) -> None:
+        """The one Delta write of `replace_where`, `overwrite` and `append`; registers the table."""
+        writer = df.write.format("delta").mode(mode).options(**options)
         if user_metadata is not None:
             writer = writer.option("userMetadata", user_metadata)
         if partition_by:
