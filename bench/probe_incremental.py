@@ -46,7 +46,7 @@ TRACED = (
     "salesopt.ingest:plan_batch",
     "salesopt.ingest:_log_batch",
     "salesopt.silver:classify",
-    "salesopt.silver:_merge_quarantine",
+    "salesopt.silver:_write_quarantine",
     "salesopt.silver:_merge_silver",
     "salesopt.silver:clean_batch",
     "salesopt.dims:refresh_dims",

@@ -1,7 +1,7 @@
 """Probe: the two writes a daily refresh makes to a slice or batch the table does not hold yet.
 
 Not a registered bench (no result file): a measurement aid for `Warehouse.write_slice` and the
-quarantine write of `silver._merge_quarantine`. It copies two tables of a bench warehouse
+quarantine write of `silver._write_quarantine`. It copies two tables of a bench warehouse
 (`<workdir>/warehouse_full`, left by `salesopt bench refresh --keep-full`) to a scratch folder
 and, interleaved `--rounds` times, writes:
 
@@ -10,8 +10,9 @@ and, interleaved `--rounds` times, writes:
   `write_slice(new=True)`, which appends; both then look the version up. It also times the
   question a generic `write_slice` would have to ask first: does the table hold that date?
 - a new batch's rejects into `quarantine/orders_rejected` (`--rejects` rows of the table under a
-  new `_batch_id`): the insert-only MERGE `silver._merge_quarantine` runs, against a check for
-  rows of that batch followed by an append.
+  new `_batch_id`): a check for rows of that batch followed by an append (what
+  `silver._write_quarantine` does since 2026-11-30), against the insert-only MERGE on the line
+  key it replaced.
 
     SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.probe_writes --workdir /tmp/b10m
 

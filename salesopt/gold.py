@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from salesopt import features, quality, sales, snapshots
 from salesopt.context import StageContext, StageResult
 from salesopt.ingest import Batch, _log_batch, latest_batch_states
-from salesopt.io.tables import agg_row
+from salesopt.io.tables import agg_row, sql_dates
 from salesopt.silver import SILVER
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,6 @@ def _history_is_current(ctx: StageContext) -> bool:
     )
 
 
-def _sql_dates(days: list[date]) -> str:
-    return ", ".join(f"DATE'{d.isoformat()}'" for d in days)
-
-
 def _write_history(
     ctx: StageContext, rows: DataFrame, name: str, changed: list[date] | None
 ) -> int | None:
@@ -62,7 +58,7 @@ def _write_history(
     if changed is None:
         return ctx.warehouse.overwrite(rows, "gold", name, partition_by=(MONTH,))
     months = sorted({p.replace(day=1) for p in changed})
-    predicate = f"{MONTH} IN ({_sql_dates(months)}) AND {period} IN ({_sql_dates(changed)})"
+    predicate = f"{MONTH} IN ({sql_dates(months)}) AND {period} IN ({sql_dates(changed)})"
     return ctx.warehouse.replace_where(rows, "gold", name, predicate, partition_by=(MONTH,))
 
 

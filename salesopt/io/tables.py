@@ -32,6 +32,11 @@ def agg_row(df: DataFrame) -> Row:
     return row
 
 
+def sql_dates(days: Sequence[date]) -> str:
+    """SQL date literals for an `IN (...)` predicate: `DATE'2025-01-01', DATE'2025-01-02'`."""
+    return ", ".join(f"DATE'{d.isoformat()}'" for d in days)
+
+
 def materialized(frame: DataFrame) -> DataFrame:
     """`frame` computed now, once, and kept without its lineage (a local checkpoint).
 
