@@ -13,10 +13,13 @@ the landing of a `bench.bench_refresh` run (`--workdir`):
    `--spark-conf key=value` adds session settings and `--table-property key=value` sets a
    table property on every table of the copy (A/B of a Spark or Delta setting).
 3. Prints each stage's seconds and, for the traced steps (`--trace module:function`, default
-   below), the seconds and Spark jobs of every call (nested traced steps count in both), then
-   the run's Spark jobs grouped by description with their summed seconds (from the Spark UI's
-   REST API; `--jobs-top 0` or a session without UI skips it). Jobs run concurrently (the
-   broadcasts of one query), so a group's summed job seconds can exceed its step's wall time.
+   below), the seconds, Spark jobs and call site of every call (nested traced steps count in
+   both), then the run's Spark jobs grouped by description with their summed seconds (from the
+   Spark UI's REST API; `--jobs-top 0` or a session without UI skips it), after a line
+   splitting the run's wall time into seconds with at least one Spark job running and seconds
+   with none (driver work: planning, Delta log reads and commits, Python). Jobs run
+   concurrently (the broadcasts of one query), so a group's summed job seconds can exceed its
+   step's wall time.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import importlib
 import json
 import re
 import shutil
+import sys
 import time
 import urllib.request
 from collections import defaultdict
@@ -68,13 +72,16 @@ TRACED = (
 
 def _trace(
     targets: Sequence[str], jobs: Callable[[], int], sc: Any
-) -> dict[str, list[tuple[float, int]]]:
-    """Wraps each `module:function` so every call records (seconds, Spark jobs started).
+) -> dict[str, list[tuple[float, int, str]]]:
+    """Wraps each `module:function` so every call records (seconds, Spark jobs started, caller).
+
+    The caller is `file:line` of the call site, which tells apart the calls of a helper used in
+    many places (`materialized`).
 
     The call also names its Spark jobs (job description = the innermost traced step), so the
     job groups below say which step ran them; Delta names its own internal jobs.
     """
-    calls: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    calls: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
     for target in targets:
         module_name, name = target.split(":")
         module = importlib.import_module(module_name)
@@ -83,39 +90,65 @@ def _trace(
         @functools.wraps(original)
         def traced(*a: Any, _f: Callable = original, _k: str = target, **kw: Any) -> Any:
             start, before = time.perf_counter(), jobs()
+            frame = sys._getframe(1)
+            caller = f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}"
             outer = sc.getLocalProperty("spark.job.description")
             sc.setJobDescription(_k)
             try:
                 return _f(*a, **kw)
             finally:
                 sc.setJobDescription(outer)
-                calls[_k].append((time.perf_counter() - start, jobs() - before))
+                calls[_k].append((time.perf_counter() - start, jobs() - before, caller))
 
         setattr(module, name, traced)
     return calls
 
 
+def _stamp(stamp: str) -> float:
+    """Seconds of a UI REST time stamp (`2026-11-30T23:25:16.900GMT`), on a consistent scale."""
+    return time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) + int(stamp[20:23]) / 1e3
+
+
 def _seconds(start: str, end: str) -> float:
-    def parse(stamp: str) -> float:
-        return time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) + int(stamp[20:23]) / 1e3
-
-    return parse(end) - parse(start)
+    return _stamp(end) - _stamp(start)
 
 
-def _job_groups(ui: str | None, first: int, last: int, top: int) -> list[str]:
-    """Spark jobs `first`..`last` from the UI's REST API, grouped by description: seconds, count."""
+def _busy_seconds(jobs: list[dict[str, Any]]) -> float:
+    """Seconds during which at least one of `jobs` was running (overlapping jobs count once)."""
+    spans = sorted((_stamp(j["submissionTime"]), _stamp(j["completionTime"])) for j in jobs)
+    busy, start, end = 0.0, None, None
+    for s, e in spans:
+        if end is None or s > end:
+            if start is not None and end is not None:
+                busy += end - start
+            start, end = s, e
+        else:
+            end = max(end, e)
+    if start is not None and end is not None:
+        busy += end - start
+    return busy
+
+
+def _job_groups(ui: str | None, first: int, last: int, top: int, wall: float) -> list[str]:
+    """Spark jobs `first`..`last` from the UI's REST API, grouped by description: seconds, count.
+
+    The first line splits the run's `wall` seconds into time with a Spark job running and time
+    without one (driver work: query planning, Delta log reads and commits, Python).
+    """
     if not ui or top <= 0:
         return []
     with urllib.request.urlopen(f"{ui}/api/v1/applications") as r:
         app = json.load(r)[0]["id"]
     with urllib.request.urlopen(f"{ui}/api/v1/applications/{app}/jobs") as r:
         jobs = [j for j in json.load(r) if first <= j["jobId"] < last and "completionTime" in j]
+    busy = _busy_seconds(jobs)
+    lines = [f"{busy:6.1f} s with a Spark job running, {wall - busy:.1f} s without one"]
     groups: dict[str, list[float]] = defaultdict(list)
     for job in jobs:
         name = re.sub(r"\d+", "N", job.get("description") or job["name"])[:110]
         groups[name].append(_seconds(job["submissionTime"], job["completionTime"]))
     ranked = sorted(groups.items(), key=lambda kv: -sum(kv[1]))[:top]
-    return [f"{sum(v):6.1f} s {len(v):4d} jobs  {k}" for k, v in ranked]
+    return lines + [f"{sum(v):6.1f} s {len(v):4d} jobs  {k}" for k, v in ranked]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -183,12 +216,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         stages = ", ".join(f"{s.stage} {s.seconds:.1f}" for s in summary.stages)
         print(f"\nrun {run}: incremental {t.seconds:.1f} s, {jobs} Spark jobs ({stages})")
         for target, rows in calls.items():
-            secs = ", ".join(f"{s:.1f}" for s, _ in rows)
-            print(f"  {target}: {sum(s for s, _ in rows):.1f} s, {sum(j for _, j in rows)} jobs"
-                  f" ({len(rows)} calls: {secs})")  # fmt: skip
+            secs = ", ".join(f"{s:.1f} ({where})" for s, _, where in rows)
+            print(f"  {target}: {sum(s for s, _, _ in rows):.1f} s, "
+                  f"{sum(j for _, j, _ in rows)} jobs ({len(rows)} calls: {secs})")  # fmt: skip
         ui = spark.sparkContext.uiWebUrl
-        for line in _job_groups(ui, jobs_before, jobs_before + jobs, args.jobs_top):
-            print("  job group:", line)
+        groups = _job_groups(ui, jobs_before, jobs_before + jobs, args.jobs_top, t.seconds)
+        for i, line in enumerate(groups):
+            print("  time:" if i == 0 else "  job group:", line)
     spark.stop()
 
 
