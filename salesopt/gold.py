@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from salesopt import features, quality, sales, snapshots
 from salesopt.context import StageContext, StageResult
+from salesopt.errors import QualityGateFailed
 from salesopt.ingest import Batch, _log_batch, latest_batch_states
 from salesopt.io.tables import agg_row, sql_dates
 from salesopt.silver import SILVER
@@ -63,10 +64,18 @@ def _write_history(
 
 
 def _publish_sales(
-    ctx: StageContext, lines: DataFrame, batch_ids: list[str]
-) -> dict[str, int | None]:
+    ctx: StageContext, lines: DataFrame, batch_ids: list[str], current: bool
+) -> tuple[dict[str, int | None], list[quality.RuleResult]]:
+    """Writes the sales history tables for the batches' changed periods.
+
+    When not `current` (`_history_is_current`) both tables are built whole from all of silver.
+    Returns the versions written and the quality results, which the snapshot write records with
+    its own in one append; a failing `fail` rule is recorded here before it stops the run. A
+    crash before that append leaves the batches unpublished, so the next run evaluates and
+    records their periods again.
+    """
     wh = ctx.warehouse
-    if not _history_is_current(ctx):
+    if not current:
         changed_days = changed_weeks = None
         day_scope = week_scope = lines
         log.info("building the sales history tables from all of silver")
@@ -75,7 +84,7 @@ def _publish_sales(
         changed_days = sorted(r[0] for r in _changed_dates(lines, batch_ids).collect())
         if not changed_days:
             log.info("no sales history change: the batches added no accepted line")
-            return {}
+            return {}, []
         changed_weeks = sorted({d - timedelta(days=d.weekday()) for d in changed_days})
         # each changed period is recomputed from all its lines, so a period left without
         # lines loses its row; a week needs the lines of its seven days
@@ -94,15 +103,18 @@ def _publish_sales(
     results = quality.evaluate(daily, "gold/sales_daily", rules) + quality.evaluate(
         weekly, "gold/sales_weekly", rules
     )
-    quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
-    quality.enforce(results)
+    try:
+        quality.enforce(results)
+    except QualityGateFailed:
+        quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
+        raise
     versions = {
         "gold/sales_daily": _write_history(ctx, daily, "sales_daily", changed_days),
         "gold/sales_weekly": _write_history(ctx, weekly, "sales_weekly", changed_weeks),
     }
     daily.unpersist()
     weekly.unpersist()
-    return versions
+    return versions, results
 
 
 def silver_version_for(ctx: StageContext) -> int | None:
@@ -150,8 +162,11 @@ def run(ctx: StageContext) -> StageResult:
     lines = wh.read(ctx.spark, *SILVER)
     todo = [s for s in latest_batch_states(ctx) if s["status"] == "cleaned"]
     tables: dict[str, int | None] = {}
-    if todo or not _history_is_current(ctx):
-        tables.update(_publish_sales(ctx, lines, [s["batch_id"] for s in todo]))
+    sales_results: list[quality.RuleResult] = []
+    current = _history_is_current(ctx)
+    if todo or not current:
+        versions, sales_results = _publish_sales(ctx, lines, [s["batch_id"] for s in todo], current)
+        tables.update(versions)
     version = silver_version_for(ctx)
     if version is not None:
         log.info("backfill for %s: snapshots read silver version %d", ctx.as_of, version)
@@ -161,8 +176,9 @@ def run(ctx: StageContext) -> StageResult:
         ctx.spark.read.format("delta").option("versionAsOf", read_version).load(wh.path(*SILVER))
     )
     written = snapshots.write_all(
-        ctx.spark, wh, ctx.settings, lines, read_version, ctx.as_of, ctx.run_id
-    )
+        ctx.spark, wh, ctx.settings, lines, read_version, ctx.as_of, ctx.run_id,
+        recorded_with=sales_results,
+    )  # fmt: skip
     tables.update({f"gold/{name}": w.version for name, w in written.items()})
     for state in todo:
         _log_batch(

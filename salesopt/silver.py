@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 
 from salesopt import clean, dims, faults, quality
 from salesopt.context import StageContext, StageResult
+from salesopt.errors import QualityGateFailed
 from salesopt.ingest import BRONZE_TABLE, Batch, _log_batch, latest_batch_states
 from salesopt.io.tables import agg_row, materialized, sql_dates
 
@@ -203,14 +204,19 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> i
 
 
 def clean_batch(
-    ctx: StageContext, batch_id: str, products: DataFrame
-) -> tuple[Reconciliation, list]:
-    """Cleans one bronze batch into silver and quarantine; returns its reconciliation."""
+    ctx: StageContext, batch_id: str, products: DataFrame, results: list[quality.RuleResult]
+) -> Reconciliation:
+    """Cleans one bronze batch into silver and quarantine; returns its reconciliation.
+
+    The batch's quality results are added to `results` before a failing `fail` rule raises
+    QualityGateFailed (nothing of the batch written), so the caller can record them.
+    """
     raw = ctx.warehouse.read(ctx.spark, *BRONZE_TABLE).where(F.col("_batch_id") == batch_id)
     classified = classify(ctx, raw, products).persist(StorageLevel.MEMORY_AND_DISK)
     valid = clean.normalised(classified.where(F.col("_reason").isNull()))
-    results = quality.evaluate(valid, SILVER_TABLE, ctx.settings.quality.rules)
-    quality.enforce(results)
+    batch_results = quality.evaluate(valid, SILVER_TABLE, ctx.settings.quality.rules)
+    results.extend(batch_results)
+    quality.enforce(batch_results)
     ranked = clean.rank_versions(valid).persist(StorageLevel.MEMORY_AND_DISK)
     counts = agg_row(
         classified.agg(
@@ -246,7 +252,7 @@ def clean_batch(
     rec.accepted = rec.read - rec.quarantined - rec.superseded
     classified.unpersist()
     ranked.unpersist()
-    return rec, list(results)
+    return rec
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -259,14 +265,19 @@ def run(ctx: StageContext) -> StageResult:
         log.info("turned on the change data feed of %s (used by gold snapshots)", SILVER_TABLE)
     total = Reconciliation()
     per_batch = []
-    results: list = []
-    for state in todo:
-        log.info("cleaning batch %s (%s lines)", state["batch_id"], state["lines"])
-        rec, batch_results = clean_batch(ctx, state["batch_id"], products)
-        results.extend(batch_results)
-        total.add(rec)
-        per_batch.append({"batch_id": state["batch_id"], **rec.to_dict()})
-        _log_batch(ctx, Batch(seq=state["seq"], files=tuple(state["files"])), "cleaned", rec.read)
+    results: list[quality.RuleResult] = []
+    try:
+        for state in todo:
+            log.info("cleaning batch %s (%s lines)", state["batch_id"], state["lines"])
+            rec = clean_batch(ctx, state["batch_id"], products, results)
+            total.add(rec)
+            per_batch.append({"batch_id": state["batch_id"], **rec.to_dict()})
+            batch = Batch(seq=state["seq"], files=tuple(state["files"]))
+            _log_batch(ctx, batch, "cleaned", rec.read)
+    except QualityGateFailed:
+        # the failing rule's counts (and the earlier batches') are recorded before stopping
+        quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
+        raise
     quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
     if not total.balanced:
         raise AssertionError(f"reconciliation does not balance: {total.to_dict()}")

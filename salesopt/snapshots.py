@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -620,12 +620,14 @@ def write_all(
     source_version: int,
     as_of: date,
     run_id: str,
+    recorded_with: Sequence[quality.RuleResult] = (),
 ) -> dict[str, Written]:
     """Writes the `as_of` slice of every snapshot table.
 
     `lines` is silver at `source_version`. Quality rules run on the rows about to be written
     (the whole snapshot for a full slice, the changed keys for a change slice); a failing `fail`
-    rule stops before either table is written.
+    rule stops before either table is written. `recorded_with` are results evaluated earlier in
+    the stage (the sales history's), appended to `ops/quality_results` in the same commit.
     """
     histories: dict[str, list[Slice]] = {}
     plans: dict[str, tuple[str, str, Slice | None]] = {}
@@ -689,7 +691,7 @@ def write_all(
         checked = p.spec.derive(visible, as_of, ())
         results += quality.evaluate(checked, f"{LAYER}/{p.spec.name}", settings.quality.rules)
     log.info("snapshot quality rules evaluated")
-    quality.record(spark, wh, results, run_id, as_of)
+    quality.record(spark, wh, [*recorded_with, *results], run_id, as_of)
     quality.enforce(results)
     written: dict[str, Written] = {}
     for p in prepared:

@@ -156,7 +156,12 @@ def test_runs_and_quality_results_are_recorded(spark: SparkSession, small_refres
     stages = {r["stage"]: r["status"] for r in runs.collect()}
     assert stages == {s.stage: "succeeded" for s in summary.stages}
     results = wh.read(spark, "ops", "quality_results").where(F.col("run_id") == summary.run_id)
-    assert {r["rule"] for r in results.collect()} >= {"quantity_plausible", "recency_within_tenure"}
+    recorded = [(r["table_name"], r["rule"]) for r in results.collect()]
+    configured = {(r.table, r.name) for r in settings.quality.rules}
+    assert set(recorded) == configured
+    # each gold rule once: the sales history and snapshot results are recorded together
+    gold = [key for key in recorded if key[0].startswith("gold/")]
+    assert sorted(gold) == sorted(key for key in configured if key[0].startswith("gold/"))
 
 
 def _stable(df: DataFrame) -> DataFrame:

@@ -224,6 +224,37 @@ def test_fail_expectation_stops_before_anything_downstream(
     assert not wh.exists(spark, "gold", "sales_daily")
     runs = wh.read(spark, "ops", "runs")
     assert runs.where("stage = 'silver' AND status = 'failed'").count() == 1
+    # the failing rule's counts are recorded before the run stops
+    recorded = wh.read(spark, "ops", "quality_results").collect()
+    assert [
+        (r["table_name"], r["rule"], r["action"], r["rows_checked"], r["rows_failed"], r["passed"])
+        for r in recorded
+    ] == [("silver/order_lines", "small_orders", "fail", 2, 1, False)]
+
+
+def test_failing_gold_rule_is_recorded_and_stops_before_gold_tables(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
+    rules = [
+        QualityRule(table="silver/order_lines", name="known", expr="quantity <> 0", action="warn"),
+        QualityRule(table="gold/sales_daily", name="small_days", expr="units <= 2", action="fail"),
+    ]
+    settings = settings_for(quality={"rules": [r.model_dump() for r in rules]})
+    write_landing(
+        tmp_path / "landing", {"batch_date=2025-03-03/a.json": [line("O1", 1, 2), line("O2", 1, 7)]}
+    )
+    with pytest.raises(QualityGateFailed, match=r"gold/sales_daily.small_days: 1 rows fail"):
+        refresh(spark, settings, date(2025, 3, 3), CORE)
+    wh = Warehouse.from_settings(settings)
+    assert wh.read(spark, "silver", "order_lines").count() == 2  # silver passed its gate
+    for name in ("sales_daily", "sales_weekly", "customer_features", "interactions"):
+        assert not wh.exists(spark, "gold", name)
+    recorded = wh.read(spark, "ops", "quality_results").collect()
+    assert sorted(
+        (r["table_name"], r["rule"], r["rows_checked"], r["rows_failed"]) for r in recorded
+    ) == [("gold/sales_daily", "small_days", 1, 1), ("silver/order_lines", "known", 2, 0)]
+    runs = wh.read(spark, "ops", "runs").where("stage = 'gold'").collect()
+    assert [r["status"] for r in runs] == ["failed"]
 
 
 def test_quarantine_expectation_and_csv_source(
