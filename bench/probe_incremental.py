@@ -129,26 +129,24 @@ def _busy_seconds(jobs: list[dict[str, Any]]) -> float:
     return busy
 
 
-def _job_groups(ui: str | None, first: int, last: int, top: int, wall: float) -> list[str]:
-    """Spark jobs `first`..`last` from the UI's REST API, grouped by description: seconds, count.
+def _job_groups(ui: str | None, first: int, last: int, top: int) -> tuple[float, list[str]]:
+    """Spark jobs `first`..`last` from the UI's REST API: busy seconds and groups.
 
-    The first line splits the run's `wall` seconds into time with a Spark job running and time
-    without one (driver work: query planning, Delta log reads and commits, Python).
+    Busy seconds have at least one of the jobs running (`_busy_seconds`); the groups are the
+    jobs by description (summed seconds, count).
     """
     if not ui or top <= 0:
-        return []
+        return 0.0, []
     with urllib.request.urlopen(f"{ui}/api/v1/applications") as r:
         app = json.load(r)[0]["id"]
     with urllib.request.urlopen(f"{ui}/api/v1/applications/{app}/jobs") as r:
         jobs = [j for j in json.load(r) if first <= j["jobId"] < last and "completionTime" in j]
-    busy = _busy_seconds(jobs)
-    lines = [f"{busy:6.1f} s with a Spark job running, {wall - busy:.1f} s without one"]
     groups: dict[str, list[float]] = defaultdict(list)
     for job in jobs:
         name = re.sub(r"\d+", "N", job.get("description") or job["name"])[:110]
         groups[name].append(_seconds(job["submissionTime"], job["completionTime"]))
     ranked = sorted(groups.items(), key=lambda kv: -sum(kv[1]))[:top]
-    return lines + [f"{sum(v):6.1f} s {len(v):4d} jobs  {k}" for k, v in ranked]
+    return _busy_seconds(jobs), [f"{sum(v):6.1f} s {len(v):4d} jobs  {k}" for k, v in ranked]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -220,9 +218,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"  {target}: {sum(s for s, _, _ in rows):.1f} s, "
                   f"{sum(j for _, j, _ in rows)} jobs ({len(rows)} calls: {secs})")  # fmt: skip
         ui = spark.sparkContext.uiWebUrl
-        groups = _job_groups(ui, jobs_before, jobs_before + jobs, args.jobs_top, t.seconds)
-        for i, line in enumerate(groups):
-            print("  time:" if i == 0 else "  job group:", line)
+        busy, groups = _job_groups(ui, jobs_before, jobs_before + jobs, args.jobs_top)
+        if groups:
+            idle = t.seconds - busy
+            print(f"  time: {busy:.1f} s with a Spark job running, {idle:.1f} s without one")
+        for line in groups:
+            print("  job group:", line)
     spark.stop()
 
 

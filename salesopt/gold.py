@@ -19,7 +19,6 @@ from pyspark.sql import functions as F
 
 from salesopt import features, quality, sales, snapshots
 from salesopt.context import StageContext, StageResult
-from salesopt.errors import QualityGateFailed
 from salesopt.ingest import Batch, _log_batch, latest_batch_states
 from salesopt.io.tables import agg_row, sql_dates
 from salesopt.silver import SILVER
@@ -103,11 +102,7 @@ def _publish_sales(
     results = quality.evaluate(daily, "gold/sales_daily", rules) + quality.evaluate(
         weekly, "gold/sales_weekly", rules
     )
-    try:
-        quality.enforce(results)
-    except QualityGateFailed:
-        quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
-        raise
+    quality.enforce_recorded(ctx.spark, wh, results, results, ctx.run_id, ctx.as_of)
     versions = {
         "gold/sales_daily": _write_history(ctx, daily, "sales_daily", changed_days),
         "gold/sales_weekly": _write_history(ctx, weekly, "sales_weekly", changed_weeks),

@@ -108,11 +108,33 @@ def record(
             )  # fmt: skip
 
 
+def _failed_gates(results: Sequence[RuleResult]) -> list[RuleResult]:
+    return [r for r in results if r.action == "fail" and not r.passed]
+
+
 def enforce(results: Sequence[RuleResult]) -> None:
     """Raises QualityGateFailed naming every failed `fail` rule."""
-    failed = [r for r in results if r.action == "fail" and not r.passed]
+    failed = _failed_gates(results)
     if failed:
         detail = "; ".join(
             f"{r.table}.{r.rule}: {r.rows_failed} rows fail '{r.expr}'" for r in failed
         )
         raise QualityGateFailed(f"quality gate failed, nothing downstream written ({detail})")
+
+
+def enforce_recorded(
+    spark: SparkSession,
+    warehouse: Warehouse,
+    results: Sequence[RuleResult],
+    unrecorded: Sequence[RuleResult],
+    run_id: str,
+    as_of: date,
+) -> None:
+    """`enforce`, appending `unrecorded` to ops/quality_results first when a gate fails.
+
+    For a stage that records its results after writing: `unrecorded` are the stage's results
+    not yet recorded (`results` among them), so the row that explains the stop is recorded.
+    """
+    if _failed_gates(results):
+        record(spark, warehouse, unrecorded, run_id, as_of)
+        enforce(results)

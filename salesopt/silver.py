@@ -21,7 +21,6 @@ from pyspark.sql import functions as F
 
 from salesopt import clean, dims, faults, quality
 from salesopt.context import StageContext, StageResult
-from salesopt.errors import QualityGateFailed
 from salesopt.ingest import BRONZE_TABLE, Batch, _log_batch, latest_batch_states
 from salesopt.io.tables import agg_row, materialized, sql_dates
 
@@ -208,15 +207,18 @@ def clean_batch(
 ) -> Reconciliation:
     """Cleans one bronze batch into silver and quarantine; returns its reconciliation.
 
-    The batch's quality results are added to `results` before a failing `fail` rule raises
-    QualityGateFailed (nothing of the batch written), so the caller can record them.
+    The batch's quality results are added to `results` (the stage's, recorded once at its end).
+    A failing `fail` rule records `results` and raises QualityGateFailed before anything of the
+    batch is written.
     """
     raw = ctx.warehouse.read(ctx.spark, *BRONZE_TABLE).where(F.col("_batch_id") == batch_id)
     classified = classify(ctx, raw, products).persist(StorageLevel.MEMORY_AND_DISK)
     valid = clean.normalised(classified.where(F.col("_reason").isNull()))
     batch_results = quality.evaluate(valid, SILVER_TABLE, ctx.settings.quality.rules)
     results.extend(batch_results)
-    quality.enforce(batch_results)
+    quality.enforce_recorded(
+        ctx.spark, ctx.warehouse, batch_results, results, ctx.run_id, ctx.as_of
+    )
     ranked = clean.rank_versions(valid).persist(StorageLevel.MEMORY_AND_DISK)
     counts = agg_row(
         classified.agg(
@@ -266,18 +268,12 @@ def run(ctx: StageContext) -> StageResult:
     total = Reconciliation()
     per_batch = []
     results: list[quality.RuleResult] = []
-    try:
-        for state in todo:
-            log.info("cleaning batch %s (%s lines)", state["batch_id"], state["lines"])
-            rec = clean_batch(ctx, state["batch_id"], products, results)
-            total.add(rec)
-            per_batch.append({"batch_id": state["batch_id"], **rec.to_dict()})
-            batch = Batch(seq=state["seq"], files=tuple(state["files"]))
-            _log_batch(ctx, batch, "cleaned", rec.read)
-    except QualityGateFailed:
-        # the failing rule's counts (and the earlier batches') are recorded before stopping
-        quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
-        raise
+    for state in todo:
+        log.info("cleaning batch %s (%s lines)", state["batch_id"], state["lines"])
+        rec = clean_batch(ctx, state["batch_id"], products, results)
+        total.add(rec)
+        per_batch.append({"batch_id": state["batch_id"], **rec.to_dict()})
+        _log_batch(ctx, Batch(seq=state["seq"], files=tuple(state["files"])), "cleaned", rec.read)
     quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
     if not total.balanced:
         raise AssertionError(f"reconciliation does not balance: {total.to_dict()}")
