@@ -25,6 +25,13 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+# the fixed reason codes, in the order `reason_code` and `with_product_check` check them;
+# `rule:<name>` codes come from the quarantine rules configured for silver
+REASON_CODES = (
+    "malformed_record", "missing_required", "wrong_type", "invalid_price", "zero_quantity",
+    "future_timestamp", "late_beyond_window", "unknown_product",
+)  # fmt: skip
+
 REQUIRED = (
     "order_id",
     "line_no",

@@ -21,6 +21,10 @@ class StageContext:
     warehouse: Warehouse
     as_of: date
     run_id: str
+    # what a stage keeps for the later stages of the same run, under its module's name (the
+    # batch log: `salesopt.ingest.latest_batch_states`); valid because a run holds the
+    # warehouse lock, so nothing else writes the warehouse meanwhile
+    run_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass

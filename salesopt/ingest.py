@@ -35,10 +35,12 @@ BATCHES_TABLE = ("ops", "ingest_batches")
 BRONZE_TABLE = ("bronze", "orders_raw")
 TXN_APP_ID = "salesopt-bronze-orders"
 _DELIVERY = re.compile(r"batch_date=(\d{4}-\d{2}-\d{2})")
-_BATCH_SCHEMA = (
-    "seq long, batch_id string, status string, files array<string>, n_files int, "
-    "lines long, as_of date, run_id string, logged_at timestamp"
-)
+_BATCH_COLUMNS = (
+    ("seq", "long"), ("batch_id", "string"), ("status", "string"), ("files", "array<string>"),
+    ("n_files", "int"), ("lines", "long"), ("as_of", "date"), ("run_id", "string"),
+    ("logged_at", "timestamp"),
+)  # fmt: skip
+_BATCH_SCHEMA = ", ".join(f"{name} {type_}" for name, type_ in _BATCH_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -94,13 +96,29 @@ def _batch_log(ctx: StageContext) -> DataFrame | None:
     return wh.read(ctx.spark, *BATCHES_TABLE)
 
 
+_CACHED = f"{__name__}.batch_states"  # key in `StageContext.run_cache`
+
+
 def latest_batch_states(ctx: StageContext) -> list[dict]:
-    """Latest row per batch from the write-ahead log (small: one row per batch)."""
+    """Latest row per batch from the write-ahead log (small: one row per batch), by `seq`.
+
+    Read from the table once per run; the run's own `_log_batch` appends keep that copy
+    current (each stage's read of the just-appended table cost about a second on the bench
+    warehouse).
+    """
+    cached = ctx.run_cache.get(_CACHED)
+    if cached is None:
+        cached = {s["seq"]: s for s in _read_batch_states(ctx)}
+        ctx.run_cache[_CACHED] = cached
+    return [dict(cached[seq]) for seq in sorted(cached)]
+
+
+def _read_batch_states(ctx: StageContext) -> list[dict]:
     log_df = _batch_log(ctx)
     if log_df is None:
         return []
     latest = log_df.groupBy("seq").agg(F.max_by(F.struct("*"), "logged_at").alias("r"))
-    return [r["r"].asDict() for r in latest.select("r").orderBy("seq").collect()]
+    return [r["r"].asDict() for r in latest.select("r").collect()]
 
 
 def _log_batch(ctx: StageContext, batch: Batch, status: str, lines: int | None) -> None:
@@ -117,6 +135,9 @@ def _log_batch(ctx: StageContext, batch: Batch, status: str, lines: int | None) 
     )
     df = ctx.spark.createDataFrame([row], _BATCH_SCHEMA)
     ctx.warehouse.append(df, *BATCHES_TABLE)
+    cached = ctx.run_cache.get(_CACHED)
+    if cached is not None:
+        cached[batch.seq] = dict(zip([name for name, _ in _BATCH_COLUMNS], row, strict=True))
 
 
 def plan_batch(ctx: StageContext, folder: str) -> tuple[Batch | None, bool]:

@@ -77,11 +77,24 @@ def evaluate(df: DataFrame, table: str, rules: Sequence[QualityRule]) -> list[Ru
     ]
 
 
+def _quarantining(rules: Sequence[QualityRule], table: str) -> list[QualityRule]:
+    return [r for r in rules_for(rules, table) if r.action == "quarantine"]
+
+
+def _code(rule: QualityRule) -> str:
+    return f"rule:{rule.name}"
+
+
+def quarantine_codes(table: str, rules: Sequence[QualityRule]) -> list[str]:
+    """The reason codes `quarantine_reason` can give."""
+    return [_code(r) for r in _quarantining(rules, table)]
+
+
 def quarantine_reason(table: str, rules: Sequence[QualityRule]) -> F.Column:
     """`rule:<name>` of the first `quarantine` rule on `table` a row fails; null when it passes."""
     reason = F.lit(None).cast("string")
-    for rule in reversed([r for r in rules_for(rules, table) if r.action == "quarantine"]):
-        reason = F.when(_fails(rule), F.lit(f"rule:{rule.name}")).otherwise(reason)
+    for rule in reversed(_quarantining(rules, table)):
+        reason = F.when(_fails(rule), F.lit(_code(rule))).otherwise(reason)
     return reason
 
 

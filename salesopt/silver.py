@@ -11,7 +11,7 @@ nothing twice. Every raw line is counted once as accepted, quarantined or supers
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from delta.tables import DeltaTable
@@ -38,6 +38,7 @@ class Reconciliation:
     quarantined: int = 0
     superseded: int = 0
     rescued: int = 0  # accepted-or-superseded lines carrying unknown fields (schema drift)
+    reasons: dict[str, int] = field(default_factory=dict)  # quarantined lines per reason code
 
     def add(self, other: Reconciliation) -> None:
         self.read += other.read
@@ -45,6 +46,8 @@ class Reconciliation:
         self.quarantined += other.quarantined
         self.superseded += other.superseded
         self.rescued += other.rescued
+        for reason, n in other.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
 
     @property
     def balanced(self) -> bool:
@@ -220,11 +223,19 @@ def clean_batch(
         ctx.spark, ctx.warehouse, batch_results, results, ctx.run_id, ctx.as_of
     )
     ranked = clean.rank_versions(valid).persist(StorageLevel.MEMORY_AND_DISK)
+    codes = [
+        *clean.REASON_CODES,
+        *quality.quarantine_codes(SILVER_TABLE, ctx.settings.quality.rules),
+    ]
     counts = agg_row(
         classified.agg(
             F.count(F.lit(1)).alias("read"),
             F.count("_reason").alias("quarantined"),
             F.count(F.when(F.col("_reason").isNull(), F.col("_rescued_data"))).alias("rescued"),
+            *[
+                F.count(F.when(F.col("_reason") == code, F.lit(1))).alias(f"_reason{i}")
+                for i, code in enumerate(codes)
+            ],
         )
     )
     _write_quarantine(
@@ -245,7 +256,10 @@ def clean_batch(
         read=int(counts["read"]),
         quarantined=int(counts["quarantined"]),
         rescued=int(counts["rescued"]),
+        reasons={code: int(n) for code, n in zip(codes, counts[3:], strict=True) if n},
     )
+    if sum(rec.reasons.values()) != rec.quarantined:  # a reason code missing from the list
+        raise AssertionError(f"batch {batch_id}: quarantine reasons {rec.reasons} do not add up")
     if rec.rescued:
         log.warning(
             "batch %s: %d lines carry unknown fields, kept in _rescued_data", batch_id, rec.rescued
@@ -277,11 +291,6 @@ def run(ctx: StageContext) -> StageResult:
     quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
     if not total.balanced:
         raise AssertionError(f"reconciliation does not balance: {total.to_dict()}")
-    reasons = {}
-    if todo and wh.exists(ctx.spark, *QUARANTINE):
-        cleaned = [s["batch_id"] for s in todo]
-        q = wh.read(ctx.spark, *QUARANTINE).where(F.col("_batch_id").isin(cleaned))
-        reasons = {r["reason"]: int(r["count"]) for r in q.groupBy("reason").count().collect()}
     tables[SILVER_TABLE] = wh.version(ctx.spark, *SILVER)
     tables["quarantine/orders_rejected"] = wh.version(ctx.spark, *QUARANTINE)
     log.info(
@@ -294,7 +303,7 @@ def run(ctx: StageContext) -> StageResult:
         rows_out={SILVER_TABLE: total.accepted, "quarantine/orders_rejected": total.quarantined},
         summary={
             "reconciliation": total.to_dict(),
-            "quarantine_reasons": reasons,
+            "quarantine_reasons": dict(sorted(total.reasons.items())),
             "batches": per_batch,
         },
     )

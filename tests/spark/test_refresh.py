@@ -38,8 +38,13 @@ def test_reconciliation_balances_against_the_tables(spark: SparkSession, small_r
     assert rec["balanced"]
     assert rec["raw_lines_read"] == wh.read(spark, "bronze", "orders_raw").count()
     assert rec["accepted"] == wh.read(spark, "silver", "order_lines").count()
-    assert rec["quarantined"] == wh.read(spark, "quarantine", "orders_rejected").count()
+    quarantine = wh.read(spark, "quarantine", "orders_rejected")
+    assert rec["quarantined"] == quarantine.count()
     assert rec["superseded_duplicates"] > 0
+    # the reasons the summary counts (from the batch's classification) are the table's
+    stored = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()}
+    assert summary.stage("silver").summary["quarantine_reasons"] == stored
+    assert len(stored) >= 4
 
 
 @pytest.mark.parametrize(

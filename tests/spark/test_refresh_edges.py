@@ -18,7 +18,7 @@ from salesopt.context import StageContext
 from salesopt.errors import InputError, QualityGateFailed
 from salesopt.io.tables import Warehouse
 from salesopt.maintain import maintain
-from salesopt.pipeline import refresh
+from salesopt.pipeline import refresh, run_stage
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 CORE = ("ingest", "silver", "gold")
@@ -205,6 +205,21 @@ def test_crash_between_bronze_and_bookkeeping_is_replayed_once(
     assert summary.stage("ingest").summary["replayed"] is True
     assert wh.read(spark, "bronze", "orders_raw").count() == 2
     assert wh.read(spark, "silver", "order_lines").count() == 2
+
+
+def test_batch_states_a_run_keeps_are_the_batch_log(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
+    settings = settings_for()
+    write_landing(tmp_path / "landing", {"batch_date=2025-03-03/a.json": [line("O1", 1)]})
+    wh = Warehouse.from_settings(settings)
+    ctx = StageContext(spark, settings, wh, date(2025, 3, 3), "kept-run")
+    for name in CORE:  # the stages update the states read by ingest with their own appends
+        run_stage(ctx, name)
+    kept = ingest.latest_batch_states(ctx)
+    read = ingest.latest_batch_states(StageContext(spark, settings, wh, ctx.as_of, "reader"))
+    assert kept == read
+    assert [(s["status"], s["lines"], s["run_id"]) for s in read] == [("published", 1, "kept-run")]
 
 
 def test_fail_expectation_stops_before_anything_downstream(
