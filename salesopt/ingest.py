@@ -35,12 +35,10 @@ BATCHES_TABLE = ("ops", "ingest_batches")
 BRONZE_TABLE = ("bronze", "orders_raw")
 TXN_APP_ID = "salesopt-bronze-orders"
 _DELIVERY = re.compile(r"batch_date=(\d{4}-\d{2}-\d{2})")
-_BATCH_COLUMNS = (
-    ("seq", "long"), ("batch_id", "string"), ("status", "string"), ("files", "array<string>"),
-    ("n_files", "int"), ("lines", "long"), ("as_of", "date"), ("run_id", "string"),
-    ("logged_at", "timestamp"),
-)  # fmt: skip
-_BATCH_SCHEMA = ", ".join(f"{name} {type_}" for name, type_ in _BATCH_COLUMNS)
+_BATCH_SCHEMA = (
+    "seq long, batch_id string, status string, files array<string>, n_files int, "
+    "lines long, as_of date, run_id string, logged_at timestamp"
+)
 
 
 @dataclass(frozen=True)
@@ -137,7 +135,7 @@ def _log_batch(ctx: StageContext, batch: Batch, status: str, lines: int | None) 
     ctx.warehouse.append(df, *BATCHES_TABLE)
     cached = ctx.run_cache.get(_CACHED)
     if cached is not None:
-        cached[batch.seq] = dict(zip([name for name, _ in _BATCH_COLUMNS], row, strict=True))
+        cached[batch.seq] = dict(zip(df.columns, row, strict=True))
 
 
 def plan_batch(ctx: StageContext, folder: str) -> tuple[Batch | None, bool]:

@@ -256,7 +256,7 @@ def clean_batch(
         read=int(counts["read"]),
         quarantined=int(counts["quarantined"]),
         rescued=int(counts["rescued"]),
-        reasons={code: int(n) for code, n in zip(codes, counts[3:], strict=True) if n},
+        reasons={code: n for i, code in enumerate(codes) if (n := int(counts[f"_reason{i}"]))},
     )
     if sum(rec.reasons.values()) != rec.quarantined:  # a reason code missing from the list
         raise AssertionError(f"batch {batch_id}: quarantine reasons {rec.reasons} do not add up")
