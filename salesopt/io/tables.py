@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from delta.tables import DeltaTable
-from py4j.protocol import Py4JError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 
@@ -82,40 +81,6 @@ def list_file_stats(spark: SparkSession, folder: str) -> list[tuple[str, int, in
     )
 
 
-_DELTA_JVM_ERRORS = (Py4JError, AttributeError, TypeError)
-
-
-def delta_log_latest_commit(spark: SparkSession, path: str) -> tuple[int, str | None] | None:
-    """(version, userMetadata) of the latest commit of the Delta table at `path`, from its log.
-
-    `DeltaTable.history(1)` gives the same two values with a Spark job: 0.2-0.4 s a call on the
-    bench warehouse, against 0.01-0.03 s here (docs/benchmarks.md), and a refresh asks more than
-    a dozen times. This reads the latest snapshot's version and that commit's `commitInfo` on
-    the driver through Delta's own classes (`DeltaLog`, `DeltaHistoryManager`), which are not a
-    public API: where they are missing or differ (another Delta build, Spark Connect) or the
-    commit file holds no `commitInfo`, it returns None and the caller asks `history(1)`.
-    `tests/spark/test_warehouse_writes.py` checks that this Delta build takes this path and that
-    both agree.
-    """
-    try:
-        jvm = spark._jvm  # type: ignore[attr-defined]
-        delta = jvm.org.apache.spark.sql.delta
-        none = jvm.scala.Option.empty()
-        delta_log = delta.DeltaLog.forTable(spark._jsparkSession, path)  # type: ignore[attr-defined]
-        version = int(delta_log.update(False, none, none).version())
-        commit = delta.util.FileNames.unsafeDeltaFile(delta_log.logPath(), version)
-        info = delta.DeltaHistoryManager.getCommitInfoOpt(
-            delta_log.store(), commit, delta_log.newDeltaHadoopConf()
-        )
-        if not info.isDefined():
-            return None
-        metadata = info.get().userMetadata()
-        return version, (metadata.get() if metadata.isDefined() else None)
-    except _DELTA_JVM_ERRORS as exc:
-        log.debug("Delta log not readable on the driver for %s (%s): using history(1)", path, exc)
-        return None
-
-
 @dataclass(frozen=True)
 class Warehouse:
     """Where tables live and how they are named; built once from settings."""
@@ -159,31 +124,17 @@ class Warehouse:
         return self.read(spark, layer, name).where(f"as_of = DATE'{as_of.isoformat()}'")
 
     def version(self, spark: SparkSession, layer: str, name: str) -> int | None:
-        """The table's latest version (None if no table)."""
-        latest = self._latest_commit(spark, layer, name)
-        return None if latest is None else latest[0]
+        if not self.exists(spark, layer, name):
+            return None
+        row = DeltaTable.forPath(spark, self.path(layer, name)).history(1).first()
+        return int(row["version"]) if row else None
 
     def last_user_metadata(self, spark: SparkSession, layer: str, name: str) -> str | None:
         """`userMetadata` of the table's latest commit (None if absent or no table)."""
-        latest = self._latest_commit(spark, layer, name)
-        return None if latest is None else latest[1]
-
-    def _latest_commit(
-        self, spark: SparkSession, layer: str, name: str
-    ) -> tuple[int, str | None] | None:
-        """(version, userMetadata) of the table's latest commit; None if no table.
-
-        Read from the Delta log on the driver (`delta_log_latest_commit`) where the Delta build
-        allows it, else from `DeltaTable.history(1)`, which answers the same with a Spark job.
-        """
         if not self.exists(spark, layer, name):
             return None
-        path = self.path(layer, name)
-        latest = delta_log_latest_commit(spark, path)
-        if latest is not None:
-            return latest
-        row = DeltaTable.forPath(spark, path).history(1).first()
-        return (int(row["version"]), row["userMetadata"]) if row else None
+        row = DeltaTable.forPath(spark, self.path(layer, name)).history(1).first()
+        return row["userMetadata"] if row else None
 
     def write_slice(
         self,
@@ -256,7 +207,8 @@ class Warehouse:
     ) -> None:
         """Appends `df` (the run bookkeeping of `ops`: ten small appends per refresh; new slices).
 
-        Unlike the other writes it does not look the new version up (no caller needs it).
+        Unlike the other writes it does not look the new version up: that is a read of the
+        table's history, about a third of the cost of a one-row append.
         """
         options = {"mergeSchema": "true"}
         self._save(df, layer, name, "append", options, partition_by, user_metadata)

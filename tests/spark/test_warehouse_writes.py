@@ -8,12 +8,10 @@ from datetime import date, datetime
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from salesopt import silver
 from salesopt.context import StageContext
-from salesopt.io import tables
-from salesopt.io.tables import Warehouse, delta_log_latest_commit
+from salesopt.io.tables import Warehouse
 
 
 def _last_commit(spark: SparkSession, wh: Warehouse) -> dict:
@@ -86,41 +84,3 @@ def test_quarantine_is_written_once_per_batch(spark: SparkSession, settings_for,
     silver._write_quarantine(ctx, rejects("b2", "z"), "b2", 1)
     assert held() == [*first, ("b2", "z", 1)]
     assert _last_operation(spark, wh, "quarantine", "orders_rejected") == "WRITE"  # no MERGE
-
-
-def test_latest_commit_is_read_from_the_delta_log_and_agrees_with_history(
-    spark: SparkSession, settings_for, monkeypatch
-) -> None:
-    """`version` and `last_user_metadata` read the log on the driver (no Spark job) on this
-    Delta build, and give what `history(1)` gives; an unreadable log falls back to it."""
-    wh = Warehouse.from_settings(settings_for())
-    d1, d2 = date(2025, 3, 1), date(2025, 3, 2)
-    assert wh.version(spark, "gold", "t") is None
-    assert wh.last_user_metadata(spark, "gold", "t") is None
-    frame = spark.createDataFrame([(d1, 1)], "as_of date, v int")
-    wh.write_slice(frame, "gold", "t", d1, user_metadata="first", new=True)
-    wh.append(frame.withColumn("as_of", F.lit(d2)), "gold", "t", ("as_of",))  # no metadata
-    wh.write_slice(frame, "gold", "t", d1, user_metadata="third")
-    path = wh.path("gold", "t")
-    assert delta_log_latest_commit(spark, path) == (2, "third")  # the fast path is taken here
-    history = DeltaTable.forPath(spark, path).history().orderBy("version").collect()
-    assert [(r["version"], r["userMetadata"]) for r in history] == [
-        (0, "first"), (1, None), (2, "third"),
-    ]  # fmt: skip
-    assert (wh.version(spark, "gold", "t"), wh.last_user_metadata(spark, "gold", "t")) == (
-        2, "third",
-    )  # fmt: skip
-    wh.append(frame.withColumn("as_of", F.lit(d2)), "gold", "t", ("as_of",))
-    assert delta_log_latest_commit(spark, path) == (3, None)
-    assert (wh.version(spark, "gold", "t"), wh.last_user_metadata(spark, "gold", "t")) == (3, None)
-    # a session whose JVM lacks the classes (another Delta build, Spark Connect): history(1)
-    assert delta_log_latest_commit(_NoJvm(), path) is None  # type: ignore[arg-type]
-    monkeypatch.setattr(tables, "delta_log_latest_commit", lambda *_: None)
-    wh.write_slice(frame, "gold", "t", d1, user_metadata="fifth")
-    assert (wh.version(spark, "gold", "t"), wh.last_user_metadata(spark, "gold", "t")) == (
-        4, "fifth",
-    )  # fmt: skip
-
-
-class _NoJvm:
-    """A session object without a py4j gateway, as under Spark Connect."""
