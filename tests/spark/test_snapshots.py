@@ -115,6 +115,8 @@ def test_daily_runs_write_changed_keys_and_every_date_reads_like_a_full_rebuild(
                 # C1 buys again; C2's only line is re-sent for another product (a correction)
                 line("O4", 1, 3, ts="2025-03-07T08:00:00Z", customer_id="C1", product_id="P2"),
                 line("O2", 1, 1, updated_at=later, customer_id="C2", product_id="P2"),
+                # a late line dated before D1, in a new order: C1 and (C1,P1) recomputed
+                line("O6", 1, 2, ts="2025-03-02T10:00:00Z", customer_id="C1", product_id="P1"),
             ]
         },
     )
@@ -123,16 +125,18 @@ def test_daily_runs_write_changed_keys_and_every_date_reads_like_a_full_rebuild(
     written = second.stage("gold").summary["snapshots"]
     assert written["interactions"]["kind"] == "change"
     assert written["customer_features"]["kind"] == "change"
-    # (C1,P2) new, (C2,P2) new, (C2,P1) gone, (C3,P1) entered the window; (C1,P1), (C3,P2) untouched
+    # (C1,P2) new, (C1,P1) a late line, (C2,P2) new, (C2,P1) gone, (C3,P1) entered the window;
+    # (C3,P2) untouched
     slice_d2 = wh.read(spark, "gold", "interactions").where(F.col("as_of") == F.lit(D2))
     rows = {(r["customer_id"], r["product_id"], r["is_deleted"]) for r in slice_d2.collect()}
-    assert rows == {("C1", "P2", False), ("C2", "P2", False), ("C2", "P1", True),
-                    ("C3", "P1", False)}  # fmt: skip
+    assert rows == {("C1", "P1", False), ("C1", "P2", False), ("C2", "P2", False),
+                    ("C2", "P1", True), ("C3", "P1", False)}  # fmt: skip
     assert written["customer_features"]["rows_written"] == 3  # every customer changed here
-    # C2 corrected; C1 and C3 only had later lines added to their D1 rows
-    assert written["customer_features"]["keys_recomputed"] == 1
-    # the 2 corrected pairs; (C1,P2) and (C3,P1) have no D1 row: their new lines alone
-    assert written["interactions"]["keys_recomputed"] == 2
+    # C1 (a late line) and C2 corrected; C3 only had later lines added to its D1 row
+    assert written["customer_features"]["keys_recomputed"] == 2
+    # the 3 corrected pairs (C1,P1), (C2,P1), (C2,P2); (C1,P2) and (C3,P1) have no D1 row:
+    # their new lines alone
+    assert written["interactions"]["keys_recomputed"] == 3
 
     for name in snapshots.SPECS:
         expected = _expected(spark, wh, D2)[name]
@@ -142,7 +146,9 @@ def test_daily_runs_write_changed_keys_and_every_date_reads_like_a_full_rebuild(
     strength = wh.read_as_of(spark, "gold", "interactions", D2).where("customer_id = 'C1'")
     by_product = {r["product_id"]: r["strength"] for r in strength.collect()}
     assert by_product["P2"] == pytest.approx(3 * 0.5 ** (1 / HALF_LIFE), abs=1e-6)  # O4, 1 day
-    assert by_product["P1"] == pytest.approx(2 * 0.5 ** (5 / HALF_LIFE), abs=1e-6)  # O1, 5 days
+    # O1 (5 days before D2) and the late O6 (6 days)
+    p1 = 2 * 0.5 ** (5 / HALF_LIFE) + 2 * 0.5 ** (6 / HALF_LIFE)
+    assert by_product["P1"] == pytest.approx(p1, abs=1e-6)
 
     # rerun of the latest date: same rows; backfill in between: later dates still read the same
     before = {}
@@ -207,6 +213,7 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
         ("C3", "P3", "O3", "2025-03-02", -1, -4.0, "fruit", False),  # a return only: stored
         ("C4", "P1", "O4", "2025-03-01", 3, 15.0, "dairy", False),
         ("C5", "P2", "O5", "2025-03-03", 1, 5.0, "bakery", False),
+        ("C6", "P1", "O11", "2025-03-01", 1, 5.0, "dairy", False),
     ]
     _silver_lines(spark, first).write.format("delta").partitionBy("order_date").save(path)
     wh.ensure_change_feed(spark, "silver", "order_lines")
@@ -222,8 +229,12 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
         ("C2", "P1", "O7", "2025-03-04", 1, 5.0, "dairy", True),  # cancelled: C2 unchanged
         ("C3", "P3", "O8", "2025-03-05", 1, 4.0, "fruit", False),  # added to C3's stored row
         ("C4", "P1", "O4", "2025-03-05", 1, 5.0, "dairy", False),  # O4 spans D1: recomputed
-        ("C5", "P2", "O9", "2025-03-02", 2, 10.0, "bakery", False),  # late, before D1
+        ("C5", "P2", "O9", "2025-03-02", 2, 10.0, "bakery", False),  # late, new order
         ("C5", "P2", "O10", "2025-03-06", 1, 5.0, "bakery", False),
+        ("C6", "P3", "O11", "2025-03-02", 1, 4.0, "fruit", False),  # late into a stored order
+        # one new order with a late line and a later one: O12 spans D1 (counted once)
+        ("C7", "P1", "O12", "2025-03-03", 1, 5.0, "dairy", False),
+        ("C7", "P2", "O12", "2025-03-05", 1, 5.0, "bakery", False),
     ]
     _silver_lines(spark, later).write.format("delta").mode("append").save(path)
     # C2's only sale removed: C2 and (C2,P1) get tombstones
@@ -233,18 +244,19 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
     lines = spark.read.format("delta").load(path)
     with caplog.at_level(logging.WARNING, logger="salesopt.snapshots"):
         written = snapshots.write_all(spark, wh, settings, lines, v2, D2, "r2")
-    # C4's O4 has sold lines on both sides of D1: named in a warning
-    assert "1 customer(s) have orders with sold lines on both sides of 2025-03-03" in caplog.text
+    # C4's O4 and C7's O12 have sold lines on both sides of D1: named in a warning
+    assert "2 customer(s) have orders with sold lines on both sides of 2025-03-03" in caplog.text
 
     assert written["customer_features"].to_dict() == {
-        "kind": "change", "reason": "changed keys only", "rows_written": 5,
-        "keys_recomputed": 3,  # C2 (a tombstone), C4, C5; C1 and C3 added to
+        "kind": "change", "reason": "changed keys only", "rows_written": 7,
+        # C2 (a tombstone), C5, C6, C7 (late lines), C4 (O4 spans D1); C1 and C3 added to
+        "keys_recomputed": 5,
     }  # fmt: skip
     assert written["interactions"].to_dict() == {
-        "kind": "change", "reason": "changed keys only", "rows_written": 7,
-        # (C2,P1) (a tombstone), (C4,P1), (C5,P2); (C1,P1), (C1,P2), (C3,P3) added to, (C1,P3)
-        # from its new lines alone
-        "keys_recomputed": 3,
+        "kind": "change", "reason": "changed keys only", "rows_written": 10,
+        # (C2,P1) (a tombstone), (C5,P2), (C6,P3), (C7,P1) (late lines), (C4,P1), (C7,P2)
+        # (spanning orders); (C1,P1), (C1,P2), (C3,P3) added to, (C1,P3) from its new lines alone
+        "keys_recomputed": 6,
     }  # fmt: skip
     deleted = wh.read(spark, "gold", "interactions").where(F.col("is_deleted"))
     assert [(r["customer_id"], r["product_id"]) for r in deleted.collect()] == [("C2", "P1")]
@@ -266,6 +278,9 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
     assert (c4["frequency"], c4["monetary"]) == (1, 20.0)  # O4 counted once
     c3 = wh.read_as_of(spark, "gold", "customer_features", D2).where("customer_id = 'C3'").first()
     assert c3["monetary"] == 0.0  # the earlier return is kept
+    read = wh.read_as_of(spark, "gold", "customer_features", D2)
+    freq = {r["customer_id"]: r["frequency"] for r in read.where("customer_id >= 'C5'").collect()}
+    assert freq == {"C5": 3, "C6": 1, "C7": 1}  # the late lines' orders counted once each
 
     # a table stored before the additive columns existed: a full slice for it, while the other
     # table still writes a change slice
@@ -281,7 +296,7 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
     ).save(cf_path)
     written = snapshots.write_all(spark, wh, settings, lines, v2, D3, "r3")
     assert written["customer_features"].to_dict() == {
-        "kind": "full", "reason": "state columns added", "rows_written": 4,  # not C2
+        "kind": "full", "reason": "state columns added", "rows_written": 6,  # not C2
     }  # fmt: skip
     assert written["interactions"].kind == "change"
     for name, expected in _expected(spark, wh, D3).items():
