@@ -274,13 +274,13 @@ def test_change_slice_adds_later_lines_and_recomputes_only_what_adding_would_get
     )
     for name, expected in _expected(spark, wh, D2).items():
         _assert_same(wh.read_as_of(spark, "gold", name, D2), expected)
-    c4 = wh.read_as_of(spark, "gold", "customer_features", D2).where("customer_id = 'C4'").first()
-    assert (c4["frequency"], c4["monetary"]) == (1, 20.0)  # O4 counted once
-    c3 = wh.read_as_of(spark, "gold", "customer_features", D2).where("customer_id = 'C3'").first()
-    assert c3["monetary"] == 0.0  # the earlier return is kept
     read = wh.read_as_of(spark, "gold", "customer_features", D2)
-    freq = {r["customer_id"]: r["frequency"] for r in read.where("customer_id >= 'C5'").collect()}
+    got = {r["customer_id"]: r for r in read.where("customer_id >= 'C3'").collect()}
+    assert (got["C4"]["frequency"], got["C4"]["monetary"]) == (1, 20.0)  # O4 counted once
+    assert got["C3"]["monetary"] == 0.0  # the earlier return is kept
+    freq = {c: got[c]["frequency"] for c in ("C5", "C6", "C7")}
     assert freq == {"C5": 3, "C6": 1, "C7": 1}  # the late lines' orders counted once each
+    assert set(got) == {"C3", "C4", "C5", "C6", "C7"}  # no other key from C3 on
 
     # a table stored before the additive columns existed: a full slice for it, while the other
     # table still writes a change slice
