@@ -63,6 +63,28 @@ def save(name: str, results: dict[str, Any], command: str | None = None) -> Path
     return path
 
 
+def clear_codegen_cache(spark: Any) -> int:
+    """Empties the JVM's cache of compiled generated code; returns how many classes it held.
+
+    A run after it compiles its queries' code again, as a run for a new `as_of` does (dates are
+    constants in the generated code). Benches that repeat one refresh call it before each run,
+    so that no run reuses the code of an earlier identical one. Spark has no API for it: the
+    cache is the private `cache` of the `CodeGenerator` object, reached by reflection.
+    """
+    jvm, gateway = spark._jvm, spark.sparkContext._gateway
+    owner = jvm.java.lang.Class.forName(
+        "org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator$"
+    )
+    getter = owner.getDeclaredMethod("cache", gateway.new_array(jvm.java.lang.Class, 0))
+    getter.setAccessible(True)
+    cache = getter.invoke(
+        owner.getField("MODULE$").get(None), gateway.new_array(jvm.java.lang.Object, 0)
+    )
+    held = int(cache.size())
+    cache.invalidateAll()
+    return held
+
+
 class Timer:
     """`with Timer() as t: ...; t.seconds`"""
 

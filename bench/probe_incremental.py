@@ -39,7 +39,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import Timer
+from bench.common import Timer, clear_codegen_cache
 from salesopt.config import load_settings
 from salesopt.datagen import last_day
 from salesopt.pipeline import refresh
@@ -207,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for log_dir in sorted(probe_wh.glob("*/*/_delta_log")):
                 spark.sql(f"ALTER TABLE delta.`{log_dir.parent}` SET TBLPROPERTIES ({props})")
         calls.clear()
+        clear_codegen_cache(spark)  # each run compiles its own code (bench.common)
         jobs_before = jobs_started()
         with Timer() as t:
             summary = refresh(spark, probe, end, CORE)

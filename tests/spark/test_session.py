@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from bench.common import clear_codegen_cache
 from salesopt.config import SparkSettings
 from salesopt.errors import SetupError
 from salesopt.session import (
@@ -39,6 +40,7 @@ def test_session_has_delta_utc_and_test_settings(spark: SparkSession) -> None:
     # one-machine fixed costs: Delta file lists in shuffle_partitions tasks, driver-side listing
     assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == "4"
     assert spark.conf.get("spark.sql.sources.parallelPartitionDiscovery.threshold") == "100000"
+    assert spark.conf.get("spark.sql.codegen.cache.maxEntries") == "2000"  # a static conf
 
 
 def test_embedded_conf_uses_local_jars_never_packages() -> None:
@@ -103,3 +105,15 @@ def test_session_starts_and_writes_delta_without_network(tmp_path: Path) -> None
     # known-harmless Spark warnings are silenced (salesopt/log4j2.properties): no stack traces
     assert "FileStreamSink" not in proc.stderr
     assert not [line for line in proc.stderr.splitlines() if line.startswith("\tat ")]
+
+
+def test_the_bench_empties_the_cache_of_compiled_code(spark: SparkSession) -> None:
+    def query() -> int:
+        return spark.range(50).selectExpr("id * 3 AS x").where("x % 2 = 0").count()
+
+    assert query() == 25
+    clear_codegen_cache(spark)
+    assert query() == 25
+    held = clear_codegen_cache(spark)
+    assert held > 0  # the query's compiled classes were cached
+    assert clear_codegen_cache(spark) == 0  # and are gone
