@@ -66,10 +66,11 @@ def save(name: str, results: dict[str, Any], command: str | None = None) -> Path
 def clear_codegen_cache(spark: Any) -> int:
     """Empties the JVM's cache of compiled generated code; returns how many classes it held.
 
-    A run after it compiles its queries' code again, as a run for a new `as_of` does (dates are
-    constants in the generated code). Benches that repeat one refresh call it before each run,
-    so that no run reuses the code of an earlier identical one. Spark has no API for it: the
-    cache is the private `cache` of the `CodeGenerator` object, reached by reflection.
+    A run after it compiles its queries' code again, as the first run of a fresh process does.
+    Benches that repeat one refresh call it before each run, so that no run reuses the code of
+    an earlier identical one: an identical repeat compiled 4 classes where the next day's run
+    compiled about 90 (docs/benchmarks.md). Spark has no API for it: the cache is the private
+    `cache` of the `CodeGenerator` object, reached by reflection.
     """
     jvm, gateway = spark._jvm, spark.sparkContext._gateway
     owner = jvm.java.lang.Class.forName(

@@ -9,7 +9,11 @@ the landing of a `bench.bench_refresh` run (`--workdir`):
    `as_of` (last day - `--hold-days`) into it, once; later calls reuse it.
 2. Each of `--runs` runs copies `warehouse_full` to `<workdir>/warehouse_probe` and runs the
    incremental refresh for the last day on the copy, so every run starts from the same state.
-   Run 1 starts in a fresh JVM; later runs show the warm cost.
+   Run 1 starts in a fresh JVM; later runs show the warm cost. Each run starts with the
+   session's cache of compiled code emptied (`bench.common.clear_codegen_cache`), so a later
+   run does not reuse the code of the identical run before it: the bench's
+   `incremental_compiled_afresh_seconds` is the comparable figure (`bench.probe_next_day`
+   shows what a next day's run in the same session reuses).
    `--spark-conf key=value` adds session settings and `--table-property key=value` sets a
    table property on every table of the copy (A/B of a Spark or Delta setting).
 3. Prints each stage's seconds and, for the traced steps (`--trace module:function`, default

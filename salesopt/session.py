@@ -100,7 +100,7 @@ def one_machine_conf(settings: SparkSettings) -> dict[str, str]:
       its late files (1,109 for the 540-day bench), and that job took 3-6 s per listing on 2
       cores. The driver lists them itself instead.
     - Spark keeps the compiled code of the last `codegen.cache.maxEntries` queries (default
-      100). One incremental refresh compiles about 480 distinct classes, so with the default
+      100). One incremental refresh compiles about 500 distinct classes, so with the default
       the next refresh in the same session compiles them all again; with 2,000 the next day's
       refresh compiled 92 instead of 593 and took 72.9 s instead of 102.7 s (docs/benchmarks.md).
       A notebook or a long-lived driver gains; a fresh process per run does not.

@@ -1,0 +1,93 @@
+"""Probe: two daily refreshes in one Spark session, with the number of classes each compiled.
+
+Not a registered bench (no result file): a measurement aid for the session's cache of compiled
+query code (`spark.sql.codegen.cache.maxEntries`, `salesopt.session.one_machine_conf`). It uses
+the landing and `<workdir>/warehouse_full` of a `bench.bench_refresh --keep-full` run:
+
+    SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.probe_next_day --workdir /tmp/b10m
+
+Copies `warehouse_full` to `<workdir>/warehouse_probe`, then in one fresh session refreshes
+`as_of` = last day - `--next-days` (the first run: everything compiled afresh) and then the
+last day (the next day's run), and prints each run's seconds and the classes Spark compiled
+during it (the `CodeGenerator.compilationTime` count of the driver's metrics, read from the
+Spark UI).
+`--spark-conf key=value` adds session settings (A/B of the cache size:
+`--spark-conf spark.sql.codegen.cache.maxEntries=100` is Spark's default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import urllib.request
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from bench.common import Timer
+from salesopt.config import load_settings
+from salesopt.datagen import last_day
+from salesopt.pipeline import refresh
+from salesopt.session import get_spark
+
+CORE = ("ingest", "silver", "gold")
+
+
+def compiled_classes(spark: SparkSession) -> int:
+    """Classes compiled by this driver so far (Spark's codegen metrics, via the UI servlet)."""
+    ui = spark.sparkContext.uiWebUrl
+    if ui is None:
+        raise SystemExit("the probe reads Spark's metrics from its UI: enable spark.ui_enabled")
+    with urllib.request.urlopen(ui + "/metrics/json/") as response:
+        histograms = json.load(response)["histograms"]
+    metric = "CodeGenerator.compilationTime"
+    return next(int(v["count"]) for k, v in histograms.items() if k.endswith(metric))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", type=Path, required=True, help="a bench_refresh --workdir")
+    p.add_argument("--customers", type=int, default=112_000)
+    p.add_argument("--products", type=int, default=2_000)
+    p.add_argument("--days", type=int, default=540)
+    p.add_argument(
+        "--next-days", type=int, default=1,
+        help="days of files the next day's run reads (the first run reads the rest; default 1)",
+    )  # fmt: skip
+    p.add_argument("--spark-conf", action="append", default=[], help="key=value (repeatable)")
+    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    args = p.parse_args(argv)
+    full_wh, probe_wh = args.workdir / "warehouse_full", args.workdir / "warehouse_probe"
+    if not full_wh.is_dir():
+        raise SystemExit(f"{full_wh} not found: run bench.bench_refresh --keep-full first")
+    overrides = {
+        "generate.customers": args.customers,
+        "generate.products": args.products,
+        "generate.days": args.days,
+        "paths.landing": str(args.workdir / "landing"),
+        "paths.warehouse": str(probe_wh),
+        "demo": True,
+    }
+    settings = load_settings(args.conf, overrides=overrides)
+    extra = dict(kv.split("=", 1) for kv in args.spark_conf)
+    if extra:
+        settings = settings.with_overrides(spark={"conf": {**settings.spark.conf, **extra}})
+    shutil.rmtree(probe_wh, ignore_errors=True)
+    shutil.copytree(full_wh, probe_wh)
+    spark = get_spark(settings.spark)
+    cache = spark.conf.get("spark.sql.codegen.cache.maxEntries")
+    end = last_day(settings.generate)
+    for label, as_of in (("first run", end - timedelta(days=args.next_days)), ("next day", end)):
+        before = compiled_classes(spark)
+        with Timer() as t:
+            refresh(spark, settings, as_of, CORE)
+        compiled = compiled_classes(spark) - before
+        print(f"{label} ({as_of}): {t.seconds:.1f} s, {compiled} classes compiled, cache {cache}")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
