@@ -298,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     _progress(f"full refresh: {full_lines:,} lines in {full_t.seconds:.1f} s")
     before = work / "warehouse_before"  # the state the previous day's refresh starts from
     shutil.rmtree(before, ignore_errors=True)
-    shutil.copytree(work / "warehouse", before)
+    if args.incremental_runs > 1:  # run 1 starts from the warehouse itself
+        shutil.copytree(work / "warehouse", before)
     start = work / "warehouse_full"  # the starting state of every incremental run
     shutil.rmtree(start, ignore_errors=True)
     inc_seconds: list[float] = []

@@ -1,7 +1,8 @@
-"""Shared benchmark plumbing: machine facts and storing a measured result as JSON."""
+"""Shared benchmark plumbing: machine facts, storing a measured result as JSON, probe set-up."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -11,6 +12,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from salesopt.config import Settings, load_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -84,6 +87,36 @@ def clear_codegen_cache(spark: Any) -> int:
     held = int(cache.size())
     cache.invalidateAll()
     return held
+
+
+def probe_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of every probe that works on a `bench.bench_refresh --workdir`."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--workdir", type=Path, required=True, help="a bench_refresh --workdir")
+    p.add_argument("--customers", type=int, default=112_000)
+    p.add_argument("--products", type=int, default=2_000)
+    p.add_argument("--days", type=int, default=540)
+    p.add_argument("--spark-conf", action="append", default=[], help="key=value (repeatable)")
+    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    return p
+
+
+def probe_settings(args: argparse.Namespace, warehouse: Path | None = None) -> Settings:
+    """The settings of a probe: the bench's generator and landing, `--spark-conf` folded in."""
+    overrides: dict[str, object] = {
+        "generate.customers": args.customers,
+        "generate.products": args.products,
+        "generate.days": args.days,
+        "paths.landing": str(args.workdir / "landing"),
+        "demo": True,
+    }
+    if warehouse is not None:
+        overrides["paths.warehouse"] = str(warehouse)
+    settings = load_settings(args.conf, overrides=overrides)
+    extra = dict(kv.split("=", 1) for kv in args.spark_conf)
+    if extra:
+        settings = settings.with_overrides(spark={"conf": {**settings.spark.conf, **extra}})
+    return settings
 
 
 class Timer:

@@ -5,8 +5,9 @@ the landing of a `bench.bench_refresh` run (`--workdir`):
 
     SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.probe_incremental --workdir /tmp/b10m
 
-1. If `<workdir>/warehouse_full` does not exist, runs the full refresh for the bench's full
-   `as_of` (last day - `--hold-days`) into it, once; later calls reuse it.
+1. If `<workdir>/warehouse_full` does not exist, builds it as `bench.bench_refresh` does (a
+   full refresh for last day - `--hold-days` - 1, then the refresh for last day -
+   `--hold-days`), once; later calls reuse it.
 2. Each of `--runs` runs copies `warehouse_full` to `<workdir>/warehouse_probe` and runs the
    incremental refresh for the last day on the copy, so every run starts from the same state.
    Run 1 starts in a fresh JVM; later runs show the warm cost. Each run starts with the
@@ -28,7 +29,6 @@ the landing of a `bench.bench_refresh` run (`--workdir`):
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib
 import json
@@ -43,8 +43,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import Timer, clear_codegen_cache
-from salesopt.config import load_settings
+from bench.common import Timer, clear_codegen_cache, probe_parser, probe_settings
 from salesopt.datagen import last_day
 from salesopt.pipeline import refresh
 from salesopt.session import get_spark
@@ -154,46 +153,31 @@ def _job_groups(ui: str | None, first: int, last: int, top: int) -> tuple[float,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workdir", type=Path, required=True, help="a bench_refresh --workdir")
-    p.add_argument("--customers", type=int, default=112_000)
-    p.add_argument("--products", type=int, default=2_000)
-    p.add_argument("--days", type=int, default=540)
+    p = probe_parser(__doc__.splitlines()[0])
     p.add_argument("--hold-days", type=int, default=5)
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--trace", action="append", default=None, help="module:function (repeatable)")
     p.add_argument("--jobs-top", type=int, default=25, help="job groups to list (UI needed)")
-    p.add_argument("--spark-conf", action="append", default=[], help="key=value (repeatable)")
     p.add_argument(
         "--table-property", action="append", default=[],
         help="key=value set on every table of the copy before the run (repeatable)",
     )  # fmt: skip
-    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
     args = p.parse_args(argv)
     if not (args.workdir / "landing" / "orders").is_dir():
         raise SystemExit(f"{args.workdir}/landing/orders not found: run bench.bench_refresh first")
     full_wh, probe_wh = args.workdir / "warehouse_full", args.workdir / "warehouse_probe"
-    overrides = {
-        "generate.customers": args.customers,
-        "generate.products": args.products,
-        "generate.days": args.days,
-        "paths.landing": str(args.workdir / "landing"),
-        "demo": True,
-    }
-    settings = load_settings(args.conf, overrides=overrides)
-    extra = dict(kv.split("=", 1) for kv in args.spark_conf)
-    if extra:
-        settings = settings.with_overrides(spark={"conf": {**settings.spark.conf, **extra}})
+    settings = probe_settings(args)
     spark = get_spark(settings.spark)
     end = last_day(settings.generate)
-    if not full_wh.is_dir():
-        print(f"building {full_wh}: full refresh for {end - timedelta(days=args.hold_days)}")
+    if not full_wh.is_dir():  # built as the bench builds it: a full refresh, then one day
+        previous_day = end - timedelta(days=args.hold_days)
+        full_as_of = previous_day - timedelta(days=1)
+        build = settings.with_overrides(paths={"warehouse": str(full_wh)})
+        print(f"building {full_wh}: full refresh for {full_as_of}, then {previous_day}")
         with Timer() as t:
-            refresh(
-                spark, settings.with_overrides(paths={"warehouse": str(full_wh)}),
-                end - timedelta(days=args.hold_days), CORE,
-            )  # fmt: skip
-        print(f"full refresh: {t.seconds:.1f} s")
+            refresh(spark, build, full_as_of, CORE)
+            refresh(spark, build, previous_day, CORE)
+        print(f"built in {t.seconds:.1f} s")
     tracker = spark.sparkContext.statusTracker()
 
     def jobs_started() -> int:  # job ids are sequential; the retained-job list is capped

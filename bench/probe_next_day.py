@@ -17,18 +17,15 @@ Spark UI).
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import urllib.request
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from bench.common import Timer
-from salesopt.config import load_settings
+from bench.common import Timer, probe_parser, probe_settings
 from salesopt.datagen import last_day
 from salesopt.pipeline import refresh
 from salesopt.session import get_spark
@@ -48,33 +45,16 @@ def compiled_classes(spark: SparkSession) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workdir", type=Path, required=True, help="a bench_refresh --workdir")
-    p.add_argument("--customers", type=int, default=112_000)
-    p.add_argument("--products", type=int, default=2_000)
-    p.add_argument("--days", type=int, default=540)
+    p = probe_parser(__doc__.splitlines()[0])
     p.add_argument(
         "--next-days", type=int, default=1,
         help="days of files the next day's run reads (the first run reads the rest; default 1)",
     )  # fmt: skip
-    p.add_argument("--spark-conf", action="append", default=[], help="key=value (repeatable)")
-    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
     args = p.parse_args(argv)
     full_wh, probe_wh = args.workdir / "warehouse_full", args.workdir / "warehouse_probe"
     if not full_wh.is_dir():
         raise SystemExit(f"{full_wh} not found: run bench.bench_refresh --keep-full first")
-    overrides = {
-        "generate.customers": args.customers,
-        "generate.products": args.products,
-        "generate.days": args.days,
-        "paths.landing": str(args.workdir / "landing"),
-        "paths.warehouse": str(probe_wh),
-        "demo": True,
-    }
-    settings = load_settings(args.conf, overrides=overrides)
-    extra = dict(kv.split("=", 1) for kv in args.spark_conf)
-    if extra:
-        settings = settings.with_overrides(spark={"conf": {**settings.spark.conf, **extra}})
+    settings = probe_settings(args, probe_wh)
     shutil.rmtree(probe_wh, ignore_errors=True)
     shutil.copytree(full_wh, probe_wh)
     spark = get_spark(settings.spark)
