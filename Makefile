@@ -38,7 +38,7 @@ demo-completejourney: setup ## The demo on the public Complete Journey data (add
 test: setup ## Run the test suite (without the slow end-to-end and cluster tests)
 	$(BIN)/python -m pytest -q --durations=15 -m "not cluster and not slow" tests
 
-test-slow: setup ## Notebooks, kill-and-rerun, concurrency and daily snapshot-chain tests (about 15 min)
+test-slow: setup ## Notebooks, kill-and-rerun, concurrency and daily snapshot-chain tests (11-18 min)
 	$(BIN)/python -m pytest -q -m "slow and not cluster" tests
 
 test-fast: setup ## Run only the tests that need no Spark
