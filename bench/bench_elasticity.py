@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 from pyspark.sql import functions as F
 
+from bench.common import LOCAL_CONF
 from salesopt.config import GenerateSettings, load_settings
 from salesopt.datagen import generate, last_day
 from salesopt.optimize.elasticity import (
@@ -51,7 +52,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--no-traffic", action="store_true", help="ablation: drop the store-traffic control"
     )
-    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    p.add_argument("--conf", type=Path, default=LOCAL_CONF)
     return p.parse_args(argv)
 
 

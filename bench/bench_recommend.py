@@ -28,6 +28,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from bench.common import LOCAL_CONF
 from salesopt.config import Settings, load_settings
 from salesopt.datagen import last_day, planted_lines
 from salesopt.recommend import als, evaluate
@@ -44,7 +45,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--interactions", type=int, default=20_000_000)
     p.add_argument("--max-iter", type=int, default=5)
     p.add_argument("--top-n", type=int, default=10)
-    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    p.add_argument("--conf", type=Path, default=LOCAL_CONF)
     p.add_argument(
         "--quality",
         action="store_true",

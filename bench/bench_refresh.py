@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from bench.common import Timer, clear_codegen_cache, save
+from bench.common import LOCAL_CONF, Timer, clear_codegen_cache, save
 from salesopt.config import load_settings
 from salesopt.datagen import GenerateSummary, generate, last_day
 from salesopt.pipeline import RunSummary, refresh
@@ -66,7 +66,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--days", type=int, default=540)
     p.add_argument("--hold-days", type=int, default=5, help="days held back for the increment")
     p.add_argument("--dirty-rate", type=float, default=0.02)
-    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    p.add_argument("--conf", type=Path, default=LOCAL_CONF)
     p.add_argument("--workdir", type=Path, default=None, help="default: a temp folder, removed")
     p.add_argument("--skip-duckdb", action="store_true")
     p.add_argument(

@@ -38,6 +38,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from bench.common import LOCAL_CONF
 from salesopt import segment, snapshots
 from salesopt.config import Settings, load_settings
 from salesopt.context import StageContext
@@ -56,7 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Benchmark the segmentation stage with its k sweep")
     p.add_argument("--customers", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    p.add_argument("--conf", type=Path, default=LOCAL_CONF)
     p.add_argument("--no-stability", action="store_true", help="skip the second-seed run")
     return p.parse_args(argv)
 

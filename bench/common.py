@@ -16,6 +16,8 @@ from typing import Any
 from salesopt.config import Settings, load_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# The default --conf of every bench and probe, found from here so that any working directory works.
+LOCAL_CONF = Path(__file__).resolve().parents[1] / "conf" / "local.yaml"
 
 
 def machine_info() -> dict[str, Any]:
@@ -97,7 +99,7 @@ def probe_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--products", type=int, default=2_000)
     p.add_argument("--days", type=int, default=540)
     p.add_argument("--spark-conf", action="append", default=[], help="key=value (repeatable)")
-    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    p.add_argument("--conf", type=Path, default=LOCAL_CONF)
     return p
 
 

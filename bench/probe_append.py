@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from bench.common import Timer
+from bench.common import LOCAL_CONF, Timer
 from salesopt.config import load_settings
 from salesopt.io.tables import Warehouse
 from salesopt.pipeline import _RUN_SCHEMA
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--appends", type=int, default=24)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/salesopt-probe-append"))
-    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    p.add_argument("--conf", type=Path, default=LOCAL_CONF)
     args = p.parse_args(argv)
     shutil.rmtree(args.workdir, ignore_errors=True)
     settings = load_settings(args.conf, overrides={"paths.warehouse": str(args.workdir)})

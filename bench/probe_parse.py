@@ -17,7 +17,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from bench.common import Timer
+from bench.common import LOCAL_CONF, Timer
 from salesopt import clean
 from salesopt.config import load_settings
 from salesopt.session import get_spark
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--landing", type=Path, required=True)
     p.add_argument("--files", type=int, default=220)
-    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    p.add_argument("--conf", type=Path, default=LOCAL_CONF)
     args = p.parse_args(argv)
     spark = get_spark(load_settings(args.conf).spark)
     files = sorted(glob.glob(str(args.landing / "orders" / "batch_date=*" / "*.txt")))

@@ -32,7 +32,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from bench.common import Timer
+from bench.common import LOCAL_CONF, Timer
 from salesopt.config import load_settings
 from salesopt.io.tables import Warehouse, agg_row
 from salesopt.session import get_spark
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--slice-rows", type=int, default=23_568, help="rows per slice write")
     p.add_argument("--rejects", type=int, default=1_579, help="rows per quarantine write")
-    p.add_argument("--conf", type=Path, default=Path("conf/local.yaml"))
+    p.add_argument("--conf", type=Path, default=LOCAL_CONF)
     args = p.parse_args(argv)
     source = args.workdir / "warehouse_full"
     if not source.is_dir():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.common import probe_parser, probe_settings
+from bench.common import LOCAL_CONF, probe_parser, probe_settings
 from salesopt.config import load_settings
 
 
@@ -30,7 +30,16 @@ def test_settings_point_at_the_bench_workdir_and_fold_in_spark_conf(tmp_path: Pa
 def test_without_a_warehouse_or_spark_conf_the_configured_ones_stay(tmp_path: Path) -> None:
     args = probe_parser("probe").parse_args(["--workdir", str(tmp_path)])
     settings = probe_settings(args)
-    configured = load_settings(Path("conf/local.yaml"))
+    configured = load_settings(LOCAL_CONF)
     assert settings.paths.warehouse == configured.paths.warehouse
     assert settings.spark.conf == configured.spark.conf
     assert settings.paths.landing == str(tmp_path / "landing")
+
+
+def test_the_default_conf_is_found_from_any_working_directory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = probe_parser("probe").parse_args(["--workdir", "wd"])
+    assert args.conf == LOCAL_CONF
+    assert args.conf.is_absolute() and args.conf.is_file()
+    settings = probe_settings(args)
+    assert settings.paths.landing == str(Path("wd") / "landing")
