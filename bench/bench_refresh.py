@@ -28,6 +28,11 @@
 6. The same increment once more with the cache of compiled code emptied just before it
    (`incremental_compiled_afresh_*`): what a run compiles when its process ran nothing before
    (a spark-submit or `salesopt refresh` per day also starts a JVM, which this does not time).
+7. The same increment as a scheduled daily run makes it: a new `salesopt refresh` process
+   (`--fresh-process-runs`, default 1; 0 skips it) on its own copy of the starting state, timed
+   from process start to exit (Python, JVM and session start, the refresh, shutdown). Reports
+   its wall seconds, the seconds its stages report (`incremental_fresh_process_stage_seconds`)
+   and both over the full refresh, which excludes the bench session's own start.
 
 `--floor-only` runs steps 3 and 4 alone on an existing landing (`--workdir`), for quick checks.
 """
@@ -36,18 +41,21 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
-from bench.common import LOCAL_CONF, Timer, clear_codegen_cache, save
+from bench.common import LOCAL_CONF, Timer, clear_codegen_cache, save, workdir_overrides
 from salesopt.config import load_settings
 from salesopt.datagen import GenerateSummary, generate, last_day
+from salesopt.dims import DEMO_PII_KEY
 from salesopt.pipeline import RunSummary, refresh
 from salesopt.session import get_spark
 
@@ -92,10 +100,57 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=3,
         help="incremental refreshes from the same starting state (median reported; default 3)",
     )
+    p.add_argument(
+        "--fresh-process-runs",
+        type=int,
+        default=1,
+        help="incremental refreshes run as a new `salesopt refresh` process (default 1; 0 skips)",
+    )
     args = p.parse_args(argv)
     if args.incremental_runs < 1:
         p.error("--incremental-runs must be at least 1")
+    if args.fresh_process_runs < 0:
+        p.error("--fresh-process-runs must be 0 or more")
     return args
+
+
+def fresh_process_command(
+    conf: Path, warehouse: Path, landing: Path, as_of: date, stages: Sequence[str]
+) -> list[str]:
+    """The `salesopt refresh` a scheduled daily run starts (the console script of this Python)."""
+    script = Path(sys.executable).with_name("salesopt")
+    if not script.is_file():
+        raise SystemExit(f"{script} not found: install salesopt into this environment first")
+    return [
+        str(script), "refresh", "--conf", str(conf), "--warehouse", str(warehouse),
+        "--landing", str(landing), "--as-of", as_of.isoformat(), "--stages", ",".join(stages),
+    ]  # fmt: skip
+
+
+def summary_stage_seconds(stdout: str) -> dict[str, float]:
+    """Stage seconds from the run summary `salesopt refresh` prints as its last stdout line."""
+    lines = stdout.strip().splitlines()
+    if not lines:
+        raise SystemExit("the refresh process printed no run summary")
+    summary = json.loads(lines[-1])
+    return {s["stage"]: float(s["seconds"]) for s in summary["stages"]}
+
+
+def fresh_process_refresh(
+    conf: Path, warehouse: Path, landing: Path, as_of: date, pii_key_env: str
+) -> tuple[float, dict[str, float]]:
+    """Wall seconds of a new `salesopt refresh` process (start to exit) and its stage seconds.
+
+    The process gets the demo PII key through the environment: the warehouse was pseudonymised
+    with it (the bench runs in demo mode), and `salesopt refresh` has no demo mode.
+    """
+    command = fresh_process_command(conf, warehouse, landing, as_of, CORE)
+    env = {**os.environ, pii_key_env: DEMO_PII_KEY}
+    with Timer() as t:
+        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the refresh process exited with {done.returncode}: {' '.join(command)}")
+    return t.seconds, summary_stage_seconds(done.stdout)
 
 
 def incremental_results(full_seconds: float, runs: Sequence[float]) -> dict[str, object]:
@@ -109,6 +164,24 @@ def incremental_results(full_seconds: float, runs: Sequence[float]) -> dict[str,
         "incremental_over_full": round(median / full_seconds, 3),
         "incremental_over_full_lowest": round(min(runs) / full_seconds, 3),
         "incremental_over_full_highest": round(max(runs) / full_seconds, 3),
+    }
+
+
+def fresh_process_results(
+    full_seconds: float, walls: Sequence[float], stages: Sequence[dict[str, float]]
+) -> dict[str, object]:
+    """The new-process runs: wall and stage seconds (medians) and their ratios to the full."""
+    if not walls:
+        return {}
+    wall = statistics.median(walls)
+    in_stages = statistics.median([sum(s.values()) for s in stages])
+    return {
+        "incremental_fresh_process_runs_seconds": [round(w, 1) for w in walls],
+        "incremental_fresh_process_seconds": round(wall, 1),
+        "incremental_fresh_process_over_full": round(wall / full_seconds, 3),
+        "incremental_fresh_process_stage_seconds": round(in_stages, 1),
+        "incremental_fresh_process_stages_over_full": round(in_stages / full_seconds, 3),
+        "incremental_fresh_process_stages": list(stages),
     }
 
 
@@ -258,13 +331,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="salesopt-bench-"))
     overrides = {
-        "generate.customers": args.customers,
-        "generate.products": args.products,
-        "generate.days": args.days,
+        **workdir_overrides(args, work),
         "generate.dirty_rate": args.dirty_rate,
-        "paths.landing": str(work / "landing"),
         "paths.warehouse": str(work / "warehouse"),
-        "demo": True,
     }
     settings = load_settings(args.conf, overrides=overrides)
     spark = get_spark(settings.spark)
@@ -341,6 +410,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         refresh(spark, settings.with_overrides(paths={"warehouse": str(cold)}), end, CORE)
     _progress(f"incremental refresh, code compiled afresh: {cold_t.seconds:.1f} s")
     shutil.rmtree(cold, ignore_errors=True)
+    fresh_seconds: list[float] = []
+    fresh_stages: list[dict[str, float]] = []
+    for run in range(1, args.fresh_process_runs + 1):
+        fresh = work / "warehouse_fresh_process"
+        shutil.rmtree(fresh, ignore_errors=True)
+        shutil.copytree(start, fresh)
+        _progress(f"incremental refresh for as_of {end} as a new process ({run})")
+        wall, stages = fresh_process_refresh(
+            args.conf, fresh, work / "landing", end, settings.clean.pii_key_env
+        )
+        fresh_seconds.append(wall)
+        fresh_stages.append(stages)
+        _progress(
+            f"incremental refresh as a new process: {wall:.1f} s wall, "
+            f"{sum(stages.values()):.1f} s in its stages"
+        )
+        shutil.rmtree(fresh, ignore_errors=True)
     shutil.rmtree(before, ignore_errors=True)
     if not args.keep_full:
         shutil.rmtree(start, ignore_errors=True)
@@ -363,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "incremental_stage_seconds": inc_stages,
         "incremental_compiled_afresh_seconds": cold_t.seconds,
         "incremental_compiled_afresh_over_full": round(cold_t.seconds / full_t.seconds, 3),
+        **fresh_process_results(full_t.seconds, fresh_seconds, fresh_stages),
     }
     if not args.skip_duckdb:
         _progress("DuckDB and the same query in Spark on the same files")

@@ -103,15 +103,21 @@ def probe_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def probe_settings(args: argparse.Namespace, warehouse: Path | None = None) -> Settings:
-    """The settings of a probe: the bench's generator and landing, `--spark-conf` folded in."""
-    overrides: dict[str, object] = {
+def workdir_overrides(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
+    """Settings overrides shared by the refresh bench and its probes: generator size, landing
+    under `workdir`, demo mode (which permits the fixed demo PII key)."""
+    return {
         "generate.customers": args.customers,
         "generate.products": args.products,
         "generate.days": args.days,
-        "paths.landing": str(args.workdir / "landing"),
+        "paths.landing": str(workdir / "landing"),
         "demo": True,
     }
+
+
+def probe_settings(args: argparse.Namespace, warehouse: Path | None = None) -> Settings:
+    """The settings of a probe: the bench's generator and landing, `--spark-conf` folded in."""
+    overrides = workdir_overrides(args, args.workdir)
     if warehouse is not None:
         overrides["paths.warehouse"] = str(warehouse)
     settings = load_settings(args.conf, overrides=overrides)
