@@ -27,7 +27,7 @@
    and the lowest and highest ratio beside it.
 6. The same increment once more with the cache of compiled code emptied just before it
    (`incremental_compiled_afresh_*`): what a run compiles when its process ran nothing before
-   (a spark-submit or `salesopt refresh` per day also starts a JVM, which this does not time).
+   (a spark-submit or `salesopt refresh` per day also starts a JVM, which step 7 times).
 7. The same increment as a scheduled daily run makes it: a new `salesopt refresh` process
    (`--fresh-process-runs`, default 1; 0 skips it) on its own copy of the starting state, timed
    from process start to exit (Python, JVM and session start, the refresh, shutdown). Reports
