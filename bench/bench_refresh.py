@@ -55,7 +55,7 @@ from pathlib import Path
 from bench.common import LOCAL_CONF, Timer, clear_codegen_cache, save, workdir_overrides
 from salesopt.config import load_settings
 from salesopt.datagen import GenerateSummary, generate, last_day
-from salesopt.dims import DEMO_PII_KEY
+from salesopt.dims import pii_key
 from salesopt.pipeline import RunSummary, refresh
 from salesopt.session import get_spark
 
@@ -137,15 +137,16 @@ def summary_stage_seconds(stdout: str) -> dict[str, float]:
 
 
 def fresh_process_refresh(
-    conf: Path, warehouse: Path, landing: Path, as_of: date, pii_key_env: str
+    conf: Path, warehouse: Path, landing: Path, as_of: date, pii_env: str, pii: str
 ) -> tuple[float, dict[str, float]]:
     """Wall seconds of a new `salesopt refresh` process (start to exit) and its stage seconds.
 
-    The process gets the demo PII key through the environment: the warehouse was pseudonymised
-    with it (the bench runs in demo mode), and `salesopt refresh` has no demo mode.
+    The process gets the bench's PII key (`pii`) in the variable `pii_env`: the warehouse was
+    pseudonymised with it (the demo key unless that variable was set), and `salesopt refresh`
+    has no demo mode.
     """
     command = fresh_process_command(conf, warehouse, landing, as_of, CORE)
-    env = {**os.environ, pii_key_env: DEMO_PII_KEY}
+    env = {**os.environ, pii_env: pii}
     with Timer() as t:
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:
@@ -418,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         shutil.copytree(start, fresh)
         _progress(f"incremental refresh for as_of {end} as a new process ({run})")
         wall, stages = fresh_process_refresh(
-            args.conf, fresh, work / "landing", end, settings.clean.pii_key_env
+            args.conf, fresh, work / "landing", end, settings.clean.pii_key_env, pii_key(settings)
         )
         fresh_seconds.append(wall)
         fresh_stages.append(stages)
