@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import shutil
 import statistics
@@ -52,14 +51,20 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench.common import LOCAL_CONF, Timer, clear_codegen_cache, save, workdir_overrides
-from salesopt.config import load_settings
+from bench.common import (
+    CORE,
+    LOCAL_CONF,
+    Timer,
+    clear_codegen_cache,
+    last_json_line,
+    save,
+    workdir_overrides,
+)
+from salesopt.config import Settings, load_settings
 from salesopt.datagen import GenerateSummary, generate, last_day
 from salesopt.dims import pii_key
 from salesopt.pipeline import RunSummary, refresh
 from salesopt.session import get_spark
-
-CORE = ("ingest", "silver", "gold")
 
 
 def _progress(message: str) -> None:
@@ -129,24 +134,25 @@ def fresh_process_command(
 
 def summary_stage_seconds(stdout: str) -> dict[str, float]:
     """Stage seconds from the run summary `salesopt refresh` prints as its last stdout line."""
-    lines = stdout.strip().splitlines()
-    if not lines:
-        raise SystemExit("the refresh process printed no run summary")
-    summary = json.loads(lines[-1])
+    try:
+        summary = last_json_line(stdout)
+    except ValueError as e:
+        raise SystemExit(f"the refresh process printed no run summary: {e}") from None
     return {s["stage"]: float(s["seconds"]) for s in summary["stages"]}
 
 
 def fresh_process_refresh(
-    conf: Path, warehouse: Path, landing: Path, as_of: date, pii_env: str, pii: str
+    conf: Path, settings: Settings, warehouse: Path, as_of: date
 ) -> tuple[float, dict[str, float]]:
     """Wall seconds of a new `salesopt refresh` process (start to exit) and its stage seconds.
 
-    The process gets the bench's PII key (`pii`) in the variable `pii_env`: the warehouse was
-    pseudonymised with it (the demo key unless that variable was set), and `salesopt refresh`
-    has no demo mode.
+    The process reads `settings`' landing and gets the bench's PII key in the variable the
+    settings name: the warehouse was pseudonymised with it (the demo key unless that variable
+    was set), and `salesopt refresh` has no demo mode.
     """
+    landing = Path(settings.paths.landing)
     command = fresh_process_command(conf, warehouse, landing, as_of, CORE)
-    env = {**os.environ, pii_env: pii}
+    env = {**os.environ, settings.clean.pii_key_env: pii_key(settings)}
     with Timer() as t:
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:
@@ -418,9 +424,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         shutil.rmtree(fresh, ignore_errors=True)
         shutil.copytree(start, fresh)
         _progress(f"incremental refresh for as_of {end} as a new process ({run})")
-        wall, stages = fresh_process_refresh(
-            args.conf, fresh, work / "landing", end, settings.clean.pii_key_env, pii_key(settings)
-        )
+        wall, stages = fresh_process_refresh(args.conf, settings, fresh, end)
         fresh_seconds.append(wall)
         fresh_stages.append(stages)
         _progress(

@@ -18,6 +18,19 @@ from salesopt.config import Settings, load_settings
 RESULTS = Path(__file__).resolve().parent / "results"
 # The default --conf of every bench and probe, found from here so that any working directory works.
 LOCAL_CONF = Path(__file__).resolve().parents[1] / "conf" / "local.yaml"
+# The stages of the warehouse refresh the refresh bench and its probes time (ingest -> gold).
+CORE = ("ingest", "silver", "gold")
+
+
+def last_json_line(stdout: str) -> dict[str, Any]:
+    """The JSON object a salesopt command prints as its last stdout line (its run summary)."""
+    lines = stdout.strip().splitlines()
+    if not lines:
+        raise ValueError("the command printed nothing: no JSON summary on its last stdout line")
+    value = json.loads(lines[-1])
+    if not isinstance(value, dict):
+        raise ValueError(f"the last stdout line is not a JSON object: {lines[-1][:200]!r}")
+    return value
 
 
 def machine_info() -> dict[str, Any]:

@@ -3,7 +3,6 @@ the last stdout line, exit codes, and tables registered by name when a schema pr
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
@@ -12,14 +11,11 @@ from e2e_helpers import TINY_AS_OF, write_tiny_landing
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from bench.common import last_json_line
 from salesopt import jobs
 from salesopt.io.tables import Warehouse
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
-
-
-def last_json_line(text: str) -> dict:
-    return json.loads(text.strip().splitlines()[-1])
 
 
 def test_ingest_and_features_jobs_register_tables_by_name(
