@@ -53,6 +53,11 @@ SMALL_GENERATE = {
     "dirty_rate": 0.03,
 }
 SMALL_AS_OF = date(2025, 2, 3)  # last generated day of SMALL_GENERATE
+# A fixed k, one k-means run and fewer ALS iterations for the shared refresh (`small_refresh`).
+SMALL_REFRESH_MODELS: dict[str, dict] = {
+    "segmentation": {"k": 4, "init_runs": 1},
+    "recommend": {"max_iter": 5},
+}
 
 
 @pytest.fixture(scope="session")
@@ -68,13 +73,20 @@ def small_generated(spark: SparkSession, base_settings: Settings, tmp_path_facto
 
 @pytest.fixture(scope="session")
 def small_refresh(spark: SparkSession, base_settings: Settings, small_generated, tmp_path_factory):
-    """The real refresh (all stages available) over SMALL_GENERATE, run once per session."""
+    """The real refresh (every stage) over SMALL_GENERATE, run once per session.
+
+    Its segmentation and recommendation settings are lean (SMALL_REFRESH_MODELS): the tests on
+    it check the warehouse and the report built from every stage's tables, while the k sweep,
+    the repeated k-means runs and ALS quality have their own tests (test_segment,
+    test_recommend).
+    """
     from salesopt.pipeline import refresh
 
     out, _gen, _ = small_generated
     warehouse = tmp_path_factory.mktemp("small_warehouse")
     settings = base_settings.with_overrides(
-        paths={"warehouse": str(warehouse), "landing": str(out / "landing")}
+        paths={"warehouse": str(warehouse), "landing": str(out / "landing")},
+        **SMALL_REFRESH_MODELS,
     )
     summary = refresh(spark, settings, SMALL_AS_OF)
     return settings, out, summary
