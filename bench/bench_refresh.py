@@ -52,7 +52,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bench.common import (
-    CORE,
     LOCAL_CONF,
     Timer,
     clear_codegen_cache,
@@ -63,6 +62,7 @@ from bench.common import (
 from salesopt.config import Settings, load_settings
 from salesopt.datagen import GenerateSummary, generate, last_day
 from salesopt.dims import pii_key
+from salesopt.pipeline import WAREHOUSE_STAGES as CORE
 from salesopt.pipeline import RunSummary, refresh
 from salesopt.session import get_spark
 

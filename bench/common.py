@@ -18,8 +18,6 @@ from salesopt.config import Settings, load_settings
 RESULTS = Path(__file__).resolve().parent / "results"
 # The default --conf of every bench and probe, found from here so that any working directory works.
 LOCAL_CONF = Path(__file__).resolve().parents[1] / "conf" / "local.yaml"
-# The stages of the warehouse refresh the refresh bench and its probes time (ingest -> gold).
-CORE = ("ingest", "silver", "gold")
 
 
 def last_json_line(stdout: str) -> dict[str, Any]:

@@ -43,8 +43,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import CORE, Timer, clear_codegen_cache, probe_parser, probe_settings
+from bench.common import Timer, clear_codegen_cache, probe_parser, probe_settings
 from salesopt.datagen import last_day
+from salesopt.pipeline import WAREHOUSE_STAGES as CORE
 from salesopt.pipeline import refresh
 from salesopt.session import get_spark
 

@@ -25,8 +25,9 @@ from datetime import timedelta
 
 from pyspark.sql import SparkSession
 
-from bench.common import CORE, Timer, probe_parser, probe_settings
+from bench.common import Timer, probe_parser, probe_settings
 from salesopt.datagen import last_day
+from salesopt.pipeline import WAREHOUSE_STAGES as CORE
 from salesopt.pipeline import refresh
 from salesopt.session import get_spark
 

@@ -37,6 +37,8 @@ STAGES: dict[str, str] = {
     "optimize": "salesopt.optimize.stage",
     "monitor": "salesopt.monitor",
 }
+# The warehouse refresh proper (landing -> bronze -> silver -> gold): `--stages ingest,silver,gold`.
+WAREHOUSE_STAGES: tuple[str, ...] = ("ingest", "silver", "gold")
 RUNS_TABLE = ("ops", "runs")
 _RUN_SCHEMA = (
     "run_id string, as_of date, stage string, status string, started_at timestamp, "

@@ -11,8 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from salesopt.pipeline import WAREHOUSE_STAGES
+
 ROOT = Path(__file__).resolve().parents[2]
-CORE = ("ingest", "silver", "gold")
+CORE = WAREHOUSE_STAGES
 TINY_AS_OF = "2025-03-04"
 
 

@@ -18,10 +18,10 @@ from salesopt.context import StageContext
 from salesopt.errors import InputError, QualityGateFailed
 from salesopt.io.tables import Warehouse
 from salesopt.maintain import maintain
-from salesopt.pipeline import refresh, run_stage
+from salesopt.pipeline import WAREHOUSE_STAGES, refresh, run_stage
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
-CORE = ("ingest", "silver", "gold")
+CORE = WAREHOUSE_STAGES
 
 
 def line(order: str, no: int, qty: int = 1, ts: str = "2025-03-03T10:00:00Z", **extra) -> str:

@@ -14,11 +14,11 @@ from pyspark.sql import functions as F
 
 from salesopt import features, snapshots
 from salesopt.io.tables import Warehouse
-from salesopt.pipeline import refresh
+from salesopt.pipeline import WAREHOUSE_STAGES, refresh
 from tests.spark.test_refresh_edges import line, write_landing
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
-CORE = ("ingest", "silver", "gold")
+CORE = WAREHOUSE_STAGES
 D1, D_MID, D2, D3 = date(2025, 3, 3), date(2025, 3, 5), date(2025, 3, 8), date(2025, 3, 9)
 HALF_LIFE = 90.0
 

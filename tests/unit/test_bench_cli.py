@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import last_json_line
 from salesopt.benchrun import BenchError, find_checkout, run_benches
 from salesopt.cli import build_parser
 
@@ -76,5 +77,5 @@ def test_cli_lists_the_real_benches() -> None:
         [sys.executable, "-m", "salesopt.cli", "bench", "--list"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    benches = json.loads(out.strip().splitlines()[-1])["benches"]
+    benches = last_json_line(out)["benches"]
     assert set(benches) == {"refresh", "segment", "recommend", "forecast", "elasticity"}
