@@ -55,10 +55,10 @@ from bench.common import (
     LOCAL_CONF,
     Timer,
     clear_codegen_cache,
-    last_json_line,
     save,
     workdir_overrides,
 )
+from salesopt.cli import read_summary
 from salesopt.config import Settings, load_settings
 from salesopt.datagen import GenerateSummary, generate, last_day
 from salesopt.dims import pii_key
@@ -135,7 +135,7 @@ def fresh_process_command(
 def summary_stage_seconds(stdout: str) -> dict[str, float]:
     """Stage seconds from the run summary `salesopt refresh` prints as its last stdout line."""
     try:
-        summary = last_json_line(stdout)
+        summary = read_summary(stdout)
     except ValueError as e:
         raise SystemExit(f"the refresh process printed no run summary: {e}") from None
     return {s["stage"]: float(s["seconds"]) for s in summary["stages"]}

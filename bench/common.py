@@ -20,17 +20,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 LOCAL_CONF = Path(__file__).resolve().parents[1] / "conf" / "local.yaml"
 
 
-def last_json_line(stdout: str) -> dict[str, Any]:
-    """The JSON object a salesopt command prints as its last stdout line (its run summary)."""
-    lines = stdout.strip().splitlines()
-    if not lines:
-        raise ValueError("the command printed nothing: no JSON summary on its last stdout line")
-    value = json.loads(lines[-1])
-    if not isinstance(value, dict):
-        raise ValueError(f"the last stdout line is not a JSON object: {lines[-1][:200]!r}")
-    return value
-
-
 def machine_info() -> dict[str, Any]:
     """Cores, memory, Python and library versions of the machine that measured."""
     import pyspark

@@ -120,6 +120,25 @@ def _emit(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def read_summary(stdout: str) -> dict[str, Any]:
+    """The JSON object a salesopt command printed as its last stdout line (its run summary).
+
+    For schedulers and wrappers that capture a `salesopt` or `salesopt-job` run's stdout (under
+    `spark-submit` the log lines come first on stdout). Raises `ValueError` when the output is
+    empty or its last non-blank line is not a JSON object.
+    """
+    lines = stdout.strip().splitlines()
+    if not lines:
+        raise ValueError("the command printed nothing: no JSON summary on its last stdout line")
+    try:
+        value = json.loads(lines[-1])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"the last stdout line is not JSON ({e.msg}): {lines[-1][:200]!r}") from e
+    if not isinstance(value, dict):
+        raise ValueError(f"the last stdout line is not a JSON object: {lines[-1][:200]!r}")
+    return value
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from salesopt.datagen import generate
     from salesopt.session import get_spark

@@ -24,7 +24,7 @@ import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
-from bench.common import last_json_line
+from salesopt.cli import read_summary
 from salesopt.io.tables import Warehouse
 from tests.e2e.e2e_helpers import TINY_AS_OF, write_tiny_landing
 
@@ -165,7 +165,7 @@ def test_refresh_job_on_the_standalone_cluster(
     assert loaded and f"{DIST / 'salesopt.zip'}" in loaded[0], loaded  # not from the checkout
     launcher = f"Spark session from the launcher (master={cluster.master_url})"
     assert any(launcher in line for line in driver_log)
-    summary = last_json_line(done.stdout)
+    summary = read_summary(done.stdout)
     assert (summary["status"], summary["run_id"]) == ("succeeded", "cluster-run")
     assert [s["stage"] for s in summary["stages"]] == ["ingest", "silver", "gold"]
     reconciliation = summary["stages"][1]["summary"]["reconciliation"]

@@ -16,7 +16,7 @@ import pytest
 from e2e_helpers import CORE, TINY_AS_OF, cli_refresh_cmd, start, subprocess_env, write_tiny_landing
 from pyspark.sql import SparkSession
 
-from bench.common import last_json_line
+from salesopt.cli import read_summary
 from salesopt.errors import WarehouseLocked
 from salesopt.io.tables import Warehouse
 from salesopt.lock import LOCK_NAME, warehouse_lock
@@ -131,7 +131,7 @@ def test_two_refresh_processes_at_once(spark: SparkSession, base_settings, tmp_p
     )
     assert f"pid {first.pid} on {socket.gethostname()}" in second.stderr
     assert first.returncode == 0, first_err.read_text()[-3000:]
-    summary = last_json_line(first_out.read_text())
+    summary = read_summary(first_out.read_text())
     reconciliation = summary["stages"][1]["summary"]["reconciliation"]
     assert {k: reconciliation[k] for k in expected} == expected
 

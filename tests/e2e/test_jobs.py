@@ -11,8 +11,8 @@ from e2e_helpers import TINY_AS_OF, write_tiny_landing
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from bench.common import last_json_line
 from salesopt import jobs
+from salesopt.cli import read_summary
 from salesopt.io.tables import Warehouse
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
@@ -31,13 +31,13 @@ def test_ingest_and_features_jobs_register_tables_by_name(
     ]  # fmt: skip
     try:
         assert jobs.execute("ingest", argv) == 0
-        ingest = last_json_line(capsys.readouterr().out)
+        ingest = read_summary(capsys.readouterr().out)
         assert [s["stage"] for s in ingest["stages"]] == ["ingest", "silver"]
         assert ingest["run_id"] == "job-run"
         reconciliation = ingest["stages"][1]["summary"]["reconciliation"]
         assert {k: reconciliation[k] for k in expected} == expected
         assert jobs.execute("features", argv) == 0
-        features = last_json_line(capsys.readouterr().out)
+        features = read_summary(capsys.readouterr().out)
         assert [s["stage"] for s in features["stages"]] == ["gold"]
 
         wh = Warehouse.from_settings(jobs.load_job_settings(jobs.parse_args(argv, "features")))

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.common import last_json_line
 from salesopt.benchrun import BenchError, find_checkout, run_benches
-from salesopt.cli import build_parser
+from salesopt.cli import build_parser, read_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,5 +76,5 @@ def test_cli_lists_the_real_benches() -> None:
         [sys.executable, "-m", "salesopt.cli", "bench", "--list"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    benches = last_json_line(out)["benches"]
+    benches = read_summary(out)["benches"]
     assert set(benches) == {"refresh", "segment", "recommend", "forecast", "elasticity"}
