@@ -56,9 +56,9 @@ def prepare(
     ratings = als.ratings(train, users, items, settings.strength_transform).persist(
         StorageLevel.MEMORY_AND_DISK
     )
-    n_ratings, n_test, n_known = ratings.count(), test.count(), known.count()
-    test_customers = test.select("customer_id").distinct().count()
-    known_customers = known.select("customer_id").distinct().count()
+    n_ratings = ratings.count()
+    n_test, test_customers = _pairs_and_customers(test)
+    n_known, known_customers = _pairs_and_customers(known)
     counts = {
         "cutoff_date": cutoff.isoformat(),
         "train_pairs": n_ratings,
@@ -76,6 +76,12 @@ def prepare(
         ratings=ratings, n_items=items.count(), blocks=als.n_blocks(n_ratings, settings),
         counts=counts,
     )  # fmt: skip
+
+
+def _pairs_and_customers(pairs: DataFrame) -> tuple[int, int]:
+    """Rows and distinct customers of a (customer_id, product_id) frame, in one query."""
+    row = pairs.agg(F.count(F.lit(1)), F.count_distinct("customer_id")).first()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def _depth(h: Holdout, customers: DataFrame, k: int, settings: RecommendSettings) -> int:
