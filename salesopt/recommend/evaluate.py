@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from salesopt.config import RecommendSettings
+from salesopt.io.tables import agg_row
 from salesopt.recommend import als, buy_again, metrics, split
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ def prepare(
 
 def _pairs_and_customers(pairs: DataFrame) -> tuple[int, int]:
     """Rows and distinct customers of a (customer_id, product_id) frame, in one query."""
-    row = pairs.agg(F.count(F.lit(1)), F.count_distinct("customer_id")).first()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+    row = agg_row(pairs.agg(F.count(F.lit(1)), F.count_distinct("customer_id")))
+    return int(row[0]), int(row[1])
 
 
 def _depth(h: Holdout, customers: DataFrame, k: int, settings: RecommendSettings) -> int:
