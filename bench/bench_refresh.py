@@ -58,13 +58,13 @@ from bench.common import (
     save,
     workdir_overrides,
 )
-from salesopt.cli import read_summary
 from salesopt.config import Settings, load_settings
 from salesopt.datagen import GenerateSummary, generate, last_day
 from salesopt.dims import pii_key
 from salesopt.pipeline import WAREHOUSE_STAGES as CORE
-from salesopt.pipeline import RunSummary, refresh
+from salesopt.pipeline import refresh
 from salesopt.session import get_spark
+from salesopt.summary import RunSummary, read_summary
 
 
 def _progress(message: str) -> None:

@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 
 from salesopt import jobs
 from salesopt.config import Settings
-from salesopt.pipeline import RunSummary
+from salesopt.summary import RunSummary
 
 JOB = "segment"
 

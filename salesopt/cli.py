@@ -8,7 +8,6 @@ or configuration.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any
 
 from salesopt.config import Settings, load_settings, parse_set_flags
 from salesopt.errors import ConfigError, SalesoptError
+from salesopt.summary import emit_summary
 
 log = logging.getLogger("salesopt")
 DEFAULT_CONF = Path("conf/local.yaml")
@@ -115,37 +115,13 @@ def _generate_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {f"generate.{n}": getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def _emit(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, default=str, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
-
-
-def read_summary(stdout: str) -> dict[str, Any]:
-    """The JSON object a salesopt command printed as its last stdout line (its run summary).
-
-    For schedulers and wrappers that capture a `salesopt` or `salesopt-job` run's stdout (under
-    `spark-submit` the log lines come first on stdout). Raises `ValueError` when the output is
-    empty or its last non-blank line is not a JSON object.
-    """
-    lines = stdout.strip().splitlines()
-    if not lines:
-        raise ValueError("the command printed nothing: no JSON summary on its last stdout line")
-    try:
-        value = json.loads(lines[-1])
-    except json.JSONDecodeError as e:
-        raise ValueError(f"the last stdout line is not JSON ({e.msg}): {lines[-1][:200]!r}") from e
-    if not isinstance(value, dict):
-        raise ValueError(f"the last stdout line is not a JSON object: {lines[-1][:200]!r}")
-    return value
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     from salesopt.datagen import generate
     from salesopt.session import get_spark
 
     settings = settings_from(args, _generate_overrides(args))
     spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
-    _emit(generate(spark, args.out, settings.generate).to_dict())
+    emit_summary(generate(spark, args.out, settings.generate).to_dict())
     return 0
 
 
@@ -157,7 +133,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     stages = parse_stages(args.stages)
     spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
     summary = refresh(spark, settings, args.as_of, stages)
-    _emit(summary.to_dict())
+    emit_summary(summary.to_dict())
     return 0
 
 
@@ -175,7 +151,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
     path = build_report(spark, Warehouse.from_settings(settings), args.as_of, args.out)
-    _emit({"report": str(path.resolve())})
+    emit_summary({"report": str(path.resolve())})
     return 0
 
 
@@ -185,7 +161,7 @@ def cmd_maintain(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
-    _emit(maintain(spark, settings, vacuum=not args.no_vacuum))
+    emit_summary(maintain(spark, settings, vacuum=not args.no_vacuum))
     return 0
 
 
@@ -194,10 +170,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     try:
         if args.list:
-            _emit({"benches": available()})
+            emit_summary({"benches": available()})
             return 0
         names = [args.name] if args.name else None
-        _emit(run_benches(names, list(args.bench_args)))
+        emit_summary(run_benches(names, list(args.bench_args)))
     except BenchError as exc:
         sys.stderr.write(f"salesopt: {exc}\n")
         return exc.exit_code

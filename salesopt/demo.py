@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from salesopt.config import Settings
-from salesopt.pipeline import RunSummary
+from salesopt.summary import RunSummary, emit_summary
 
 log = logging.getLogger(__name__)
 MARKER = "_generated.json"
@@ -90,5 +90,5 @@ def run_demo(args: argparse.Namespace, settings_from: Callable[..., Settings]) -
     report = build_report(spark, Warehouse.from_settings(settings), as_of, out / "report")
     sys.stdout.write(format_summary(summary, settings.paths.warehouse) + "\n")
     sys.stdout.write(f"  report: {report}\n")
-    sys.stdout.write(summary.to_json() + "\n")
+    emit_summary(summary.to_dict())
     return 0

@@ -25,7 +25,8 @@ import salesopt
 from salesopt.cli import configure_logging, settings_from
 from salesopt.config import Settings
 from salesopt.errors import ConfigError, SalesoptError
-from salesopt.pipeline import RunSummary, parse_stages, refresh
+from salesopt.pipeline import parse_stages, refresh
+from salesopt.summary import RunSummary, emit_summary
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,7 @@ def execute(job: str, argv: Sequence[str] | None = None) -> int:
     except SalesoptError as exc:
         sys.stderr.write(f"salesopt: {exc}\n")
         return EXIT_FAILED
-    sys.stdout.write(summary.to_json() + "\n")
-    sys.stdout.flush()
+    emit_summary(summary.to_dict())
     return EXIT_OK
 
 

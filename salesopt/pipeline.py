@@ -8,14 +8,11 @@ and stops the run: nothing after it is written.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -24,6 +21,7 @@ from salesopt.context import StageContext, StageResult
 from salesopt.errors import ConfigError, SalesoptError
 from salesopt.io.tables import Warehouse
 from salesopt.lock import warehouse_lock
+from salesopt.summary import RunSummary, StageReport
 
 log = logging.getLogger(__name__)
 
@@ -45,36 +43,6 @@ _RUN_SCHEMA = (
     "ended_at timestamp, seconds double, rows_in long, rows_out map<string,long>, "
     "tables map<string,long>, message string"
 )
-
-
-@dataclass
-class StageReport:
-    stage: str
-    status: str
-    seconds: float
-    rows_in: int | None = None
-    rows_out: dict[str, int] = field(default_factory=dict)
-    tables: dict[str, int | None] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
-    message: str | None = None
-
-
-@dataclass
-class RunSummary:
-    run_id: str
-    as_of: str
-    status: str
-    seconds: float
-    stages: list[StageReport]
-
-    def stage(self, name: str) -> StageReport | None:
-        return next((s for s in self.stages if s.stage == name), None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), default=str, separators=(",", ":"))
 
 
 def parse_stages(text: str | None) -> list[str]:

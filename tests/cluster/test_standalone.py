@@ -24,8 +24,8 @@ import pyspark
 import pytest
 from pyspark.sql import SparkSession
 
-from salesopt.cli import read_summary
 from salesopt.io.tables import Warehouse
+from salesopt.summary import read_summary
 from tests.e2e.e2e_helpers import TINY_AS_OF, write_tiny_landing
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]

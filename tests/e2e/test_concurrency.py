@@ -16,11 +16,11 @@ import pytest
 from e2e_helpers import CORE, TINY_AS_OF, cli_refresh_cmd, start, subprocess_env, write_tiny_landing
 from pyspark.sql import SparkSession
 
-from salesopt.cli import read_summary
 from salesopt.errors import WarehouseLocked
 from salesopt.io.tables import Warehouse
 from salesopt.lock import LOCK_NAME, warehouse_lock
 from salesopt.pipeline import refresh
+from salesopt.summary import read_summary
 
 
 def write_lock(root: Path, **fields: object) -> Path:

@@ -12,8 +12,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from salesopt import jobs
-from salesopt.cli import read_summary
 from salesopt.io.tables import Warehouse
+from salesopt.summary import read_summary
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from salesopt.benchrun import BenchError, find_checkout, run_benches
-from salesopt.cli import build_parser, read_summary
+from salesopt.cli import build_parser
+from salesopt.summary import read_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 

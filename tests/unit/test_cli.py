@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from salesopt.cli import build_parser, main, read_summary
+from salesopt.cli import build_parser, main
 from salesopt.errors import ConfigError
 from salesopt.pipeline import STAGES, parse_stages
 
@@ -106,14 +106,3 @@ def test_landing_paths_have_one_canonical_spelling() -> None:
     spellings = ["file:/data/a.json", "file:///data/a.json", "/data/a.json"]
     assert {canonical_path(p) for p in spellings} == {"file:///data/a.json"}
     assert canonical_path("s3://bucket/a.json") == "s3://bucket/a.json"
-
-
-def test_the_summary_is_the_last_stdout_line_and_anything_else_is_a_clear_error() -> None:
-    out = 'salesopt 0.1.0 loaded from x\nlog {"not": "this"}\n{"run_id": "r", "stages": []}\n\n'
-    assert read_summary(out) == {"run_id": "r", "stages": []}
-    with pytest.raises(ValueError, match="printed nothing"):
-        read_summary(" \n")
-    with pytest.raises(ValueError, match="not a JSON object"):
-        read_summary("[1, 2]")
-    with pytest.raises(ValueError, match="not JSON"):
-        read_summary('{"run_id": "r", "stages": []}\nTraceback (most recent call last)')
