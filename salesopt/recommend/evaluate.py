@@ -50,7 +50,8 @@ def prepare(
     train = split.training_interactions(lines, cutoff, half_life).persist(
         StorageLevel.MEMORY_AND_DISK
     )
-    test = split.holdout_purchases(lines, cutoff, as_of)
+    # persisted for its own counts and `known`, then dropped (`known` is kept)
+    test = split.holdout_purchases(lines, cutoff, as_of).persist(StorageLevel.MEMORY_AND_DISK)
     known = split.known_test_pairs(test, train).persist(StorageLevel.MEMORY_AND_DISK)
     users = als.index_ids(train, "customer_id", "user").persist(StorageLevel.MEMORY_AND_DISK)
     items = als.index_ids(train, "product_id", "item").persist(StorageLevel.MEMORY_AND_DISK)
@@ -60,6 +61,7 @@ def prepare(
     n_ratings = ratings.count()
     n_test, test_customers = _pairs_and_customers(test)
     n_known, known_customers = _pairs_and_customers(known)
+    test.unpersist()
     counts = {
         "cutoff_date": cutoff.isoformat(),
         "train_pairs": n_ratings,
