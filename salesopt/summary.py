@@ -39,18 +39,10 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def to_json(self) -> str:
-        return summary_line(self.to_dict())
-
-
-def summary_line(payload: dict[str, Any]) -> str:
-    """`payload` as one compact JSON line (dates and other values as strings)."""
-    return json.dumps(payload, default=str, separators=(",", ":"))
-
 
 def emit_summary(payload: dict[str, Any]) -> None:
-    """Prints `payload` as the command's last stdout line and flushes it."""
-    sys.stdout.write(summary_line(payload) + "\n")
+    """Prints `payload` as the command's last stdout line (compact JSON) and flushes it."""
+    sys.stdout.write(json.dumps(payload, default=str, separators=(",", ":")) + "\n")
     sys.stdout.flush()
 
 
