@@ -257,6 +257,10 @@ class MonitorSettings(_Section):
 
 
 class OpsSettings(_Section):
+    # the warehouse lock (`salesopt.lock`): `file` (`<warehouse>/_refresh.lock`, local and
+    # mounted file systems), `delta` (a row in the Delta table `ops/refresh_lock`, any storage
+    # Delta commits to atomically), `auto` (`delta` on object stores, `file` elsewhere)
+    lock: Literal["auto", "file", "delta"] = "auto"
     lock_wait_s: float = Field(default=0.0, ge=0)  # how long a second refresh waits
     lock_stale_s: float = Field(default=6 * 3600.0, gt=0)  # older locks are taken over
 

@@ -1,16 +1,24 @@
-"""One refresh per warehouse at a time: an exclusive lock file with stale-lock recovery.
+"""One refresh per warehouse at a time: an exclusive lock with stale-lock recovery.
 
-The lock is `<warehouse>/_refresh.lock`, created atomically (`O_CREAT | O_EXCL`) and holding the
-owner's run id, host, pid and start time. A second refresh waits up to `lock_wait_s` for it, then
-refuses with a message naming the holder. A lock whose process is gone (same host) or that is
-older than `lock_stale_s` is stale: it is taken over and the takeover is logged. The warehouse's
-Delta tables are still protected by Delta's own optimistic concurrency for writers outside
-salesopt.
+Two kinds, chosen by `ops.lock`:
 
-On object stores (s3://, abfss://, gs://, dbfs:/) there is no atomic create-if-absent through
-the file system API: there salesopt relies on the scheduler running one refresh per warehouse
-(Databricks Jobs `max_concurrent_runs: 1`, Airflow `max_active_runs=1`) and on Delta's
-optimistic concurrency, and says so in the log.
+- `file`: `<warehouse>/_refresh.lock`, created atomically (`O_CREAT | O_EXCL`). Needs a local
+  or mounted file system.
+- `delta`: one row in the Delta table `ops/refresh_lock`, inserted by a MERGE that inserts only
+  when the table holds no row. Two refreshes inserting at once both read the table before they
+  commit, so Delta's optimistic concurrency commits one and rejects the other (a concurrent
+  append); the loser then reads the winner's row. It works wherever Delta's commits are atomic
+  (HDFS, ADLS, GCS, DBFS, local disks; S3 on Databricks or with Delta's DynamoDB LogStore).
+- `auto` (the default): `delta` on object stores (`s3://`, `abfss://`, `gs://`, `dbfs:/`, ...)
+  and Databricks' mounts of them (`/Volumes/`, `/dbfs/`), `file` on other paths, where it costs
+  no Delta commit per run.
+
+Either lock holds the owner's run id, host, pid and start time. A second refresh waits up to
+`lock_wait_s` for it, then refuses with a message naming the holder. A lock whose process is
+gone (same host) or that is older than `lock_stale_s` is stale: it is taken over and the
+takeover is logged (for `delta`, a DELETE of that holder's row: of two refreshes taking over
+at once, Delta commits one). The warehouse's tables are still protected by Delta's own
+optimistic concurrency for writers outside salesopt.
 """
 
 from __future__ import annotations
@@ -23,20 +31,75 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
 from salesopt.config import Settings
-from salesopt.errors import WarehouseLocked
+from salesopt.errors import SetupError, WarehouseLocked
+from salesopt.io.tables import Warehouse
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "_refresh.lock"
+LOCK_TABLE = ("ops", "refresh_lock")
 _REMOTE_PREFIXES = ("s3://", "s3a://", "abfss://", "gs://", "dbfs:/", "wasbs://", "hdfs://")
+# Databricks' FUSE mounts of cloud storage: file paths, but no atomic create across clusters
+_CLOUD_MOUNTS = ("/Volumes/", "/dbfs/")
+# the one row of `ops/refresh_lock` while a refresh holds it
+LOCK_SCHEMA = StructType(
+    [
+        StructField("name", StringType(), False),
+        StructField("run_id", StringType(), False),
+        StructField("host", StringType(), True),
+        StructField("pid", LongType(), True),
+        StructField("started", DoubleType(), True),  # seconds since the epoch
+    ]
+)
+_KEY = "refresh"
+# a commit that lost to a concurrent one (Delta's optimistic concurrency): matched by the names
+# of Delta's conflict exceptions and error classes, which every Delta release and runtime
+# carries in the message (the Python classes in `delta.exceptions` are only raised once
+# `delta.exceptions.captured` has been imported, which nothing does by itself)
+_CONFLICT_MARKERS = (
+    "ConcurrentAppendException", "ConcurrentDeleteDeleteException",
+    "ConcurrentDeleteReadException", "ConcurrentTransactionException", "ConcurrentWriteException",
+    "DeltaConcurrentModificationException", "MetadataChangedException",
+    "ProtocolChangedException", "DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+)  # fmt: skip
+_RELEASE_ATTEMPTS = 5
+
+
+def _conflict(exc: Exception) -> str | None:
+    """The line of `exc` naming Delta's commit conflict; None when it is another error."""
+    for line in f"{type(exc).__name__}: {exc}".splitlines():
+        if any(marker in line for marker in _CONFLICT_MARKERS):
+            return line.strip(" :\t")[:200]
+    return None
 
 
 def _local_root(warehouse: str) -> Path | None:
     if warehouse.startswith(_REMOTE_PREFIXES):
         return None
     return Path(warehouse.removeprefix("file://").removeprefix("file:"))
+
+
+def lock_kind(settings: Settings) -> str:
+    """`file` or `delta`: `ops.lock`, with `auto` resolved from the warehouse path."""
+    kind = settings.ops.lock
+    if kind == "auto":
+        shared = settings.paths.warehouse.startswith((*_REMOTE_PREFIXES, *_CLOUD_MOUNTS))
+        return "delta" if shared else "file"
+    if kind == "file" and _local_root(settings.paths.warehouse) is None:
+        raise SetupError(
+            f"ops.lock is 'file' but the warehouse {settings.paths.warehouse} is on an object "
+            "store, which has no atomic create-if-absent; use 'delta' or 'auto'"
+        )
+    return kind
 
 
 def _pid_alive(pid: int) -> bool:
@@ -50,39 +113,150 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _is_stale(info: dict, stale_s: float) -> bool:
-    age = time.time() - float(info.get("started", 0))
+    age = time.time() - float(info.get("started") or 0)
     if age > stale_s:
         return True
-    return info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1)))
+    return info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid") or -1))
 
 
-def _try_create(path: Path, payload: dict) -> bool:
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle)
-    return True
+class _Lock(Protocol):
+    where: str
+
+    def try_acquire(self, payload: dict) -> bool: ...
+
+    def holder(self) -> dict: ...
+
+    def take_over(self, holder: dict) -> None: ...
+
+    def release(self, run_id: str) -> None: ...
 
 
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text() or "{}")
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+class _FileLock:
+    """`<warehouse>/_refresh.lock`, created with `O_CREAT | O_EXCL`."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.path = root / LOCK_NAME
+        self.where = str(self.path)
+
+    def try_acquire(self, payload: dict) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle)
+        return True
+
+    def holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def take_over(self, holder: dict) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def release(self, run_id: str) -> None:
+        if self.holder().get("run_id") == run_id:
+            self.path.unlink(missing_ok=True)
+
+
+class _DeltaLock:
+    """One row in the Delta table `ops/refresh_lock` (see the module docstring)."""
+
+    def __init__(self, spark: SparkSession, path: str) -> None:
+        self.spark = spark
+        self.path = path
+        self.where = f"Delta table {path}"
+
+    def _table(self) -> DeltaTable:
+        if not DeltaTable.isDeltaTable(self.spark, self.path):
+            empty = self.spark.createDataFrame([], LOCK_SCHEMA)
+            try:
+                empty.write.format("delta").mode("append").save(self.path)
+            except Exception as exc:
+                if _conflict(exc) is None:  # else another refresh created it at the same moment
+                    raise
+        return DeltaTable.forPath(self.spark, self.path)
+
+    def _is_holder(self, run_id: str) -> F.Column:
+        return (F.col("name") == _KEY) & (F.col("run_id") == run_id)
+
+    def try_acquire(self, payload: dict) -> bool:
+        row = self.spark.createDataFrame(
+            [(_KEY, payload["run_id"], payload["host"], payload["pid"], payload["started"])],
+            LOCK_SCHEMA,
+        )
+        try:
+            (
+                self._table()
+                .alias("t")
+                .merge(row.alias("s"), "t.name = s.name")
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
+        except Exception as exc:
+            if _conflict(exc) is None:
+                raise
+            # another refresh committed first: the caller reads its row
+            log.info("refresh lock: a concurrent commit won (%s)", _conflict(exc))
+            return False
+        return self.holder().get("run_id") == payload["run_id"]
+
+    def holder(self) -> dict:
+        if not DeltaTable.isDeltaTable(self.spark, self.path):
+            return {}
+        rows = (
+            self.spark.read.format("delta").load(self.path).where(F.col("name") == _KEY).collect()
+        )
+        return rows[0].asDict() if rows else {}
+
+    def take_over(self, holder: dict) -> None:
+        try:
+            self._table().delete(self._is_holder(str(holder.get("run_id"))))
+        except Exception as exc:
+            if _conflict(exc) is None:  # else another refresh changed the row first: read again
+                raise
+
+    def release(self, run_id: str) -> None:
+        """Deletes this run's row; retried after a conflict (e.g. an OPTIMIZE of the table).
+
+        Never raises: it runs when the refresh ends, also after a failure that must not be
+        hidden. A row left behind is logged and taken over once it is stale.
+        """
+        for attempt in range(1, _RELEASE_ATTEMPTS + 1):
+            try:
+                self._table().delete(self._is_holder(run_id))
+                return
+            except Exception as exc:
+                if _conflict(exc) is None or attempt == _RELEASE_ATTEMPTS:
+                    log.warning(
+                        "could not release the refresh lock in %s (%s): the next refresh "
+                        "takes it over once it is stale (ops.lock_stale_s)",
+                        self.path, str(exc).splitlines()[0][:200],
+                    )  # fmt: skip
+                    return
+                time.sleep(0.5 * attempt)
+
+
+def _open(settings: Settings, spark: SparkSession | None) -> _Lock:
+    if lock_kind(settings) == "file":
+        root = _local_root(settings.paths.warehouse)
+        assert root is not None  # lock_kind checked it
+        return _FileLock(root)
+    spark = spark or SparkSession.getActiveSession()
+    if spark is None:
+        raise SetupError("the Delta warehouse lock needs a Spark session")
+    return _DeltaLock(spark, Warehouse.from_settings(settings).path(*LOCK_TABLE))
 
 
 @contextmanager
-def warehouse_lock(settings: Settings, run_id: str) -> Iterator[None]:
+def warehouse_lock(
+    settings: Settings, run_id: str, spark: SparkSession | None = None
+) -> Iterator[None]:
     """Holds the warehouse lock for the duration of the block (see module docstring)."""
-    root = _local_root(settings.paths.warehouse)
-    if root is None:
-        log.info("warehouse on an object store: relying on the scheduler and Delta concurrency")
-        yield
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / LOCK_NAME
+    lock = _open(settings, spark)
     payload = {
         "run_id": run_id,
         "host": socket.gethostname(),
@@ -90,21 +264,20 @@ def warehouse_lock(settings: Settings, run_id: str) -> Iterator[None]:
         "started": time.time(),
     }
     deadline = time.monotonic() + settings.ops.lock_wait_s
-    while not _try_create(path, payload):
-        holder = _read(path)
+    while not lock.try_acquire(payload):
+        holder = lock.holder()
         if holder and _is_stale(holder, settings.ops.lock_stale_s):
             log.warning("taking over a stale refresh lock held by run %s", holder.get("run_id"))
-            path.unlink(missing_ok=True)
+            lock.take_over(holder)
             continue
         if time.monotonic() >= deadline:
             raise WarehouseLocked(
-                f"another refresh holds the warehouse lock ({path}): run {holder.get('run_id')} "
-                f"pid {holder.get('pid')} on {holder.get('host')}; retry later or wait "
-                "(ops.lock_wait_s)"
+                f"another refresh holds the warehouse lock ({lock.where}): run "
+                f"{holder.get('run_id')} pid {holder.get('pid')} on {holder.get('host')}; "
+                "retry later or wait (ops.lock_wait_s)"
             )
         time.sleep(1.0)
     try:
         yield
     finally:
-        if _read(path).get("run_id") == run_id:
-            path.unlink(missing_ok=True)
+        lock.release(run_id)

@@ -120,7 +120,7 @@ def refresh(
     ctx = StageContext(spark, settings, warehouse, as_of, run_id or new_run_id(as_of))
     t0 = time.perf_counter()
     reports: list[StageReport] = []
-    with warehouse_lock(settings, ctx.run_id):
+    with warehouse_lock(settings, ctx.run_id, spark):
         for name in selected:
             try:
                 reports.append(run_stage(ctx, name))

@@ -22,9 +22,11 @@ from pathlib import Path
 
 import pyspark
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from salesopt.io.tables import Warehouse
+from salesopt.lock import LOCK_NAME
 from salesopt.summary import read_summary
 from tests.e2e.e2e_helpers import TINY_AS_OF, write_tiny_landing
 
@@ -156,7 +158,9 @@ def test_refresh_job_on_the_standalone_cluster(
     landing, warehouse = tmp_path / "landing", tmp_path / "warehouse"
     expected = write_tiny_landing(landing)
     args = ["--as-of", TINY_AS_OF, "--warehouse", str(warehouse), "--landing", str(landing),
-            "--stages", "ingest,silver,gold", "--run-id", "cluster-run"]  # fmt: skip
+            "--stages", "ingest,silver,gold", "--run-id", "cluster-run",
+            # the lock an object-store warehouse gets by default, taken through the cluster
+            "--set", "ops.lock=delta"]  # fmt: skip
     done = spark_submit(cluster, DIST / "jobs" / "refresh.py", args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-5000:]
     # spark-submit merges the Python driver's stderr (salesopt's log) into its stdout
@@ -183,6 +187,11 @@ def test_refresh_job_on_the_standalone_cluster(
     }  # fmt: skip
     features = wh.read_as_of(spark, "gold", "customer_features", date.fromisoformat(TINY_AS_OF))
     assert features.count() == 1  # the one customer
+    # the run held the Delta lock (a MERGE and a DELETE on ops/refresh_lock), not the lock file
+    lock_ops = DeltaTable.forPath(spark, wh.path("ops", "refresh_lock")).history().collect()
+    assert {"MERGE", "DELETE"} <= {r["operation"] for r in lock_ops}
+    assert wh.read(spark, "ops", "refresh_lock").count() == 0
+    assert not (warehouse / LOCK_NAME).exists()
 
 
 PROBE = """

@@ -1,10 +1,12 @@
 """One refresh per warehouse: a second one is refused (or waits), a stale lock is taken over, and
-two real refresh processes started at once leave the warehouse intact."""
+two real refresh processes started at once leave the warehouse intact. Both lock kinds: the lock
+file and the row in the Delta table `ops/refresh_lock`."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import threading
@@ -16,9 +18,9 @@ import pytest
 from e2e_helpers import CORE, TINY_AS_OF, cli_refresh_cmd, start, subprocess_env, write_tiny_landing
 from pyspark.sql import SparkSession
 
-from salesopt.errors import WarehouseLocked
+from salesopt.errors import SetupError, WarehouseLocked
 from salesopt.io.tables import Warehouse
-from salesopt.lock import LOCK_NAME, warehouse_lock
+from salesopt.lock import LOCK_NAME, LOCK_SCHEMA, LOCK_TABLE, lock_kind, warehouse_lock
 from salesopt.pipeline import refresh
 from salesopt.summary import read_summary
 
@@ -97,6 +99,95 @@ def test_second_refresh_waits_when_configured(settings_for) -> None:
         waited = time.monotonic() - t0
     thread.join()
     assert 0.5 < waited < 30
+
+
+def _lock_rows(spark: SparkSession, settings) -> list[dict]:
+    path = Warehouse.from_settings(settings).path(*LOCK_TABLE)
+    return [r.asDict() for r in spark.read.format("delta").load(path).collect()]
+
+
+def _write_lock_row(spark: SparkSession, settings, **fields: object) -> None:
+    row = {"name": "refresh", "run_id": "crashed-run", "host": "other-node", "pid": 1}
+    row = {**row, "started": time.time(), **fields}
+    path = Warehouse.from_settings(settings).path(*LOCK_TABLE)
+    spark.createDataFrame([row], LOCK_SCHEMA).write.format("delta").mode("append").save(path)
+
+
+@pytest.mark.spark
+def test_delta_lock_refuses_a_second_refresh_and_takes_over_a_stale_holder(
+    spark: SparkSession, settings_for, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(ops={"lock": "delta", "lock_stale_s": 3600})
+    with warehouse_lock(settings, "first-run", spark):
+        assert [r["run_id"] for r in _lock_rows(spark, settings)] == ["first-run"]
+        holder = rf"run first-run pid {os.getpid()} on {socket.gethostname()}"
+        with pytest.raises(
+            WarehouseLocked,
+            match=rf"holds the warehouse lock \(Delta table .*/ops/refresh_lock\): {holder}",
+        ):
+            refresh(spark, settings, date(2025, 3, 4), CORE)
+    assert _lock_rows(spark, settings) == []
+    assert not (Path(settings.paths.warehouse) / LOCK_NAME).exists()
+    assert not Warehouse.from_settings(settings).exists(spark, "ops", "runs")
+
+    _write_lock_row(spark, settings, started=time.time() - 7200)
+    with caplog.at_level(logging.WARNING, "salesopt.lock"), warehouse_lock(settings, "new-run"):
+        assert [r["run_id"] for r in _lock_rows(spark, settings)] == ["new-run"]
+    assert "taking over a stale refresh lock held by run crashed-run" in caplog.text
+    assert _lock_rows(spark, settings) == []
+
+    _write_lock_row(spark, settings, started=time.time() - 60)
+    with (
+        pytest.raises(WarehouseLocked, match="run crashed-run pid 1 on other-node"),
+        warehouse_lock(settings, "new-run", spark),
+    ):
+        pass
+    assert [r["run_id"] for r in _lock_rows(spark, settings)] == ["crashed-run"]
+
+
+@pytest.mark.spark
+def test_delta_lock_two_refreshes_at_the_same_moment_one_wins(
+    spark: SparkSession, settings_for
+) -> None:
+    """Both insert into the lock table at once; Delta commits one insert and rejects the other."""
+    settings = settings_for(ops={"lock": "delta"})
+
+    def contend(run_id: str, start_line: threading.Barrier, outcome: dict[str, str]) -> None:
+        start_line.wait(30)
+        try:
+            with warehouse_lock(settings, run_id, spark):
+                outcome[run_id] = "held"
+                time.sleep(3.0)  # still held when the other one reads the winner's row
+        except WarehouseLocked as exc:
+            outcome[run_id] = str(exc)
+
+    for round_ in range(3):  # the first round also races to create the lock table
+        start_line = threading.Barrier(2)
+        outcome: dict[str, str] = {}
+        runs = [f"run-a{round_}", f"run-b{round_}"]
+        threads = [threading.Thread(target=contend, args=(r, start_line, outcome)) for r in runs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        winners = [r for r in runs if outcome.get(r) == "held"]
+        assert len(winners) == 1, outcome
+        (loser,) = set(runs) - set(winners)
+        assert f"run {winners[0]} pid {os.getpid()}" in outcome[loser]
+        assert _lock_rows(spark, settings) == []
+
+
+def test_lock_kind_follows_the_warehouse_path(settings_for) -> None:
+    local = settings_for()
+    assert lock_kind(local) == "file"
+    assert lock_kind(settings_for(ops={"lock": "delta"})) == "delta"
+    remote = local.with_overrides(paths={"warehouse": "abfss://lake@acct.dfs.core.windows.net/wh"})
+    assert lock_kind(remote) == "delta"
+    volume = local.with_overrides(paths={"warehouse": "/Volumes/main/salesopt/warehouse"})
+    assert lock_kind(volume) == "delta"
+    assert lock_kind(volume.with_overrides(ops={"lock": "file"})) == "file"
+    with pytest.raises(SetupError, match="object store, which has no atomic create-if-absent"):
+        lock_kind(remote.with_overrides(ops={"lock": "file"}))
 
 
 @pytest.mark.spark
