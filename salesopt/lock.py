@@ -189,12 +189,13 @@ class _DeltaLock:
             LOCK_SCHEMA,
         )
         try:
-            (
+            merged = (
                 self._table()
                 .alias("t")
                 .merge(row.alias("s"), "t.name = s.name")
                 .whenNotMatchedInsertAll()
                 .execute()
+                .first()
             )
         except Exception as exc:
             if _conflict(exc) is None:
@@ -202,7 +203,8 @@ class _DeltaLock:
             # another refresh committed first: the caller reads its row
             log.info("refresh lock: a concurrent commit won (%s)", _conflict(exc))
             return False
-        return self.holder().get("run_id") == payload["run_id"]
+        # the MERGE's metrics say whether this run's row went in (no second read)
+        return merged is not None and merged["num_inserted_rows"] == 1
 
     def holder(self) -> dict:
         if not DeltaTable.isDeltaTable(self.spark, self.path):
@@ -272,7 +274,7 @@ def warehouse_lock(
             continue
         if time.monotonic() >= deadline:
             raise WarehouseLocked(
-                f"another refresh holds the warehouse lock ({lock.where}): run "
+                f"another run holds the warehouse lock ({lock.where}): run "
                 f"{holder.get('run_id')} pid {holder.get('pid')} on {holder.get('host')}; "
                 "retry later or wait (ops.lock_wait_s)"
             )

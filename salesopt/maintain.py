@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 from delta.tables import DeltaTable
@@ -27,6 +28,7 @@ from pyspark.sql import functions as F
 
 from salesopt.config import Settings
 from salesopt.io.tables import LAYERS, Warehouse, agg_row, list_file_stats
+from salesopt.lock import warehouse_lock
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +104,14 @@ def _listing_parallelism(spark: SparkSession) -> Iterator[None]:
 
 
 def maintain(spark: SparkSession, settings: Settings, vacuum: bool = True) -> dict[str, Any]:
-    """Compacts and vacuums every table; returns per-table metrics and timings."""
-    with _listing_parallelism(spark):
+    """Compacts and vacuums every table; returns per-table metrics and timings.
+
+    Holds the warehouse lock (`salesopt.lock`, run id `maintain-<UTC time>`) like a refresh:
+    slice expiry's DELETE and OPTIMIZE's rewrites would otherwise conflict with a refresh's
+    writes to the same tables, and one of the two would fail.
+    """
+    run_id = "maintain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    with warehouse_lock(settings, run_id, spark), _listing_parallelism(spark):
         return _maintain(spark, settings, vacuum)
 
 

@@ -18,9 +18,11 @@ import pytest
 from e2e_helpers import CORE, TINY_AS_OF, cli_refresh_cmd, start, subprocess_env, write_tiny_landing
 from pyspark.sql import SparkSession
 
+import salesopt.maintain
 from salesopt.errors import SetupError, WarehouseLocked
 from salesopt.io.tables import Warehouse
 from salesopt.lock import LOCK_NAME, LOCK_SCHEMA, LOCK_TABLE, lock_kind, warehouse_lock
+from salesopt.maintain import maintain
 from salesopt.pipeline import refresh
 from salesopt.summary import read_summary
 
@@ -50,11 +52,35 @@ def test_second_refresh_is_refused_naming_the_holder(spark: SparkSession, settin
     with warehouse_lock(settings, "first-run"):
         holder = rf"run first-run pid \d+ on {socket.gethostname()}"
         with pytest.raises(
-            WarehouseLocked, match=rf"another refresh holds the warehouse lock .*{holder}"
+            WarehouseLocked, match=rf"another run holds the warehouse lock .*{holder}"
         ):
             refresh(spark, settings, date(2025, 3, 4), CORE)
     assert not (Path(settings.paths.warehouse) / LOCK_NAME).exists()
     assert not Warehouse.from_settings(settings).exists(spark, "ops", "runs")
+
+
+@pytest.mark.spark
+def test_maintain_holds_the_same_lock(
+    spark: SparkSession, settings_for, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for()
+    with (
+        warehouse_lock(settings, "refresh-run"),
+        pytest.raises(WarehouseLocked, match=r"another run holds the warehouse lock .*refresh-run"),
+    ):
+        maintain(spark, settings)
+    lock_file = Path(settings.paths.warehouse) / LOCK_NAME
+    held_by: list[str] = []
+    work = salesopt.maintain._maintain
+
+    def watched(*args: object) -> dict:
+        held_by.append(json.loads(lock_file.read_text())["run_id"])
+        return work(*args)
+
+    monkeypatch.setattr(salesopt.maintain, "_maintain", watched)
+    assert maintain(spark, settings)["tables"] == {}  # an empty warehouse: nothing to do
+    assert len(held_by) == 1 and held_by[0].startswith("maintain-"), held_by
+    assert not lock_file.exists()
 
 
 def test_lock_of_a_dead_process_is_taken_over(
@@ -157,11 +183,11 @@ def test_delta_lock_two_refreshes_at_the_same_moment_one_wins(
         try:
             with warehouse_lock(settings, run_id, spark):
                 outcome[run_id] = "held"
-                time.sleep(3.0)  # still held when the other one reads the winner's row
+                time.sleep(2.0)  # still held when the other one reads the winner's row
         except WarehouseLocked as exc:
             outcome[run_id] = str(exc)
 
-    for round_ in range(3):  # the first round also races to create the lock table
+    for round_ in range(2):  # the first round also races to create the lock table
         start_line = threading.Barrier(2)
         outcome: dict[str, str] = {}
         runs = [f"run-a{round_}", f"run-b{round_}"]
@@ -217,7 +243,7 @@ def test_two_refresh_processes_at_once(spark: SparkSession, base_settings, tmp_p
     assert second.returncode == 1, second.stderr[-3000:]
     assert second.stdout == ""
     assert (
-        f"salesopt: another refresh holds the warehouse lock ({warehouse / LOCK_NAME}): run"
+        f"salesopt: another run holds the warehouse lock ({warehouse / LOCK_NAME}): run"
         in second.stderr
     )
     assert f"pid {first.pid} on {socket.gethostname()}" in second.stderr
