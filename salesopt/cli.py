@@ -1,4 +1,4 @@
-"""`salesopt` command line: generate, refresh, demo, report, maintain, bench.
+"""`salesopt` command line: generate, refresh, demo, report, maintain, unlock, bench.
 
 Progress goes to stderr through `logging`; the last line of stdout is one JSON object that a
 scheduler can parse. Exit codes: 0 success, 1 a salesopt error (one line on stderr), 2 bad usage
@@ -85,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     _conf_flags(maint)
     maint.add_argument("--no-vacuum", action="store_true")
 
+    unl = sub.add_parser(
+        "unlock",
+        allow_abbrev=False,
+        help="remove the warehouse lock left by a run that is known to be dead",
+        description="Removes the warehouse lock (lock file or ops/refresh_lock row) when it is "
+        "held by the run named with --run-id; a lock held by any other run is left alone.",
+    )
+    _conf_flags(unl)
+    unl.add_argument("--run-id", required=True, help="the run the lock names (from its message)")
+
     bench = sub.add_parser(
         "bench",
         allow_abbrev=False,
@@ -165,6 +175,19 @@ def cmd_maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from salesopt.lock import lock_kind, unlock
+
+    settings = settings_from(args)
+    spark = None
+    if lock_kind(settings) == "delta":  # the lock file needs no Spark session
+        from salesopt.session import get_spark
+
+        spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
+    emit_summary(unlock(settings, args.run_id, spark))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from salesopt.benchrun import BenchError, available, run_benches
 
@@ -186,6 +209,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "report": cmd_report,
     "maintain": cmd_maintain,
+    "unlock": cmd_unlock,
     "bench": cmd_bench,
 }
 

@@ -39,7 +39,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
 from salesopt.config import Settings
-from salesopt.errors import SetupError, WarehouseLocked
+from salesopt.errors import SalesoptError, SetupError, WarehouseLocked
 from salesopt.io.tables import Warehouse
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,8 @@ class _FileLock:
             return {}
 
     def take_over(self, holder: dict) -> None:
-        self.path.unlink(missing_ok=True)
+        if self.holder().get("run_id") == holder.get("run_id"):  # not one that changed hands
+            self.path.unlink(missing_ok=True)
 
     def release(self, run_id: str) -> None:
         if self.holder().get("run_id") == run_id:
@@ -251,6 +252,25 @@ def _open(settings: Settings, spark: SparkSession | None) -> _Lock:
     if spark is None:
         raise SetupError("the Delta warehouse lock needs a Spark session")
     return _DeltaLock(spark, Warehouse.from_settings(settings).path(*LOCK_TABLE))
+
+
+def unlock(settings: Settings, run_id: str, spark: SparkSession | None = None) -> dict[str, object]:
+    """Removes the warehouse lock held by `run_id` (`salesopt unlock`), for a run known dead.
+
+    The holder must be named: a lock held by another run, perhaps alive, is never removed.
+    """
+    lock = _open(settings, spark)
+    holder = lock.holder()
+    if not holder:
+        return {"lock": lock.where, "held_by": None, "removed": False}
+    if holder.get("run_id") != run_id:
+        raise SalesoptError(
+            f"the warehouse lock ({lock.where}) is held by run {holder.get('run_id')} "
+            f"pid {holder.get('pid')} on {holder.get('host')}, not by {run_id}: nothing removed"
+        )
+    log.warning("removing the warehouse lock held by run %s (salesopt unlock)", run_id)
+    lock.take_over(holder)
+    return {"lock": lock.where, "held_by": run_id, "removed": not lock.holder()}
 
 
 @contextmanager

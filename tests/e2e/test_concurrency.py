@@ -19,12 +19,15 @@ from e2e_helpers import CORE, TINY_AS_OF, cli_refresh_cmd, start, subprocess_env
 from pyspark.sql import SparkSession
 
 import salesopt.maintain
-from salesopt.errors import SetupError, WarehouseLocked
+from salesopt.cli import main as cli_main
+from salesopt.errors import SalesoptError, SetupError, WarehouseLocked
 from salesopt.io.tables import Warehouse
-from salesopt.lock import LOCK_NAME, LOCK_SCHEMA, LOCK_TABLE, lock_kind, warehouse_lock
+from salesopt.lock import LOCK_NAME, LOCK_SCHEMA, LOCK_TABLE, lock_kind, unlock, warehouse_lock
 from salesopt.maintain import maintain
 from salesopt.pipeline import refresh
 from salesopt.summary import read_summary
+
+TEST_CONF = Path(__file__).resolve().parents[2] / "conf" / "test.yaml"
 
 
 def write_lock(root: Path, **fields: object) -> Path:
@@ -169,6 +172,11 @@ def test_delta_lock_refuses_a_second_refresh_and_takes_over_a_stale_holder(
     ):
         pass
     assert [r["run_id"] for r in _lock_rows(spark, settings)] == ["crashed-run"]
+    # the operator knows that run is dead: `salesopt unlock --run-id crashed-run`
+    with pytest.raises(SalesoptError, match=r"held by run crashed-run .*not by new-run"):
+        unlock(settings, "new-run", spark)
+    assert unlock(settings, "crashed-run", spark)["removed"] is True
+    assert _lock_rows(spark, settings) == []
 
 
 @pytest.mark.spark
@@ -201,6 +209,26 @@ def test_delta_lock_two_refreshes_at_the_same_moment_one_wins(
         (loser,) = set(runs) - set(winners)
         assert f"run {winners[0]} pid {os.getpid()}" in outcome[loser]
         assert _lock_rows(spark, settings) == []
+
+
+def test_unlock_removes_only_the_named_runs_lock(
+    settings_for, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = settings_for()
+    root = Path(settings.paths.warehouse)
+    path = write_lock(root, host="other-node", pid=1)
+    flags = ["--conf", str(TEST_CONF), "--warehouse", str(root)]
+    assert cli_main(["unlock", *flags, "--run-id", "some-other-run"]) == 1
+    err = capsys.readouterr().err
+    assert "held by run crashed-run pid 1 on other-node, not by some-other-run" in err
+    assert path.exists()
+    assert cli_main(["unlock", *flags, "--run-id", "crashed-run"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {
+        "lock": str(path), "held_by": "crashed-run", "removed": True
+    }  # fmt: skip
+    assert not path.exists()
+    assert cli_main(["unlock", *flags, "--run-id", "crashed-run"]) == 0  # nothing held
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["removed"] is False
 
 
 def test_lock_kind_follows_the_warehouse_path(settings_for) -> None:
