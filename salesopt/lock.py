@@ -200,7 +200,10 @@ class _DeltaLock:
             )
         except Exception as exc:
             if _conflict(exc) is None:
-                raise
+                raise SetupError(
+                    f"cannot take the warehouse lock in {self.where}: "
+                    f"{str(exc).strip().splitlines()[0][:300]}"
+                ) from exc
             # another refresh committed first: the caller reads its row
             log.info("refresh lock: a concurrent commit won (%s)", _conflict(exc))
             return False

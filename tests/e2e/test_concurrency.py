@@ -211,6 +211,20 @@ def test_delta_lock_two_refreshes_at_the_same_moment_one_wins(
         assert _lock_rows(spark, settings) == []
 
 
+@pytest.mark.spark
+def test_delta_lock_on_unusable_storage_is_a_clear_error(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    settings = settings_for(paths={"warehouse": str(not_a_folder / "wh")}, ops={"lock": "delta"})
+    with (
+        pytest.raises(SetupError, match=r"cannot take the warehouse lock in Delta table .*a-file"),
+        warehouse_lock(settings, "a-run", spark),
+    ):
+        pass
+
+
 def test_unlock_removes_only_the_named_runs_lock(
     settings_for, capsys: pytest.CaptureFixture[str]
 ) -> None:
