@@ -72,6 +72,7 @@ _CONFLICT_MARKERS = (
     "DELTA_PROTOCOL_CHANGED",
 )  # fmt: skip
 _RELEASE_ATTEMPTS = 5
+_UNNAMED_RETRIES = 5  # reads of a lock that names no run before it counts as held
 
 
 def _conflict(exc: Exception) -> str | None:
@@ -289,8 +290,19 @@ def warehouse_lock(
         "started": time.time(),
     }
     deadline = time.monotonic() + settings.ops.lock_wait_s
+    unnamed_reads = 0
     while not lock.try_acquire(payload):
         holder = lock.holder()
+        if not holder and unnamed_reads < _UNNAMED_RETRIES:
+            # released between the two calls, or a lock file created but not written yet
+            unnamed_reads += 1
+            time.sleep(0.2)
+            continue
+        if not holder and time.monotonic() >= deadline:
+            raise WarehouseLocked(
+                f"the warehouse lock ({lock.where}) exists but names no run (an unreadable "
+                "lock file); if no refresh or maintenance is running, delete it"
+            )
         if holder and _is_stale(holder, settings.ops.lock_stale_s):
             log.warning("taking over a stale refresh lock held by run %s", holder.get("run_id"))
             lock.take_over(holder)

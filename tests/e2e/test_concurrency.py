@@ -97,6 +97,19 @@ def test_lock_of_a_dead_process_is_taken_over(
     assert not path.exists()
 
 
+def test_a_lock_file_naming_no_run_is_reported_not_waited_on_forever(settings_for) -> None:
+    settings = settings_for()
+    root = Path(settings.paths.warehouse)
+    root.mkdir(parents=True)
+    (root / LOCK_NAME).write_text("")  # e.g. a process killed between create and write
+    with (
+        pytest.raises(WarehouseLocked, match=r"exists but names no run .* delete it"),
+        warehouse_lock(settings, "new-run"),
+    ):
+        pass
+    assert (root / LOCK_NAME).exists()  # left for the operator, who knows whether a run is alive
+
+
 def test_old_lock_from_another_host_is_taken_over_a_recent_one_is_not(settings_for) -> None:
     settings = settings_for(ops={"lock_stale_s": 3600})
     root = Path(settings.paths.warehouse)
