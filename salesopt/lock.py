@@ -167,16 +167,16 @@ class _FileLock:
 class _DeltaLock:
     """One row in the Delta table `ops/refresh_lock` (see the module docstring)."""
 
-    def __init__(self, spark: SparkSession, path: str) -> None:
+    def __init__(self, spark: SparkSession, wh: Warehouse) -> None:
         self.spark = spark
-        self.path = path
-        self.where = f"Delta table {path}"
+        self.wh = wh
+        self.path = wh.path(*LOCK_TABLE)
+        self.where = f"Delta table {self.path}"
 
     def _table(self) -> DeltaTable:
-        if not DeltaTable.isDeltaTable(self.spark, self.path):
-            empty = self.spark.createDataFrame([], LOCK_SCHEMA)
+        if not self.wh.exists(self.spark, *LOCK_TABLE):
             try:
-                empty.write.format("delta").mode("append").save(self.path)
+                self.wh.append(self.spark.createDataFrame([], LOCK_SCHEMA), *LOCK_TABLE)
             except Exception as exc:
                 if _conflict(exc) is None:  # else another refresh created it at the same moment
                     raise
@@ -200,23 +200,22 @@ class _DeltaLock:
                 .first()
             )
         except Exception as exc:
-            if _conflict(exc) is None:
+            conflict = _conflict(exc)
+            if conflict is None:
                 raise SetupError(
                     f"cannot take the warehouse lock in {self.where}: "
                     f"{str(exc).strip().splitlines()[0][:300]}"
                 ) from exc
             # another refresh committed first: the caller reads its row
-            log.info("refresh lock: a concurrent commit won (%s)", _conflict(exc))
+            log.info("refresh lock: a concurrent commit won (%s)", conflict)
             return False
         # the MERGE's metrics say whether this run's row went in (no second read)
         return merged is not None and merged["num_inserted_rows"] == 1
 
     def holder(self) -> dict:
-        if not DeltaTable.isDeltaTable(self.spark, self.path):
+        if not self.wh.exists(self.spark, *LOCK_TABLE):
             return {}
-        rows = (
-            self.spark.read.format("delta").load(self.path).where(F.col("name") == _KEY).collect()
-        )
+        rows = self.wh.read(self.spark, *LOCK_TABLE).where(F.col("name") == _KEY).collect()
         return rows[0].asDict() if rows else {}
 
     def take_over(self, holder: dict) -> None:
@@ -255,7 +254,7 @@ def _open(settings: Settings, spark: SparkSession | None) -> _Lock:
     spark = spark or SparkSession.getActiveSession()
     if spark is None:
         raise SetupError("the Delta warehouse lock needs a Spark session")
-    return _DeltaLock(spark, Warehouse.from_settings(settings).path(*LOCK_TABLE))
+    return _DeltaLock(spark, Warehouse.from_settings(settings))
 
 
 def unlock(settings: Settings, run_id: str, spark: SparkSession | None = None) -> dict[str, object]:
