@@ -262,7 +262,19 @@ class OpsSettings(_Section):
     # Delta commits to atomically), `auto` (`delta` on object stores, `file` elsewhere)
     lock: Literal["auto", "file", "delta"] = "auto"
     lock_wait_s: float = Field(default=0.0, ge=0)  # how long a second refresh waits
-    lock_stale_s: float = Field(default=6 * 3600.0, gt=0)  # older locks are taken over
+    # the holder renews the lock every `lock_heartbeat_s` (0: never); a lock not renewed for
+    # `lock_stale_s` (without heartbeats: not renewed since it was taken) is taken over
+    lock_heartbeat_s: float = Field(default=300.0, ge=0)
+    lock_stale_s: float = Field(default=1800.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> OpsSettings:
+        if self.lock_heartbeat_s and self.lock_stale_s < 3 * self.lock_heartbeat_s:
+            raise ValueError(
+                "ops.lock_stale_s must be at least 3x ops.lock_heartbeat_s, or a live run's "
+                "lock could be taken over between two heartbeats"
+            )
+        return self
 
 
 class MaintainSettings(_Section):

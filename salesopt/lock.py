@@ -13,12 +13,17 @@ Two kinds, chosen by `ops.lock`:
   and Databricks' mounts of them (`/Volumes/`, `/dbfs/`), `file` on other paths, where it costs
   no Delta commit per run.
 
-Either lock holds the owner's run id, host, pid and start time. A second refresh waits up to
-`lock_wait_s` for it, then refuses with a message naming the holder. A lock whose process is
-gone (same host) or that is older than `lock_stale_s` is stale: it is taken over and the
-takeover is logged (for `delta`, a DELETE of that holder's row: of two refreshes taking over
-at once, Delta commits one). The warehouse's tables are still protected by Delta's own
-optimistic concurrency for writers outside salesopt.
+Either lock holds the owner's run id, host, pid, start time and heartbeat. While it runs, the
+owner renews the heartbeat every `lock_heartbeat_s` from a background thread (the lock file's
+modification time; an UPDATE of the row through a MERGE). A second refresh waits up to
+`lock_wait_s` for the lock, then refuses with a message naming the holder. A lock whose process
+is gone (same host) or whose heartbeat is older than `lock_stale_s` is stale: it is taken over
+and the takeover is logged (for `delta`, a DELETE of that holder's row at the heartbeat read: of
+two refreshes taking over at once, Delta commits one, and a holder that renewed in between
+keeps it). So a run killed on another host blocks the warehouse for `lock_stale_s`, however
+long runs take. An owner whose heartbeat finds its lock gone or someone else's stops at the next
+stage (`HeldLock.check`). The warehouse's tables are still protected by Delta's own optimistic
+concurrency for writers outside salesopt.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +63,7 @@ LOCK_SCHEMA = StructType(
         StructField("host", StringType(), True),
         StructField("pid", LongType(), True),
         StructField("started", DoubleType(), True),  # seconds since the epoch
+        StructField("heartbeat", DoubleType(), True),  # last renewal, seconds since the epoch
     ]
 )
 _KEY = "refresh"
@@ -114,8 +121,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _is_stale(info: dict, stale_s: float) -> bool:
-    age = time.time() - float(info.get("started") or 0)
-    if age > stale_s:
+    """Not renewed for `stale_s` (a lock without heartbeat: not since it was taken), or its
+    process is gone on this host."""
+    renewed = info.get("heartbeat") or info.get("started") or 0
+    if time.time() - float(renewed) > stale_s:
         return True
     return info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid") or -1))
 
@@ -128,6 +137,8 @@ class _Lock(Protocol):
     def holder(self) -> dict: ...
 
     def take_over(self, holder: dict) -> None: ...
+
+    def renew(self, run_id: str) -> bool: ...
 
     def release(self, run_id: str) -> None: ...
 
@@ -150,14 +161,26 @@ class _FileLock:
         return True
 
     def holder(self) -> dict:
+        """The lock file's content, its modification time as the heartbeat."""
         try:
-            return json.loads(self.path.read_text() or "{}")
+            info = json.loads(self.path.read_text() or "{}")
+            return {**info, "heartbeat": self.path.stat().st_mtime} if info else {}
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
 
     def take_over(self, holder: dict) -> None:
-        if self.holder().get("run_id") == holder.get("run_id"):  # not one that changed hands
+        now = self.holder()  # not one that changed hands or was renewed since it was read
+        if all(now.get(k) == holder.get(k) for k in ("run_id", "heartbeat")):
             self.path.unlink(missing_ok=True)
+
+    def renew(self, run_id: str) -> bool:
+        if self.holder().get("run_id") != run_id:
+            return False
+        try:
+            os.utime(self.path)
+        except FileNotFoundError:
+            return False
+        return True
 
     def release(self, run_id: str) -> None:
         if self.holder().get("run_id") == run_id:
@@ -180,16 +203,27 @@ class _DeltaLock:
             except Exception as exc:
                 if _conflict(exc) is None:  # else another refresh created it at the same moment
                     raise
-        return DeltaTable.forPath(self.spark, self.path)
+        table = DeltaTable.forPath(self.spark, self.path)
+        if "heartbeat" not in table.toDF().columns:  # created before lock heartbeats
+            try:
+                self.spark.sql(f"ALTER TABLE delta.`{self.path}` ADD COLUMNS (heartbeat DOUBLE)")
+            except Exception as exc:
+                if _conflict(exc) is None:  # else another run added it at the same moment
+                    raise
+            table = DeltaTable.forPath(self.spark, self.path)
+        return table
 
     def _is_holder(self, run_id: str) -> F.Column:
         return (F.col("name") == _KEY) & (F.col("run_id") == run_id)
 
     def try_acquire(self, payload: dict) -> bool:
         row = self.spark.createDataFrame(
-            [(_KEY, payload["run_id"], payload["host"], payload["pid"], payload["started"])],
+            [
+                (_KEY, payload["run_id"], payload["host"], payload["pid"], payload["started"],
+                 payload["started"])
+            ],
             LOCK_SCHEMA,
-        )
+        )  # fmt: skip
         try:
             merged = (
                 self._table()
@@ -207,7 +241,7 @@ class _DeltaLock:
                     f"{str(exc).strip().splitlines()[0][:300]}"
                 ) from exc
             # another refresh committed first: the caller reads its row
-            log.info("refresh lock: a concurrent commit won (%s)", conflict)
+            log.info("warehouse lock: a concurrent commit won (%s)", conflict)
             return False
         # the MERGE's metrics say whether this run's row went in (no second read)
         return merged is not None and merged["num_inserted_rows"] == 1
@@ -219,11 +253,30 @@ class _DeltaLock:
         return rows[0].asDict() if rows else {}
 
     def take_over(self, holder: dict) -> None:
+        # only the row as it was read: a holder that renewed since then keeps its lock
+        as_read = self._is_holder(str(holder.get("run_id"))) & F.col("heartbeat").eqNullSafe(
+            F.lit(holder.get("heartbeat")).cast(DoubleType())
+        )
         try:
-            self._table().delete(self._is_holder(str(holder.get("run_id"))))
+            self._table().delete(as_read)
         except Exception as exc:
             if _conflict(exc) is None:  # else another refresh changed the row first: read again
                 raise
+
+    def renew(self, run_id: str) -> bool:
+        """Sets this run's heartbeat; False when the table holds no row of this run."""
+        row = self.spark.createDataFrame(
+            [(_KEY, run_id, time.time())], "name string, run_id string, heartbeat double"
+        )
+        merged = (
+            self._table()
+            .alias("t")
+            .merge(row.alias("s"), "t.name = s.name AND t.run_id = s.run_id")
+            .whenMatchedUpdate(set={"heartbeat": "s.heartbeat"})
+            .execute()
+            .first()
+        )
+        return merged is not None and merged["num_updated_rows"] == 1
 
     def release(self, run_id: str) -> None:
         """Deletes this run's row; retried after a conflict (e.g. an OPTIMIZE of the table).
@@ -238,7 +291,7 @@ class _DeltaLock:
             except Exception as exc:
                 if _conflict(exc) is None or attempt == _RELEASE_ATTEMPTS:
                     log.warning(
-                        "could not release the refresh lock in %s (%s): the next refresh "
+                        "could not release the warehouse lock in %s (%s): the next run "
                         "takes it over once it is stale (ops.lock_stale_s)",
                         self.path, str(exc).splitlines()[0][:200],
                     )  # fmt: skip
@@ -276,10 +329,72 @@ def unlock(settings: Settings, run_id: str, spark: SparkSession | None = None) -
     return {"lock": lock.where, "held_by": run_id, "removed": not lock.holder()}
 
 
+class HeldLock:
+    """The lock a run holds: renewed by a daemon thread; `check` says whether it is still held.
+
+    A renewal that finds the lock gone or naming another run (taken over as stale, removed by
+    `salesopt unlock`) marks it lost; `check` then raises, so the run stops before its next
+    stage instead of writing beside the run that took over. A renewal that fails on a storage
+    error is logged and retried at the next beat; the lock is only lost once another run holds it.
+    """
+
+    def __init__(self, lock: _Lock, run_id: str, interval_s: float) -> None:
+        self.lock = lock
+        self.run_id = run_id
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if interval_s > 0:
+            self._thread = threading.Thread(
+                target=self._beat, args=(interval_s,), name=f"lock-heartbeat-{run_id}",
+                daemon=True,
+            )  # fmt: skip
+            self._thread.start()
+
+    def _beat(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                if self.lock.renew(self.run_id):
+                    continue
+            except Exception as exc:
+                log.warning(
+                    "could not renew the warehouse lock in %s (%s); retrying in %.0f s",
+                    self.lock.where, str(exc).splitlines()[0][:200], interval_s,
+                )  # fmt: skip
+                continue
+            holder = self.lock.holder()
+            if holder.get("run_id") == self.run_id:  # renewed between the two reads
+                continue
+            self.lost = (
+                f"run {holder.get('run_id')} pid {holder.get('pid')} on {holder.get('host')}"
+                if holder
+                else "nobody (removed)"
+            )
+            log.error(
+                "the warehouse lock of run %s (%s) is now held by %s: stopping at the next stage",
+                self.run_id, self.lock.where, self.lost,
+            )  # fmt: skip
+            return
+
+    def check(self) -> None:
+        """Raises `WarehouseLocked` when a renewal found the lock held by another run or gone."""
+        if self.lost is not None:
+            raise WarehouseLocked(
+                f"run {self.run_id} lost the warehouse lock ({self.lock.where}) while it ran: it "
+                f"is now held by {self.lost}; stopped before the next stage (a run that stops "
+                f"renewing for ops.lock_stale_s is taken over)"
+            )
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+
 @contextmanager
 def warehouse_lock(
     settings: Settings, run_id: str, spark: SparkSession | None = None
-) -> Iterator[None]:
+) -> Iterator[HeldLock]:
     """Holds the warehouse lock for the duration of the block (see module docstring)."""
     lock = _open(settings, spark)
     payload = {
@@ -303,7 +418,11 @@ def warehouse_lock(
                 "lock file); if no refresh or maintenance is running, delete it"
             )
         if holder and _is_stale(holder, settings.ops.lock_stale_s):
-            log.warning("taking over a stale refresh lock held by run %s", holder.get("run_id"))
+            log.warning(
+                "taking over a stale warehouse lock held by run %s (last renewed %.0f s ago)",
+                holder.get("run_id"),
+                time.time() - float(holder.get("heartbeat") or holder.get("started") or 0),
+            )
             lock.take_over(holder)
             continue
         if time.monotonic() >= deadline:
@@ -313,7 +432,9 @@ def warehouse_lock(
                 "retry later or wait (ops.lock_wait_s)"
             )
         time.sleep(1.0)
+    held = HeldLock(lock, run_id, settings.ops.lock_heartbeat_s)
     try:
-        yield
+        yield held
     finally:
+        held.stop()
         lock.release(run_id)

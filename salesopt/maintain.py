@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -111,11 +111,13 @@ def maintain(spark: SparkSession, settings: Settings, vacuum: bool = True) -> di
     writes to the same tables, and one of the two would fail.
     """
     run_id = "maintain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    with warehouse_lock(settings, run_id, spark), _listing_parallelism(spark):
-        return _maintain(spark, settings, vacuum)
+    with warehouse_lock(settings, run_id, spark) as held, _listing_parallelism(spark):
+        return _maintain(spark, settings, vacuum, held.check)
 
 
-def _maintain(spark: SparkSession, settings: Settings, vacuum: bool) -> dict[str, Any]:
+def _maintain(
+    spark: SparkSession, settings: Settings, vacuum: bool, check: Callable[[], None]
+) -> dict[str, Any]:
     warehouse = Warehouse.from_settings(settings)
     tables = list_tables(spark, warehouse)
     report: dict[str, Any] = {
@@ -123,6 +125,7 @@ def _maintain(spark: SparkSession, settings: Settings, vacuum: bool) -> dict[str
         "vacuum_retention_hours": settings.maintain.vacuum_retention_hours,
     }
     for layer, name in tables:
+        check()  # stops when the lock was taken over: the next table is not touched
         t0 = time.perf_counter()
         table = DeltaTable.forPath(spark, warehouse.path(layer, name))
         entry: dict[str, Any] = {}

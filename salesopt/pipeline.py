@@ -120,8 +120,9 @@ def refresh(
     ctx = StageContext(spark, settings, warehouse, as_of, run_id or new_run_id(as_of))
     t0 = time.perf_counter()
     reports: list[StageReport] = []
-    with warehouse_lock(settings, ctx.run_id, spark):
+    with warehouse_lock(settings, ctx.run_id, spark) as held:
         for name in selected:
+            held.check()  # a run whose lock was taken over writes nothing more
             try:
                 reports.append(run_stage(ctx, name))
             except SalesoptError:

@@ -11,14 +11,18 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 from e2e_helpers import CORE, TINY_AS_OF, cli_refresh_cmd, start, subprocess_env, write_tiny_landing
 from pyspark.sql import SparkSession
+from pyspark.sql.types import StructType
 
 import salesopt.maintain
+import salesopt.pipeline
 from salesopt.cli import main as cli_main
 from salesopt.errors import SalesoptError, SetupError, WarehouseLocked
 from salesopt.io.tables import Warehouse
@@ -30,16 +34,21 @@ from salesopt.summary import read_summary
 TEST_CONF = Path(__file__).resolve().parents[2] / "conf" / "test.yaml"
 
 
-def write_lock(root: Path, **fields: object) -> Path:
+def write_lock(root: Path, heartbeat: float | None = None, **fields: object) -> Path:
+    """A lock file as a run writes it; `heartbeat` (default: its start) is the modification time
+    its renewals set."""
     root.mkdir(parents=True, exist_ok=True)
     payload = {
         "run_id": "crashed-run",
         "host": socket.gethostname(),
         "pid": 0,
         "started": time.time(),
+        **fields,
     }
     path = root / LOCK_NAME
-    path.write_text(json.dumps({**payload, **fields}))
+    path.write_text(json.dumps(payload))
+    renewed = payload["started"] if heartbeat is None else heartbeat
+    os.utime(path, (renewed, renewed))
     return path
 
 
@@ -93,7 +102,7 @@ def test_lock_of_a_dead_process_is_taken_over(
     path = write_lock(Path(settings.paths.warehouse), pid=dead_pid())
     with caplog.at_level(logging.WARNING, "salesopt.lock"), warehouse_lock(settings, "new-run"):
         assert json.loads(path.read_text())["run_id"] == "new-run"
-    assert "taking over a stale refresh lock held by run crashed-run" in caplog.text
+    assert "taking over a stale warehouse lock held by run crashed-run" in caplog.text
     assert not path.exists()
 
 
@@ -110,18 +119,66 @@ def test_a_lock_file_naming_no_run_is_reported_not_waited_on_forever(settings_fo
     assert (root / LOCK_NAME).exists()  # left for the operator, who knows whether a run is alive
 
 
-def test_old_lock_from_another_host_is_taken_over_a_recent_one_is_not(settings_for) -> None:
+def test_a_lock_from_another_host_is_stale_when_not_renewed_for_lock_stale_s(settings_for) -> None:
     settings = settings_for(ops={"lock_stale_s": 3600})
     root = Path(settings.paths.warehouse)
-    write_lock(root, host="other-node", pid=1, started=time.time() - 7200)
+    now = time.time()
+    write_lock(root, host="other-node", pid=1, started=now - 60, heartbeat=now - 7200)
     with warehouse_lock(settings, "new-run"):
         assert json.loads((root / LOCK_NAME).read_text())["run_id"] == "new-run"
-    write_lock(root, host="other-node", pid=1, started=time.time() - 60)
+    # a run of ten hours that still renews its lock keeps it
+    write_lock(root, host="other-node", pid=1, started=now - 36000, heartbeat=now - 60)
     with (
         pytest.raises(WarehouseLocked, match="run crashed-run pid 1 on other-node"),
         warehouse_lock(settings, "new-run"),
     ):
         pass
+
+
+def test_a_run_renews_its_lock_and_keeps_it_past_lock_stale_s(settings_for) -> None:
+    renewing = settings_for(ops={"lock_heartbeat_s": 0.1, "lock_stale_s": 0.5})
+    lock_file = Path(renewing.paths.warehouse) / LOCK_NAME
+    with warehouse_lock(renewing, "long-run") as held:
+        taken = lock_file.stat().st_mtime
+        time.sleep(1.5)
+        assert lock_file.stat().st_mtime > taken + 1.0  # renewed by the heartbeat
+        with (
+            pytest.raises(WarehouseLocked, match=rf"run long-run pid {os.getpid()}"),
+            warehouse_lock(renewing, "second-run"),
+        ):
+            pass
+        held.check()  # still held
+    # without renewals the same run's lock is stale once lock_stale_s has passed
+    silent = settings_for(ops={"lock_heartbeat_s": 0, "lock_stale_s": 0.5})
+    with warehouse_lock(silent, "long-run"):
+        time.sleep(1.0)
+        with warehouse_lock(silent, "second-run"):
+            assert json.loads(lock_file.read_text())["run_id"] == "second-run"
+
+
+def test_a_run_whose_lock_was_taken_over_stops_before_its_next_stage(
+    settings_for, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No Spark stage runs: `run_stage` stands in and hands the lock to another run."""
+    settings = settings_for(ops={"lock_heartbeat_s": 0.1, "lock_stale_s": 1.0})
+    root = Path(settings.paths.warehouse)
+    ran: list[str] = []
+
+    def stage_that_loses_the_lock(ctx: object, name: str) -> None:
+        ran.append(name)
+        (root / LOCK_NAME).unlink()  # e.g. taken over after a long pause, or `salesopt unlock`
+        write_lock(root, run_id="other-run", host="other-node", pid=1)
+        time.sleep(1.0)  # the next renewal finds it
+
+    monkeypatch.setattr(salesopt.pipeline, "run_stage", stage_that_loses_the_lock)
+    with pytest.raises(
+        WarehouseLocked,
+        match=r"run lost-run lost the warehouse lock .* now held by run other-run pid 1 on "
+        r"other-node; stopped before the next stage",
+    ):
+        refresh(None, settings, date(2025, 3, 4), ["ingest", "silver", "gold"], "lost-run")  # type: ignore[arg-type]
+    assert ran == ["ingest"]
+    assert json.loads((root / LOCK_NAME).read_text())["run_id"] == "other-run"  # left alone
 
 
 def test_second_refresh_waits_when_configured(settings_for) -> None:
@@ -175,7 +232,7 @@ def test_delta_lock_refuses_a_second_refresh_and_takes_over_a_stale_holder(
     _write_lock_row(spark, settings, started=time.time() - 7200)
     with caplog.at_level(logging.WARNING, "salesopt.lock"), warehouse_lock(settings, "new-run"):
         assert [r["run_id"] for r in _lock_rows(spark, settings)] == ["new-run"]
-    assert "taking over a stale refresh lock held by run crashed-run" in caplog.text
+    assert "taking over a stale warehouse lock held by run crashed-run" in caplog.text
     assert _lock_rows(spark, settings) == []
 
     _write_lock_row(spark, settings, started=time.time() - 60)
@@ -190,6 +247,49 @@ def test_delta_lock_refuses_a_second_refresh_and_takes_over_a_stale_holder(
         unlock(settings, "new-run", spark)
     assert unlock(settings, "crashed-run", spark)["removed"] is True
     assert _lock_rows(spark, settings) == []
+
+
+@pytest.mark.spark
+def test_delta_lock_is_renewed_and_a_lost_lock_is_noticed(
+    spark: SparkSession, settings_for
+) -> None:
+    settings = settings_for(ops={"lock": "delta", "lock_heartbeat_s": 0.5, "lock_stale_s": 3600})
+    path = Warehouse.from_settings(settings).path(*LOCK_TABLE)
+    # a lock table created before heartbeats: the column is added when the lock is taken
+    before = StructType([f for f in LOCK_SCHEMA.fields if f.name != "heartbeat"])
+    spark.createDataFrame([], before).write.format("delta").save(path)
+
+    def wait_for(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 120
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.5)
+
+    with warehouse_lock(settings, "long-run", spark) as held:
+        (row,) = _lock_rows(spark, settings)
+        assert row["heartbeat"] >= row["started"]  # set when taken, then renewed
+        wait_for(
+            lambda: _lock_rows(spark, settings)[0]["heartbeat"] > row["started"],
+            "the heartbeat was never renewed",
+        )
+        held.check()
+        DeltaTable.forPath(spark, path).delete()  # taken over by a run on another host
+        _write_lock_row(spark, settings, run_id="other-run")
+        wait_for(lambda: held.lost is not None, "the lost lock was never noticed")
+        with pytest.raises(WarehouseLocked, match=r"now held by run other-run pid 1 on other-node"):
+            held.check()
+    assert [r["run_id"] for r in _lock_rows(spark, settings)] == ["other-run"]  # left alone
+
+    # stale means not renewed for lock_stale_s, however long ago the run started
+    now = time.time()
+    DeltaTable.forPath(spark, path).delete()
+    _write_lock_row(spark, settings, started=now - 36000, heartbeat=now - 60)
+    with pytest.raises(WarehouseLocked), warehouse_lock(settings, "new-run", spark):
+        pass
+    DeltaTable.forPath(spark, path).delete()
+    _write_lock_row(spark, settings, started=now - 60, heartbeat=now - 7200)
+    with warehouse_lock(settings, "new-run", spark):
+        assert [r["run_id"] for r in _lock_rows(spark, settings)] == ["new-run"]
 
 
 @pytest.mark.spark

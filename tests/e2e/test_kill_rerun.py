@@ -94,7 +94,7 @@ def test_killed_in_silver_then_rerun_equals_clean_run(
 
     with caplog.at_level(logging.WARNING, "salesopt"):
         rerun = refresh(spark, settings(killed_root), as_of, CORE)
-    assert f"taking over a stale refresh lock held by run {lock['run_id']}" in caplog.text
+    assert f"taking over a stale warehouse lock held by run {lock['run_id']}" in caplog.text
     if point == "silver_written":
         assert f"{expected['accepted']} lines of this batch are already in silver" in caplog.text
     clean = refresh(spark, settings(clean_root), as_of, CORE)
