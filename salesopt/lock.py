@@ -120,6 +120,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _describe(holder: dict) -> str:
+    if not holder:
+        return "nobody (removed)"
+    if holder.get("run_id") is None:
+        return "no run (an unreadable lock file)"
+    return f"run {holder.get('run_id')} pid {holder.get('pid')} on {holder.get('host')}"
+
+
 def _is_stale(info: dict, stale_s: float) -> bool:
     """Not renewed for `stale_s` (a lock without heartbeat: not since it was taken), or its
     process is gone on this host."""
@@ -161,12 +169,20 @@ class _FileLock:
         return True
 
     def holder(self) -> dict:
-        """The lock file's content, its modification time as the heartbeat."""
+        """The lock file's content, its modification time as the heartbeat; {} without a file.
+
+        A file that names no run (empty or unreadable: its process died between creating and
+        writing it, which a live run does at once) has only the heartbeat.
+        """
         try:
-            info = json.loads(self.path.read_text() or "{}")
-            return {**info, "heartbeat": self.path.stat().st_mtime} if info else {}
-        except (FileNotFoundError, json.JSONDecodeError):
+            text, renewed = self.path.read_text(), self.path.stat().st_mtime
+        except FileNotFoundError:
             return {}
+        try:
+            info = json.loads(text)
+        except json.JSONDecodeError:
+            info = {}
+        return {**(info if isinstance(info, dict) else {}), "heartbeat": renewed}
 
     def take_over(self, holder: dict) -> None:
         now = self.holder()  # not one that changed hands or was renewed since it was read
@@ -319,10 +335,16 @@ def unlock(settings: Settings, run_id: str, spark: SparkSession | None = None) -
     holder = lock.holder()
     if not holder:
         return {"lock": lock.where, "held_by": None, "removed": False}
+    if holder.get("run_id") is None:
+        raise SalesoptError(
+            f"the warehouse lock ({lock.where}) names no run (an unreadable lock file): nothing "
+            "removed; the next run takes it over once it is ops.lock_stale_s old, or delete it "
+            "if no refresh or maintenance is running"
+        )
     if holder.get("run_id") != run_id:
         raise SalesoptError(
-            f"the warehouse lock ({lock.where}) is held by run {holder.get('run_id')} "
-            f"pid {holder.get('pid')} on {holder.get('host')}, not by {run_id}: nothing removed"
+            f"the warehouse lock ({lock.where}) is held by {_describe(holder)}, not by {run_id}: "
+            "nothing removed"
         )
     log.warning("removing the warehouse lock held by run %s (salesopt unlock)", run_id)
     lock.take_over(holder)
@@ -365,11 +387,7 @@ class HeldLock:
             holder = self.lock.holder()
             if holder.get("run_id") == self.run_id:  # renewed between the two reads
                 continue
-            self.lost = (
-                f"run {holder.get('run_id')} pid {holder.get('pid')} on {holder.get('host')}"
-                if holder
-                else "nobody (removed)"
-            )
+            self.lost = _describe(holder)
             log.error(
                 "the warehouse lock of run %s (%s) is now held by %s: stopping at the next stage",
                 self.run_id, self.lock.where, self.lost,
@@ -407,28 +425,31 @@ def warehouse_lock(
     unnamed_reads = 0
     while not lock.try_acquire(payload):
         holder = lock.holder()
-        if not holder and unnamed_reads < _UNNAMED_RETRIES:
-            # released between the two calls, or a lock file created but not written yet
+        if not holder:  # released between the two calls: try again
+            time.sleep(0.2)
+            continue
+        named = holder.get("run_id") is not None
+        if not named and unnamed_reads < _UNNAMED_RETRIES:  # perhaps created, not yet written
             unnamed_reads += 1
             time.sleep(0.2)
             continue
-        if not holder and time.monotonic() >= deadline:
-            raise WarehouseLocked(
-                f"the warehouse lock ({lock.where}) exists but names no run (an unreadable "
-                "lock file); if no refresh or maintenance is running, delete it"
-            )
-        if holder and _is_stale(holder, settings.ops.lock_stale_s):
+        if _is_stale(holder, settings.ops.lock_stale_s):
             log.warning(
-                "taking over a stale warehouse lock held by run %s (last renewed %.0f s ago)",
-                holder.get("run_id"),
+                "taking over a stale warehouse lock held by %s (last renewed %.0f s ago)",
+                _describe(holder),
                 time.time() - float(holder.get("heartbeat") or holder.get("started") or 0),
             )
             lock.take_over(holder)
             continue
+        if time.monotonic() >= deadline and not named:
+            raise WarehouseLocked(
+                f"the warehouse lock ({lock.where}) exists but names no run (an unreadable "
+                "lock file); it is taken over once it is ops.lock_stale_s old; if no refresh "
+                "or maintenance is running, delete it"
+            )
         if time.monotonic() >= deadline:
             raise WarehouseLocked(
-                f"another run holds the warehouse lock ({lock.where}): run "
-                f"{holder.get('run_id')} pid {holder.get('pid')} on {holder.get('host')}; "
+                f"another run holds the warehouse lock ({lock.where}): {_describe(holder)}; "
                 "retry later or wait (ops.lock_wait_s)"
             )
         time.sleep(1.0)

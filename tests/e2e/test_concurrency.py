@@ -106,17 +106,30 @@ def test_lock_of_a_dead_process_is_taken_over(
     assert not path.exists()
 
 
-def test_a_lock_file_naming_no_run_is_reported_not_waited_on_forever(settings_for) -> None:
-    settings = settings_for()
+def test_a_lock_file_naming_no_run_is_reported_then_taken_over_once_stale(
+    settings_for, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = settings_for(ops={"lock_stale_s": 3600})
     root = Path(settings.paths.warehouse)
     root.mkdir(parents=True)
-    (root / LOCK_NAME).write_text("")  # e.g. a process killed between create and write
+    lock_file = root / LOCK_NAME
+    lock_file.write_text("")  # e.g. a process killed between create and write
     with (
         pytest.raises(WarehouseLocked, match=r"exists but names no run .* delete it"),
         warehouse_lock(settings, "new-run"),
     ):
         pass
-    assert (root / LOCK_NAME).exists()  # left for the operator, who knows whether a run is alive
+    assert lock_file.exists()  # a fresh one is left: its run may be writing it right now
+    flags = ["--conf", str(TEST_CONF), "--warehouse", str(root), "--run-id", "any-run"]
+    assert cli_main(["unlock", *flags]) == 1
+    assert "names no run (an unreadable lock file): nothing removed" in capsys.readouterr().err
+    an_hour_ago = time.time() - 3700  # a live run writes its lock at once
+    os.utime(lock_file, (an_hour_ago, an_hour_ago))
+    with caplog.at_level(logging.WARNING, "salesopt.lock"), warehouse_lock(settings, "new-run"):
+        assert json.loads(lock_file.read_text())["run_id"] == "new-run"
+    assert "taking over a stale warehouse lock held by no run (an unreadable lock file)" in (
+        caplog.text
+    )
 
 
 def test_a_lock_from_another_host_is_stale_when_not_renewed_for_lock_stale_s(settings_for) -> None:
