@@ -169,6 +169,32 @@ def test_a_run_renews_its_lock_and_keeps_it_past_lock_stale_s(settings_for) -> N
             assert json.loads(lock_file.read_text())["run_id"] == "second-run"
 
 
+def test_a_renewal_that_fails_on_storage_is_retried_not_taken_as_lost(
+    settings_for, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(ops={"lock_heartbeat_s": 0.1, "lock_stale_s": 60})
+    lock_file = Path(settings.paths.warehouse) / LOCK_NAME
+    real_utime, failures = os.utime, [2]
+
+    def flaky_utime(path: object, *args: object, **kwargs: object) -> None:
+        if Path(str(path)) == lock_file and failures[0] > 0:
+            failures[0] -= 1
+            raise OSError("storage unavailable")
+        real_utime(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    with caplog.at_level(logging.WARNING, "salesopt.lock"), warehouse_lock(settings, "run") as held:
+        monkeypatch.setattr(os, "utime", flaky_utime)
+        taken = lock_file.stat().st_mtime
+        deadline = time.monotonic() + 30
+        while lock_file.stat().st_mtime <= taken:  # renewed once the failures are spent
+            assert time.monotonic() < deadline, "never renewed after the storage errors"
+            time.sleep(0.1)
+        held.check()  # not lost
+    assert failures == [0]
+    assert caplog.text.count("could not renew the warehouse lock") == 2
+    assert "storage unavailable" in caplog.text
+
+
 def test_a_run_whose_lock_was_taken_over_stops_before_its_next_stage(
     settings_for, monkeypatch: pytest.MonkeyPatch
 ) -> None:
