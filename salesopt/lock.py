@@ -128,11 +128,14 @@ def _describe(holder: dict) -> str:
     return f"run {holder.get('run_id')} pid {holder.get('pid')} on {holder.get('host')}"
 
 
+def _since_renewed(info: dict) -> float:
+    """Seconds since the lock was last renewed (a lock without heartbeat: since it was taken)."""
+    return time.time() - float(info.get("heartbeat") or info.get("started") or 0)
+
+
 def _is_stale(info: dict, stale_s: float) -> bool:
-    """Not renewed for `stale_s` (a lock without heartbeat: not since it was taken), or its
-    process is gone on this host."""
-    renewed = info.get("heartbeat") or info.get("started") or 0
-    if time.time() - float(renewed) > stale_s:
+    """Not renewed for `stale_s`, or its process is gone on this host."""
+    if _since_renewed(info) > stale_s:
         return True
     return info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid") or -1))
 
@@ -211,8 +214,11 @@ class _DeltaLock:
         self.wh = wh
         self.path = wh.path(*LOCK_TABLE)
         self.where = f"Delta table {self.path}"
+        self._ready = False  # the table exists with the current schema (checked once)
 
     def _table(self) -> DeltaTable:
+        if self._ready:
+            return DeltaTable.forPath(self.spark, self.path)
         if not self.wh.exists(self.spark, *LOCK_TABLE):
             try:
                 self.wh.append(self.spark.createDataFrame([], LOCK_SCHEMA), *LOCK_TABLE)
@@ -227,6 +233,7 @@ class _DeltaLock:
                 if _conflict(exc) is None:  # else another run added it at the same moment
                     raise
             table = DeltaTable.forPath(self.spark, self.path)
+        self._ready = True
         return table
 
     def _is_holder(self, run_id: str) -> F.Column:
@@ -384,8 +391,8 @@ class HeldLock:
                     self.lock.where, str(exc).splitlines()[0][:200], interval_s,
                 )  # fmt: skip
                 continue
-            holder = self.lock.holder()
-            if holder.get("run_id") == self.run_id:  # renewed between the two reads
+            holder = self.lock.holder()  # names the new holder
+            if holder.get("run_id") == self.run_id:  # still ours: the renewal missed its row
                 continue
             self.lost = _describe(holder)
             log.error(
@@ -437,20 +444,18 @@ def warehouse_lock(
             log.warning(
                 "taking over a stale warehouse lock held by %s (last renewed %.0f s ago)",
                 _describe(holder),
-                time.time() - float(holder.get("heartbeat") or holder.get("started") or 0),
+                _since_renewed(holder),
             )
             lock.take_over(holder)
             continue
-        if time.monotonic() >= deadline and not named:
-            raise WarehouseLocked(
-                f"the warehouse lock ({lock.where}) exists but names no run (an unreadable "
-                "lock file); it is taken over once it is ops.lock_stale_s old; if no refresh "
-                "or maintenance is running, delete it"
-            )
         if time.monotonic() >= deadline:
             raise WarehouseLocked(
                 f"another run holds the warehouse lock ({lock.where}): {_describe(holder)}; "
                 "retry later or wait (ops.lock_wait_s)"
+                if named
+                else f"the warehouse lock ({lock.where}) exists but names no run (an unreadable "
+                "lock file); it is taken over once it is ops.lock_stale_s old; if no refresh "
+                "or maintenance is running, delete it"
             )
         time.sleep(1.0)
     held = HeldLock(lock, run_id, settings.ops.lock_heartbeat_s)
