@@ -79,6 +79,9 @@ _CONFLICT_MARKERS = (
     "DELTA_PROTOCOL_CHANGED",
 )  # fmt: skip
 _RELEASE_ATTEMPTS = 5
+# the scheduler pool of the Delta lock's renewals (`salesopt/fairscheduler.xml`)
+RENEWAL_POOL = "salesopt_lock"
+_POOL_PROPERTY = "spark.scheduler.pool"
 _UNNAMED_RETRIES = 5  # reads of a lock that names no run before it counts as held
 
 
@@ -287,18 +290,29 @@ class _DeltaLock:
                 raise
 
     def renew(self, run_id: str) -> bool:
-        """Sets this run's heartbeat; False when the table holds no row of this run."""
-        row = self.spark.createDataFrame(
-            [(_KEY, run_id, time.time())], "name string, run_id string, heartbeat double"
-        )
-        merged = (
-            self._table()
-            .alias("t")
-            .merge(row.alias("s"), "t.name = s.name AND t.run_id = s.run_id")
-            .whenMatchedUpdate(set={"heartbeat": "s.heartbeat"})
-            .execute()
-            .first()
-        )
+        """Sets this run's heartbeat; False when the table holds no row of this run.
+
+        Its Spark jobs run in the `RENEWAL_POOL` scheduler pool. Under FAIR scheduling (the
+        embedded session's) they take the next free task slot; under FIFO they would wait
+        behind every task of the stage the run is in.
+        """
+        sc = self.spark.sparkContext
+        pool = sc.getLocalProperty(_POOL_PROPERTY)  # this thread's; restored below
+        sc.setLocalProperty(_POOL_PROPERTY, RENEWAL_POOL)
+        try:
+            row = self.spark.createDataFrame(
+                [(_KEY, run_id, time.time())], "name string, run_id string, heartbeat double"
+            )
+            merged = (
+                self._table()
+                .alias("t")
+                .merge(row.alias("s"), "t.name = s.name AND t.run_id = s.run_id")
+                .whenMatchedUpdate(set={"heartbeat": "s.heartbeat"})
+                .execute()
+                .first()
+            )
+        finally:
+            sc.setLocalProperty(_POOL_PROPERTY, pool)  # type: ignore[arg-type]
         return merged is not None and merged["num_updated_rows"] == 1
 
     def release(self, run_id: str) -> None:

@@ -30,6 +30,8 @@ DELTA_CONF = {
 }
 _JARS_ENV = "SALESOPT_JARS_DIR"
 LOG4J_CONF = Path(__file__).with_name("log4j2.properties")
+# pools under FAIR scheduling: `default` for the run's jobs, `salesopt_lock` for the lock's
+SCHEDULER_POOLS = Path(__file__).with_name("fairscheduler.xml")
 
 
 def jar_locations(jars_dir: str | None = None) -> list[str]:
@@ -80,6 +82,8 @@ def embedded_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.driver.extraJavaOptions": (
             f"-Dlog4j2.configurationFile={LOG4J_CONF} -Dsalesopt.log.level={settings.log_level}"
         ),
+        # read only under `spark.scheduler.mode=FAIR` (not the default: docs/operations.md)
+        "spark.scheduler.allocation.file": str(SCHEDULER_POOLS),
         **one_machine_conf(settings),
     }
 

@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,15 @@ from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
-from e2e_helpers import CORE, TINY_AS_OF, cli_refresh_cmd, start, subprocess_env, write_tiny_landing
+from e2e_helpers import (
+    CORE,
+    ROOT,
+    TINY_AS_OF,
+    cli_refresh_cmd,
+    start,
+    subprocess_env,
+    write_tiny_landing,
+)
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 
@@ -460,3 +469,71 @@ def test_two_refresh_processes_at_once(spark: SparkSession, base_settings, tmp_p
     )
     gold = refresh(spark, settings, date.fromisoformat(TINY_AS_OF), ("gold",))
     assert gold.stage("gold").summary["published_batches"] == 1
+
+
+# one process, two sessions: the Delta lock renewed during a long stage, under each scheduler
+_SCHEDULERS = """
+import json, sys, time
+from pathlib import Path
+import salesopt.lock
+from salesopt.config import load_settings
+from salesopt.lock import warehouse_lock
+from salesopt.session import get_spark
+
+renewed = []
+renew = salesopt.lock._DeltaLock.renew
+def timed(self, run_id):
+    held = renew(self, run_id)
+    renewed.append(time.monotonic())
+    return held
+salesopt.lock._DeltaLock.renew = timed
+for mode in ("FAIR", "FIFO"):
+    settings = load_settings(sys.argv[1], environ={}).with_overrides(
+        paths={"warehouse": str(Path(sys.argv[2]) / mode)},
+        ops={"lock": "delta", "lock_heartbeat_s": 0.5, "lock_stale_s": 3600},
+        spark={"master": "local[2]", "conf": {"spark.scheduler.mode": mode}},
+    )
+    spark = get_spark(settings.spark)
+    sc = spark.sparkContext
+    with warehouse_lock(settings, "long-run", spark) as held:
+        renewed.clear()
+        started = time.monotonic()
+        sc.parallelize(range(50), 50).foreach(lambda _: time.sleep(1))  # both slots, ~25 s
+        ended = time.monotonic()
+        held.check()
+    # the pool is set for the renewal only: this thread's jobs stay where they were
+    sc.setLocalProperty("spark.scheduler.pool", "mine")
+    gone = renew(salesopt.lock._DeltaLock(spark, held.lock.wh), "no-such-run")
+    print(json.dumps({
+        "mode": sc.getConf().get("spark.scheduler.mode"),
+        "stage_s": ended - started,
+        "renewed_during": [t - started for t in renewed if started < t < ended - 3],
+        "pool_after": sc.getLocalProperty("spark.scheduler.pool"),
+        "renewed_gone": gone,
+    }))
+    spark.stop()
+"""
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_delta_lock_renewal_waits_behind_a_long_stage_only_under_fifo(tmp_path: Path) -> None:
+    """The renewals run in the `salesopt_lock` pool (`salesopt/fairscheduler.xml`).
+
+    Under fair scheduling they take the next free task slot while a stage keeps both busy;
+    under FIFO (Spark's default) none finishes before the stage has started all its tasks.
+    """
+    script = tmp_path / "schedulers.py"
+    script.write_text(_SCHEDULERS)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(TEST_CONF), str(tmp_path)],
+        env=subprocess_env(), capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fair, fifo = (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))
+    assert (fair["mode"], fifo["mode"]) == ("FAIR", "FIFO")
+    assert fair["stage_s"] > 20 and fifo["stage_s"] > 20  # long enough to tell them apart
+    assert fair["renewed_during"], fair
+    assert fifo["renewed_during"] == [], fifo
+    assert fair["pool_after"] == fifo["pool_after"] == "mine"
+    assert fair["renewed_gone"] is fifo["renewed_gone"] is False

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from pyspark.sql import SparkSession
@@ -14,6 +15,7 @@ from pyspark.sql import SparkSession
 from bench.common import clear_codegen_cache
 from salesopt.config import SparkSettings
 from salesopt.errors import SetupError
+from salesopt.lock import RENEWAL_POOL
 from salesopt.session import (
     default_conf,
     embedded_conf,
@@ -56,6 +58,18 @@ def test_one_machine_conf_is_embedded_only() -> None:
     assert embedded_conf(settings)["spark.databricks.delta.snapshotPartitions"] == "6"
     # a submitted or cluster session keeps Spark's and Delta's own defaults for these
     assert not set(one_machine_conf(settings)) & set(default_conf(settings))
+
+
+def test_embedded_session_has_a_scheduler_pool_for_the_lock_renewal() -> None:
+    conf = embedded_conf(SparkSettings())
+    assert "spark.scheduler.mode" not in conf  # FIFO unless the settings ask for FAIR
+    pools = {
+        pool.get("name"): {child.tag: child.text for child in pool}
+        for pool in ElementTree.parse(conf["spark.scheduler.allocation.file"]).getroot()
+    }
+    # the run's jobs keep FIFO order; the renewal takes the next free slot (minimum share 1)
+    assert pools["default"] == {"schedulingMode": "FIFO", "weight": "1", "minShare": "0"}
+    assert pools[RENEWAL_POOL] == {"schedulingMode": "FIFO", "weight": "1", "minShare": "1"}
 
 
 def test_settings_conf_overrides_any_key() -> None:
