@@ -23,6 +23,15 @@ log = logging.getLogger("salesopt")
 DEFAULT_CONF = Path("conf/local.yaml")
 
 
+def iso_date(text: str) -> date:
+    """A date flag's value: YYYY-MM-DD, with the reason when it is not a valid date."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        reason = "" if "Invalid isoformat" in str(exc) else f" ({exc})"
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}{reason}") from None
+
+
 def _conf_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--conf", type=Path, default=None, help="environment file (default conf/local.yaml)"
@@ -49,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--customers", type=int)
     gen.add_argument("--products", type=int)
     gen.add_argument("--days", type=int)
-    gen.add_argument("--start-date", type=date.fromisoformat)
+    gen.add_argument("--start-date", type=iso_date)
     gen.add_argument("--seed", type=int)
     gen.add_argument("--dirty-rate", type=float)
 
@@ -57,9 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "refresh", allow_abbrev=False, help="refresh the warehouse for one business date"
     )
     _conf_flags(ref)
-    ref.add_argument(
-        "--as-of", type=date.fromisoformat, required=True, help="business date YYYY-MM-DD"
-    )
+    ref.add_argument("--as-of", type=iso_date, required=True, help="business date YYYY-MM-DD")
     ref.add_argument("--stages", help="comma-separated subset of stages (default: all)")
 
     demo = sub.add_parser(
@@ -67,14 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _conf_flags(demo)
     demo.add_argument("--out", default="data/demo", help="demo folder (landing, truth, warehouse)")
-    demo.add_argument("--as-of", type=date.fromisoformat, help="default: last generated day")
+    demo.add_argument("--as-of", type=iso_date, help="default: last generated day")
     demo.add_argument("--dataset", choices=("synthetic", "completejourney"), default="synthetic")
 
     rep = sub.add_parser("report", allow_abbrev=False, help="write the HTML report for one as_of")
     _conf_flags(rep)
-    rep.add_argument(
-        "--as-of", type=date.fromisoformat, required=True, help="business date YYYY-MM-DD"
-    )
+    rep.add_argument("--as-of", type=iso_date, required=True, help="business date YYYY-MM-DD")
     rep.add_argument(
         "--out", required=True, type=Path, help="output folder for report.html + charts"
     )

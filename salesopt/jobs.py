@@ -16,13 +16,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 import salesopt
-from salesopt.cli import configure_logging, settings_from
+from salesopt.cli import configure_logging, iso_date, settings_from
 from salesopt.config import Settings
 from salesopt.errors import ConfigError, SalesoptError
 from salesopt.pipeline import parse_stages, refresh
@@ -57,9 +56,7 @@ def build_parser(job: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--conf", type=Path, default=None, help="environment file (default conf/local.yaml)"
     )
-    p.add_argument(
-        "--as-of", type=date.fromisoformat, required=True, help="business date YYYY-MM-DD"
-    )
+    p.add_argument("--as-of", type=iso_date, required=True, help="business date YYYY-MM-DD")
     p.add_argument("--warehouse", help="warehouse root (overrides paths.warehouse)")
     p.add_argument("--landing", help="landing root (overrides paths.landing)")
     p.add_argument(

@@ -37,9 +37,16 @@ def test_refresh_requires_as_of() -> None:
     assert exit_info.value.code == 2
 
 
-def test_bad_date_and_mistyped_flag_fail() -> None:
+def test_bad_date_and_mistyped_flag_fail(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["refresh", "--as-of", "30/06/2025"])
+    assert "argument --as-of: not a date YYYY-MM-DD: '30/06/2025'\n" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--start-date", "2025-13-01"])
+    assert (
+        "argument --start-date: not a date YYYY-MM-DD: '2025-13-01' (month must be in 1..12)"
+        in capsys.readouterr().err
+    )
     with pytest.raises(SystemExit):
         build_parser().parse_args(["refresh", "--as-of", "2025-06-30", "--stage", "gold"])
 

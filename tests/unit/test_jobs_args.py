@@ -101,7 +101,7 @@ def test_exit_code_2_for_usage_and_configuration(
     assert jobs.execute("refresh", ["--as-of", "2025-06-30", "--set", "spark.nope=1"]) == 2
     assert "unknown key 'spark.nope' in command-line flags" in capsys.readouterr().err
     assert jobs.execute("refresh", ["--as-of", "tomorrow"]) == 2
-    assert "invalid fromisoformat value: 'tomorrow'" in capsys.readouterr().err
+    assert "argument --as-of: not a date YYYY-MM-DD: 'tomorrow'" in capsys.readouterr().err
     assert jobs.main(["nightly", "--as-of", "2025-06-30"]) == 2
     assert "usage: salesopt-job {refresh,ingest" in capsys.readouterr().err
 
