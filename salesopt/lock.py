@@ -209,6 +209,28 @@ class _FileLock:
             self.path.unlink(missing_ok=True)
 
 
+@contextmanager
+def _renewal_pool(spark: SparkSession) -> Iterator[None]:
+    """Runs the block's Spark jobs in the `RENEWAL_POOL` scheduler pool (this thread only).
+
+    Under FAIR scheduling (`spark.scheduler.mode`, docs/operations.md) a renewal then takes
+    the next free task slot; under FIFO, Spark's default, the pool is ignored and the renewal
+    waits behind every task of the stage the run is in. A session without a SparkContext
+    (Spark Connect) has no pools: the block runs as it is.
+    """
+    try:
+        sc = spark.sparkContext
+    except Exception:  # Spark Connect
+        yield
+        return
+    pool = sc.getLocalProperty(_POOL_PROPERTY)
+    sc.setLocalProperty(_POOL_PROPERTY, RENEWAL_POOL)
+    try:
+        yield
+    finally:
+        sc.setLocalProperty(_POOL_PROPERTY, pool)  # type: ignore[arg-type]  # None clears it
+
+
 class _DeltaLock:
     """One row in the Delta table `ops/refresh_lock` (see the module docstring)."""
 
@@ -292,14 +314,9 @@ class _DeltaLock:
     def renew(self, run_id: str) -> bool:
         """Sets this run's heartbeat; False when the table holds no row of this run.
 
-        Its Spark jobs run in the `RENEWAL_POOL` scheduler pool. Under FAIR scheduling (the
-        embedded session's) they take the next free task slot; under FIFO they would wait
-        behind every task of the stage the run is in.
+        Its Spark jobs run in the `RENEWAL_POOL` scheduler pool (`_renewal_pool`).
         """
-        sc = self.spark.sparkContext
-        pool = sc.getLocalProperty(_POOL_PROPERTY)  # this thread's; restored below
-        sc.setLocalProperty(_POOL_PROPERTY, RENEWAL_POOL)
-        try:
+        with _renewal_pool(self.spark):
             row = self.spark.createDataFrame(
                 [(_KEY, run_id, time.time())], "name string, run_id string, heartbeat double"
             )
@@ -311,8 +328,6 @@ class _DeltaLock:
                 .execute()
                 .first()
             )
-        finally:
-            sc.setLocalProperty(_POOL_PROPERTY, pool)  # type: ignore[arg-type]
         return merged is not None and merged["num_updated_rows"] == 1
 
     def release(self, run_id: str) -> None:

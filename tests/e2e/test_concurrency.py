@@ -30,6 +30,7 @@ from e2e_helpers import (
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 
+import salesopt.lock
 import salesopt.maintain
 import salesopt.pipeline
 from salesopt.cli import main as cli_main
@@ -404,6 +405,20 @@ def test_unlock_removes_only_the_named_runs_lock(
     assert not path.exists()
     assert cli_main(["unlock", *flags, "--run-id", "crashed-run"]) == 0  # nothing held
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["removed"] is False
+
+
+def test_renewal_pool_is_skipped_without_a_spark_context() -> None:
+    """Spark Connect sessions have no SparkContext and no scheduler pools."""
+
+    class ConnectLike:
+        @property
+        def sparkContext(self) -> None:  # noqa: N802 (the name PySpark uses)
+            raise RuntimeError("[JVM_ATTRIBUTE_NOT_SUPPORTED] sparkContext is not supported")
+
+    ran = []
+    with salesopt.lock._renewal_pool(ConnectLike()):  # type: ignore[arg-type]
+        ran.append(True)
+    assert ran == [True]
 
 
 def test_lock_kind_follows_the_warehouse_path(settings_for) -> None:
