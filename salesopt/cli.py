@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from salesopt.config import Settings, load_settings, parse_set_flags
+from salesopt.config import Settings, load_settings, parse_iso_date, parse_set_flags
 from salesopt.errors import ConfigError, SalesoptError
 from salesopt.summary import emit_summary
 
@@ -24,12 +24,11 @@ DEFAULT_CONF = Path("conf/local.yaml")
 
 
 def iso_date(text: str) -> date:
-    """A date flag's value: YYYY-MM-DD, with the reason when it is not a valid date."""
+    """A date flag's value: exactly YYYY-MM-DD (`salesopt.config.parse_iso_date`)."""
     try:
-        return date.fromisoformat(text)
+        return parse_iso_date(text)
     except ValueError as exc:
-        reason = "" if "Invalid isoformat" in str(exc) else f" ({exc})"
-        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}{reason}") from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _conf_flags(p: argparse.ArgumentParser) -> None:

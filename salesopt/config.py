@@ -10,6 +10,7 @@ the environment at the point of use and never from a file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -309,6 +310,25 @@ class Settings(_Section):
         sources: dict[tuple[str, ...], str] = {}
         _merge(data, {k: dict(v) for k, v in sections.items()}, "override", sources, ())
         return _validate(data, sources)
+
+
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def parse_iso_date(text: str) -> date:
+    """A business date given as exactly YYYY-MM-DD (`--as-of`, a notebook's `as_of`).
+
+    Stricter than `date.fromisoformat`, which also takes `20250630` and `2025-W26-1`: a
+    scheduler's template that renders another form fails here instead of passing unnoticed.
+    Raises ValueError saying what is wrong: the form, or the month or day out of range.
+    """
+    found = _ISO_DATE.fullmatch(text)
+    if not found:
+        raise ValueError(f"not a date YYYY-MM-DD: {text!r}")
+    try:
+        return date(*(int(part) for part in found.groups()))
+    except ValueError as exc:  # the date constructor's range check: month, day of month
+        raise ValueError(f"not a date YYYY-MM-DD: {text!r} ({exc})") from None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from salesopt.config import Settings, load_settings
+from salesopt.config import Settings, load_settings, parse_iso_date
 from salesopt.io.tables import Warehouse
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,14 @@ def setup(
     values = {p: _param(p, given.get(p, ""), scope) for p in PARAMS}
     if not values["as_of"]:
         raise ValueError(f"notebook parameter as_of is required (widget or ${ENV_PREFIX}AS_OF)")
+    try:
+        as_of = parse_iso_date(values["as_of"].strip())
+    except ValueError as exc:
+        raise ValueError(f"notebook parameter as_of: {exc}") from None
     overrides = {f"paths.{k}": values[k] for k in ("warehouse", "landing") if values[k]}
     settings = load_settings(Path(values["conf"]) if values["conf"] else None, overrides=overrides)
     log.info("notebook parameters: %s", values)
-    return NotebookRun(
-        settings, Warehouse.from_settings(settings), date.fromisoformat(values["as_of"])
-    )
+    return NotebookRun(settings, Warehouse.from_settings(settings), as_of)
 
 
 def table(spark: SparkSession, run: NotebookRun, layer: str, name: str) -> DataFrame:

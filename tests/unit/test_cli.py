@@ -47,6 +47,13 @@ def test_bad_date_and_mistyped_flag_fail(capsys: pytest.CaptureFixture[str]) -> 
         "argument --start-date: not a date YYYY-MM-DD: '2025-13-01' (month must be in 1..12)"
         in capsys.readouterr().err
     )
+    for other_iso_form in ("20250630", "2025-W26-1", "2025-6-30", " 2025-06-30"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["refresh", "--as-of", other_iso_form])
+        assert f"not a date YYYY-MM-DD: {other_iso_form!r}\n" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["refresh", "--as-of", "2025-02-29"])
+    assert "'2025-02-29' (day is out of range for month)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         build_parser().parse_args(["refresh", "--as-of", "2025-06-30", "--stage", "gold"])
 
