@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 JARS := .jars
+JARS_S3 := .jars-s3
+MOTO_VENV := .venv-moto
 STAMPS := .stamps
 DEMO_DIR ?= data/demo
 AS_OF ?= 2025-06-30
@@ -11,7 +13,7 @@ export SALESOPT_JARS_DIR := $(CURDIR)/$(JARS)
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo demo-completejourney test test-fast test-slow test-cluster check fmt bench dist clean
+.PHONY: help setup s3-jars demo demo-completejourney test test-fast test-slow test-cluster test-s3 check fmt bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -28,6 +30,17 @@ $(JARS)/.stamp: jars/pom.xml $(STAMPS)/venv
 
 setup: $(STAMPS)/venv $(JARS)/.stamp ## Create .venv, install salesopt and pinned deps, fetch Delta jars
 
+$(JARS_S3)/.stamp: jars/s3/pom.xml $(JARS)/.stamp
+	$(BIN)/python scripts/fetch_jars.py --s3 $(JARS_S3)
+
+s3-jars: setup $(JARS_S3)/.stamp ## Fetch the S3A connector (18 MB) into .jars-s3 for an embedded session on S3
+
+$(STAMPS)/moto: tests/objectstore/requirements-moto.txt
+	@mkdir -p $(STAMPS)
+	test -x $(MOTO_VENV)/bin/python || $(PYTHON) -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/python -m pip install -q -r tests/objectstore/requirements-moto.txt
+	@touch $@
+
 demo: setup ## Generate sample data, run the full refresh on the embedded default, print a summary
 	$(BIN)/salesopt demo --out $(DEMO_DIR) --as-of $(AS_OF)
 
@@ -36,10 +49,10 @@ demo-completejourney: setup ## The demo on the public Complete Journey data (add
 	$(BIN)/salesopt demo --dataset completejourney --out data/completejourney
 
 test: setup ## Run the test suite (without the slow end-to-end and cluster tests)
-	$(BIN)/python -m pytest -q --durations=15 -m "not cluster and not slow" tests
+	$(BIN)/python -m pytest -q --durations=15 -m "not cluster and not slow and not s3" tests
 
 test-slow: setup ## Notebooks, kill-and-rerun, concurrency and daily snapshot-chain tests (11-18 min)
-	$(BIN)/python -m pytest -q -m "slow and not cluster" tests
+	$(BIN)/python -m pytest -q -m "slow and not cluster and not s3" tests
 
 test-fast: setup ## Run only the tests that need no Spark
 	$(BIN)/python -m pytest -q tests/unit
@@ -69,6 +82,9 @@ dist: setup ## Build the wheel, the --py-files zip and the job files into dist/
 
 test-cluster: dist ## Start a standalone Spark cluster on 127.0.0.1 and spark-submit the refresh job to it
 	$(BIN)/python -m pytest -q -m cluster tests/cluster
+
+test-s3: s3-jars $(STAMPS)/moto ## Refresh and maintain a warehouse on a local S3 API server through S3A (2-4 min)
+	$(BIN)/python -m pytest -q -m s3 tests/objectstore
 
 clean: ## Remove generated data, warehouse and build outputs (keeps .venv and .jars)
 	rm -rf warehouse data reports dist build spark-warehouse metastore_db derby.log

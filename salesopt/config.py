@@ -47,6 +47,7 @@ class SparkSettings(_Section):
     ui_enabled: bool = True
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
     jars_dir: str | None = None  # default: $SALESOPT_JARS_DIR, then ./.jars
+    extra_jars_dir: str | None = None  # more jars for the embedded session (S3A: .jars-s3)
     conf: dict[str, str] = Field(default_factory=dict)  # any Spark conf key, added or overridden
 
 

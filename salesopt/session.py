@@ -53,6 +53,17 @@ def find_delta_jars(jars_dir: str | None = None, locations: list[str] | None = N
     )
 
 
+def extra_jars(folder: str | None) -> list[Path]:
+    """The jars of `spark.extra_jars_dir` (none when unset); a folder without jars is an error."""
+    if not folder:
+        return []
+    jars = sorted(Path(folder).glob("*.jar"))
+    if not jars:
+        hint = " (run `make s3-jars` to fetch the S3A connector)" if "s3" in folder else ""
+        raise SetupError(f"spark.extra_jars_dir {folder} holds no jars{hint}")
+    return jars
+
+
 def default_conf(settings: SparkSettings) -> dict[str, str]:
     """Conf salesopt wants unless the caller set it: Delta, UTC, adaptive execution."""
     return {
@@ -68,7 +79,7 @@ def default_conf(settings: SparkSettings) -> dict[str, str]:
 
 def embedded_conf(settings: SparkSettings) -> dict[str, str]:
     """Conf for the embedded local session, before `settings.conf` overrides."""
-    jars = find_delta_jars(settings.jars_dir)
+    jars = find_delta_jars(settings.jars_dir) + extra_jars(settings.extra_jars_dir)
     return {
         **default_conf(settings),
         "spark.master": settings.master,

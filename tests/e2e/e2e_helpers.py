@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,22 @@ from salesopt.pipeline import WAREHOUSE_STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = WAREHOUSE_STAGES
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 TINY_AS_OF = "2025-03-04"
+# gold/sales_daily units of `write_tiny_landing`, (product_id, date) -> units: the newer
+# version of O1/1 (4 units) replaces the first delivery's 2
+TINY_DAILY_UNITS = {
+    ("P1", "2025-03-02"): 3, ("P1", "2025-03-03"): 4, ("P2", "2025-03-03"): 1,
+    ("P2", "2025-03-04"): 5,
+}  # fmt: skip
 
 
 def order_line(order: str, no: int, product: str = "P1", qty: int = 1, **extra: object) -> str:

@@ -53,6 +53,25 @@ def test_embedded_conf_uses_local_jars_never_packages() -> None:
     assert "spark.jars.packages" not in conf
 
 
+def test_extra_jars_dir_adds_its_jars_after_the_delta_ones(tmp_path: Path) -> None:
+    (tmp_path / "hadoop-aws-3.4.2.jar").write_bytes(b"")
+    (tmp_path / "s3-2.29.52.jar").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not a jar")
+    jars = embedded_conf(SparkSettings(extra_jars_dir=str(tmp_path)))["spark.jars"].split(",")
+    delta = embedded_conf(SparkSettings())["spark.jars"].split(",")
+    assert jars == [
+        *delta,
+        str(tmp_path / "hadoop-aws-3.4.2.jar"),
+        str(tmp_path / "s3-2.29.52.jar"),
+    ]
+
+
+def test_an_extra_jars_dir_without_jars_is_a_clear_setup_error(tmp_path: Path) -> None:
+    folder = tmp_path / ".jars-s3"
+    with pytest.raises(SetupError, match=r"holds no jars \(run `make s3-jars`"):
+        embedded_conf(SparkSettings(extra_jars_dir=str(folder)))
+
+
 def test_one_machine_conf_is_embedded_only() -> None:
     settings = SparkSettings(shuffle_partitions=6)
     assert embedded_conf(settings)["spark.databricks.delta.snapshotPartitions"] == "6"
