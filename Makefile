@@ -33,7 +33,7 @@ setup: $(STAMPS)/venv $(JARS)/.stamp ## Create .venv, install salesopt and pinne
 $(JARS_S3)/.stamp: jars/s3/pom.xml $(JARS)/.stamp
 	$(BIN)/python scripts/fetch_jars.py --s3 $(JARS_S3)
 
-s3-jars: setup $(JARS_S3)/.stamp ## Fetch the S3A connector (18 MB) into .jars-s3 for an embedded session on S3
+s3-jars: setup $(JARS_S3)/.stamp ## Fetch the S3A connector (13 MB) into .jars-s3 for an embedded session on S3
 
 $(STAMPS)/moto: tests/objectstore/requirements-moto.txt
 	@mkdir -p $(STAMPS)

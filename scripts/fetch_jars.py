@@ -10,10 +10,10 @@ Two sets, each a pom under `jars/`:
 
 Maven resolves the pom from Maven Central; the jars that pyspark already ships (Scala, Hadoop,
 Jackson, Parquet, Netty, ...) and, for the S3A set, those already in `.jars/` are dropped so the
-session classpath holds one copy of each library. A stamp file records the pom's hash and the
-pyspark version, so re-running set-up with nothing changed returns at once. After this step a
-Spark session needs no network: the session passes these files as `spark.jars`, never
-`spark.jars.packages`.
+session classpath holds one copy of each library. A stamp file records the pom's hash, the
+pyspark version and (S3A) the jars of `.jars/`, so re-running set-up with nothing changed
+returns at once. After this step a Spark session needs no network: the session passes these
+files as `spark.jars`, never `spark.jars.packages`.
 """
 
 from __future__ import annotations
@@ -64,11 +64,15 @@ def _pyspark_jars() -> Path:
     return Path(pyspark.__file__).parent / "jars"
 
 
-def _stamp_text(pom: Path) -> str:
+def _stamp_text(jar_set: JarSet) -> str:
+    """What the kept jars depend on: the pom, pyspark and the jars already held."""
     import pyspark
 
-    digest = hashlib.sha256(pom.read_bytes()).hexdigest()
-    return f"pom={digest} pyspark={pyspark.__version__}\n"
+    digest = hashlib.sha256(jar_set.pom.read_bytes()).hexdigest()
+    text = f"pom={digest} pyspark={pyspark.__version__}\n"
+    if jar_set.also_held is not None:
+        text += "held=" + ",".join(sorted(p.name for p in jar_set.also_held.glob("*.jar"))) + "\n"
+    return text
 
 
 def check_hadoop_match(fetched: list[Path], shipped: list[Path]) -> None:
@@ -87,7 +91,7 @@ def fetch(jar_set: JarSet, dest: Path | None = None) -> list[Path]:
     """Resolves the set's pom into `dest`, keeping only jars not held yet. Returns the kept jars."""
     dest = dest or jar_set.dest
     stamp = dest / STAMP
-    if stamp.exists() and stamp.read_text() == _stamp_text(jar_set.pom) and any(dest.glob("*.jar")):
+    if stamp.exists() and stamp.read_text() == _stamp_text(jar_set) and any(dest.glob("*.jar")):
         kept = sorted(dest.glob("*.jar"))
         print(f"{jar_set.name} jars up to date in {dest} ({len(kept)} jars)")
         return kept
@@ -128,7 +132,7 @@ def fetch(jar_set: JarSet, dest: Path | None = None) -> list[Path]:
             kept.append(dest / jar.name)
     if not any(p.name.startswith(jar_set.required) for p in kept):
         sys.exit(f"error: {jar_set.required} jar missing after resolution")
-    stamp.write_text(_stamp_text(jar_set.pom))
+    stamp.write_text(_stamp_text(jar_set))
     print(f"Kept {len(kept)} jars in {dest}: " + ", ".join(p.name for p in kept))
     return kept
 
