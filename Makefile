@@ -83,7 +83,7 @@ dist: setup ## Build the wheel, the --py-files zip and the job files into dist/
 test-cluster: dist ## Start a standalone Spark cluster on 127.0.0.1 and spark-submit the refresh job to it
 	$(BIN)/python -m pytest -q -m cluster tests/cluster
 
-test-s3: s3-jars $(STAMPS)/moto ## Refresh and maintain a warehouse on a local S3 API server through S3A (2-4 min)
+test-s3: s3-jars $(STAMPS)/moto ## Refresh and maintain a warehouse on a local S3 API server through S3A (about 5 min)
 	$(BIN)/python -m pytest -q -m s3 tests/objectstore
 
 clean: ## Remove generated data, warehouse and build outputs (keeps .venv and .jars)

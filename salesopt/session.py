@@ -59,8 +59,10 @@ def extra_jars(folder: str | None) -> list[Path]:
         return []
     jars = sorted(Path(folder).glob("*.jar"))
     if not jars:
-        hint = " (run `make s3-jars` to fetch the S3A connector)" if "s3" in folder else ""
-        raise SetupError(f"spark.extra_jars_dir {folder} holds no jars{hint}")
+        raise SetupError(
+            f"spark.extra_jars_dir {folder} holds no jars "
+            "(run `make s3-jars` to fetch the S3A connector)"
+        )
     return jars
 
 

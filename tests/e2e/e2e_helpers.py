@@ -12,10 +12,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
 from salesopt.pipeline import WAREHOUSE_STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = WAREHOUSE_STAGES
+# run bookkeeping: differs between two runs that write the same rows
+BOOKKEEPING = ("run_id", "_ingested_at", "_batch_id", "as_of")
 
 
 def free_port() -> int:
@@ -100,3 +106,15 @@ def start(cmd: list[str], stdout: Path, stderr: Path, **env: str) -> subprocess.
     """Starts `cmd` in the background, its output going to the two files."""
     with stdout.open("wb") as out, stderr.open("wb") as err:
         return subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(**env), stdout=out, stderr=err)
+
+
+def comparable(df: DataFrame) -> DataFrame:
+    """Drops bookkeeping columns; maps become sorted JSON so rows can be ordered and compared."""
+    columns = [
+        F.to_json(F.array_sort(F.map_entries(f.name))).alias(f.name)
+        if isinstance(f.dataType, T.MapType)
+        else F.col(f.name)
+        for f in df.schema.fields
+        if f.name not in BOOKKEEPING
+    ]
+    return df.select(*columns)

@@ -13,10 +13,15 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
-from e2e_helpers import CORE, TINY_AS_OF, cli_refresh_cmd, subprocess_env, write_tiny_landing
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
+from e2e_helpers import (
+    CORE,
+    TINY_AS_OF,
+    cli_refresh_cmd,
+    comparable,
+    subprocess_env,
+    write_tiny_landing,
+)
+from pyspark.sql import SparkSession
 
 from salesopt.context import StageContext
 from salesopt.ingest import latest_batch_states
@@ -25,7 +30,6 @@ from salesopt.lock import LOCK_NAME
 from salesopt.pipeline import refresh
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
-BOOKKEEPING = ("run_id", "_ingested_at", "_batch_id", "as_of")
 COMPARED_LAYERS = ("bronze", "silver", "quarantine", "gold")
 
 
@@ -39,18 +43,6 @@ def tables_under(root: Path) -> list[tuple[str, str]]:
     ]
     assert found, f"no Delta tables under {root}"
     return found
-
-
-def comparable(df: DataFrame) -> DataFrame:
-    """Drops bookkeeping columns; maps become sorted JSON so rows can be ordered and compared."""
-    columns = [
-        F.to_json(F.array_sort(F.map_entries(f.name))).alias(f.name)
-        if isinstance(f.dataType, T.MapType)
-        else F.col(f.name)
-        for f in df.schema.fields
-        if f.name not in BOOKKEEPING
-    ]
-    return df.select(*columns)
 
 
 @pytest.mark.parametrize("point", ["silver_merge", "silver_written"])

@@ -37,7 +37,14 @@ from salesopt.io.tables import Warehouse
 from salesopt.lock import LOCK_NAME
 from salesopt.session import get_spark
 from salesopt.summary import read_summary
-from tests.e2e.e2e_helpers import TINY_AS_OF, TINY_DAILY_UNITS, free_port, write_tiny_landing
+from tests.e2e.e2e_helpers import (
+    TINY_AS_OF,
+    TINY_DAILY_UNITS,
+    comparable,
+    free_port,
+    subprocess_env,
+    write_tiny_landing,
+)
 
 pytestmark = pytest.mark.s3
 
@@ -103,8 +110,8 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
     if not list(S3A_JARS.glob("hadoop-aws-*.jar")):
         pytest.fail(f"no S3A connector in {S3A_JARS}: run `make s3-jars` (`make test-s3` does)")
     logs = tmp_path_factory.mktemp("s3")
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    port = endpoint.rsplit(":", 1)[1]
+    port = str(free_port())
+    endpoint = f"http://127.0.0.1:{port}"
     with (logs / "moto.log").open("wb") as log:
         server = subprocess.Popen(
             [str(MOTO), "-H", "127.0.0.1", "-p", port],
@@ -159,13 +166,11 @@ def salesopt(
     args: list[str], conf: Path, cwd: Path, logs: Path, name: str
 ) -> subprocess.CompletedProcess[str]:
     """The installed `salesopt` command with the S3 environment file, in its own JVM."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_", "SPARK_"))}
-    env.setdefault("SALESOPT_PII_KEY", "test-only-pii-key")
     exe = Path(sys.executable).parent / "salesopt"
     done = subprocess.run(
         [str(exe), *args[:1], "--conf", str(conf), *args[1:]],
         cwd=cwd,
-        env=env,
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
@@ -175,9 +180,8 @@ def salesopt(
 
 
 def table_rows(spark: SparkSession, wh: Warehouse, layer: str, name: str) -> list[tuple]:
-    df = wh.read(spark, layer, name)
-    kept = [c for c in df.columns if c not in {"_ingested_at", "_run_id", "run_id", "computed_at"}]
-    return sorted((tuple(r) for r in df.select(*kept).collect()), key=repr)
+    """The table's rows without run bookkeeping, in a stable order."""
+    return sorted((tuple(r) for r in comparable(wh.read(spark, layer, name)).collect()), key=repr)
 
 
 def test_refresh_and_maintain_on_s3(s3: S3, tmp_path: Path) -> None:

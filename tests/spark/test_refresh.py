@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from salesopt.io.tables import Warehouse
 from salesopt.pipeline import refresh
 from tests.conftest import SMALL_AS_OF
+from tests.e2e.e2e_helpers import comparable
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 KEY_PATTERN = r'"order_id":"([^"]+)","line_no":(\d+)'
@@ -169,19 +170,6 @@ def test_runs_and_quality_results_are_recorded(spark: SparkSession, small_refres
     assert sorted(gold) == sorted(key for key in configured if key[0].startswith("gold/"))
 
 
-def _stable(df: DataFrame) -> DataFrame:
-    """Drops run bookkeeping; maps become sorted entry arrays so set operations work."""
-    kept = df.drop("run_id", "_ingested_at", "_batch_id", "as_of")
-    return kept.select(
-        *[
-            F.sort_array(F.map_entries(f.name)).alias(f.name)
-            if f.dataType.simpleString().startswith("map")
-            else F.col(f.name)
-            for f in kept.schema.fields
-        ]
-    )
-
-
 def test_refresh_twice_leaves_identical_tables(
     spark: SparkSession, small_refresh, tmp_path: Path
 ) -> None:
@@ -205,8 +193,8 @@ def test_refresh_twice_leaves_identical_tables(
         ("gold", "customer_features"), ("gold", "interactions"), ("quarantine", "orders_rejected"),
     ]  # fmt: skip
     for layer, name in tables:
-        a = _stable(before.read(spark, layer, name))
-        b = _stable(after.read(spark, layer, name))
+        a = comparable(before.read(spark, layer, name))
+        b = comparable(after.read(spark, layer, name))
         assert a.count() == b.count(), name
         assert a.exceptAll(b).isEmpty() and b.exceptAll(a).isEmpty(), name
     for name in ("sales_daily", "sales_weekly"):
