@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from salesopt.config import Settings, load_settings
+from salesopt.session import driver_java_options
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The default --conf of every bench and probe, found from here so that any working directory works.
@@ -100,7 +101,24 @@ def probe_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=540)
     p.add_argument("--spark-conf", action="append", default=[], help="key=value (repeatable)")
     p.add_argument("--conf", type=Path, default=LOCAL_CONF)
+    p.add_argument(
+        "--jfr", type=Path, default=None, metavar="FILE.jfr",
+        help="record the driver JVM with Java Flight Recorder into this file "
+        "(read it with python -m bench.jfr_report)",
+    )  # fmt: skip
     return p
+
+
+def jfr_java_option(path: Path) -> str:
+    """The JVM option that records the whole process into `path` (written when the JVM exits).
+
+    `settings=profile` samples running Java code every 10-20 ms and records every process the
+    JVM starts; the recording slows a run by a few percent, so compare runs recorded alike."""
+    target = path.resolve()
+    if "," in str(target) or any(c.isspace() for c in str(target)):
+        raise SystemExit(f"--jfr {path}: the path may not contain commas or spaces")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return f"-XX:StartFlightRecording=filename={target},settings=profile,dumponexit=true"
 
 
 def workdir_overrides(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
@@ -116,12 +134,18 @@ def workdir_overrides(args: argparse.Namespace, workdir: Path) -> dict[str, obje
 
 
 def probe_settings(args: argparse.Namespace, warehouse: Path | None = None) -> Settings:
-    """The settings of a probe: the bench's generator and landing, `--spark-conf` folded in."""
+    """The settings of a probe: the bench's generator and landing, `--spark-conf` folded in,
+    and with `--jfr` the recording option added to the driver's JVM options (kept, not replaced:
+    a `--spark-conf spark.driver.extraJavaOptions=...` or salesopt's own)."""
     overrides = workdir_overrides(args, args.workdir)
     if warehouse is not None:
         overrides["paths.warehouse"] = str(warehouse)
     settings = load_settings(args.conf, overrides=overrides)
     extra = dict(kv.split("=", 1) for kv in args.spark_conf)
+    if getattr(args, "jfr", None) is not None:
+        key = "spark.driver.extraJavaOptions"
+        options = extra.get(key) or driver_java_options(settings.spark)
+        extra[key] = f"{options} {jfr_java_option(args.jfr)}"
     if extra:
         settings = settings.with_overrides(spark={"conf": {**settings.spark.conf, **extra}})
     return settings

@@ -24,7 +24,9 @@ the landing of a `bench.bench_refresh` run (`--workdir`):
    splitting the run's wall time into seconds with at least one Spark job running and seconds
    with none (driver work: planning, Delta log reads and commits, Python). Jobs run
    concurrently (the broadcasts of one query), so a group's summed job seconds can exceed its
-   step's wall time.
+   step's wall time. Each run also prints its local clock times: with `--jfr FILE.jfr` (the
+   driver JVM recorded by Java Flight Recorder), `python -m bench.jfr_report FILE.jfr --from
+   HH:MM:SS --to HH:MM:SS` summarises one run's CPU samples, process starts and GC pauses.
 """
 
 from __future__ import annotations
@@ -197,11 +199,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         calls.clear()
         clear_codegen_cache(spark)  # each run compiles its own code (bench.common)
         jobs_before = jobs_started()
+        began = time.strftime("%H:%M:%S")
         with Timer() as t:
             summary = refresh(spark, probe, end, CORE)
+        ended = time.strftime("%H:%M:%S")
         jobs = jobs_started() - jobs_before
         stages = ", ".join(f"{s.stage} {s.seconds:.1f}" for s in summary.stages)
         print(f"\nrun {run}: incremental {t.seconds:.1f} s, {jobs} Spark jobs ({stages})")
+        print(f"  clock: {began} to {ended} (bench.jfr_report --from {began} --to {ended})")
         for target, rows in calls.items():
             secs = ", ".join(f"{s:.1f} ({where})" for s, _, where in rows)
             print(f"  {target}: {sum(s for s, _, _ in rows):.1f} s, "

@@ -92,13 +92,16 @@ def embedded_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.pyspark.python": sys.executable,  # workers use this interpreter's packages
         "spark.pyspark.driver.python": sys.executable,
-        "spark.driver.extraJavaOptions": (
-            f"-Dlog4j2.configurationFile={LOG4J_CONF} -Dsalesopt.log.level={settings.log_level}"
-        ),
+        "spark.driver.extraJavaOptions": driver_java_options(settings),
         # read only under `spark.scheduler.mode=FAIR` (not the default: docs/operations.md)
         "spark.scheduler.allocation.file": str(SCHEDULER_POOLS),
         **one_machine_conf(settings),
     }
+
+
+def driver_java_options(settings: SparkSettings) -> str:
+    """The embedded driver's JVM options: salesopt's log4j configuration and level."""
+    return f"-Dlog4j2.configurationFile={LOG4J_CONF} -Dsalesopt.log.level={settings.log_level}"
 
 
 # compiled query classes kept per JVM (`one_machine_conf`); a static Spark conf
