@@ -136,7 +136,8 @@ def workdir_overrides(args: argparse.Namespace, workdir: Path) -> dict[str, obje
 def probe_settings(args: argparse.Namespace, warehouse: Path | None = None) -> Settings:
     """The settings of a probe: the bench's generator and landing, `--spark-conf` folded in,
     and with `--jfr` the recording option added to the driver's JVM options (kept, not replaced:
-    a `--spark-conf spark.driver.extraJavaOptions=...` or salesopt's own)."""
+    a `--spark-conf spark.driver.extraJavaOptions=...`, else the configured ones, else
+    salesopt's own)."""
     overrides = workdir_overrides(args, args.workdir)
     if warehouse is not None:
         overrides["paths.warehouse"] = str(warehouse)
@@ -144,7 +145,9 @@ def probe_settings(args: argparse.Namespace, warehouse: Path | None = None) -> S
     extra = dict(kv.split("=", 1) for kv in args.spark_conf)
     if getattr(args, "jfr", None) is not None:
         key = "spark.driver.extraJavaOptions"
-        options = extra.get(key) or driver_java_options(settings.spark)
+        options = (
+            extra.get(key) or settings.spark.conf.get(key) or driver_java_options(settings.spark)
+        )
         extra[key] = f"{options} {jfr_java_option(args.jfr)}"
     if extra:
         settings = settings.with_overrides(spark={"conf": {**settings.spark.conf, **extra}})
