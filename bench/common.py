@@ -110,7 +110,8 @@ def probe_parser(description: str) -> argparse.ArgumentParser:
 
 
 def jfr_java_option(path: Path) -> str:
-    """The JVM option that records the whole process into `path` (written when the JVM exits).
+    """The JVM option that records the whole process into `path` (written when the JVM exits;
+    the folder is made here, as the JVM does not make it).
 
     `settings=profile` samples running Java code every 10-20 ms and records every process the
     JVM starts; the recording slows a run by a few percent, so compare runs recorded alike."""
@@ -143,7 +144,7 @@ def probe_settings(args: argparse.Namespace, warehouse: Path | None = None) -> S
         overrides["paths.warehouse"] = str(warehouse)
     settings = load_settings(args.conf, overrides=overrides)
     extra = dict(kv.split("=", 1) for kv in args.spark_conf)
-    if getattr(args, "jfr", None) is not None:
+    if args.jfr is not None:
         key = "spark.driver.extraJavaOptions"
         options = (
             extra.get(key) or settings.spark.conf.get(key) or driver_java_options(settings.spark)

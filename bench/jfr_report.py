@@ -73,8 +73,8 @@ def parse(lines: Iterable[str]) -> Iterator[Event]:
             yield event
             event = None
             continue
-        frame = _FRAME.match(line)
-        if frame and "=" not in line.split("(", 1)[0]:
+        frame = _FRAME.match(line)  # a field line is `name = ...`, never `name(`
+        if frame:
             event.frames.append(frame.group(1))
             continue
         fld = _FIELD.match(line)
