@@ -27,6 +27,9 @@ the landing of a `bench.bench_refresh` run (`--workdir`):
    step's wall time. Each run also prints its local clock times: with `--jfr FILE.jfr` (the
    driver JVM recorded by Java Flight Recorder), `python -m bench.jfr_report FILE.jfr --from
    HH:MM:SS --to HH:MM:SS` summarises one run's CPU samples, process starts and GC pauses.
+   Each run also prints the driver JVM's CPU seconds and the JIT compiler's, GC's and code
+   sweeper's shares of them (`bench.jvm_cpu`, from /proc: the recording's samples leave those
+   threads out).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import jvm_cpu
 from bench.common import Timer, clear_codegen_cache, probe_parser, probe_settings
 from salesopt.datagen import last_day
 from salesopt.pipeline import WAREHOUSE_STAGES as CORE
@@ -187,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     calls = _trace(args.trace or TRACED, jobs_started, spark.sparkContext)
     probe = settings.with_overrides(paths={"warehouse": str(probe_wh)})
+    pid = jvm_cpu.jvm_pid(spark)
     for run in range(1, args.runs + 1):
         shutil.rmtree(probe_wh, ignore_errors=True)
         shutil.copytree(full_wh, probe_wh)
@@ -199,14 +204,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         calls.clear()
         clear_codegen_cache(spark)  # each run compiles its own code (bench.common)
         jobs_before = jobs_started()
-        began = time.strftime("%H:%M:%S")
+        began, cpu_before = time.strftime("%H:%M:%S"), jvm_cpu.read(pid)
         with Timer() as t:
             summary = refresh(spark, probe, end, CORE)
-        ended = time.strftime("%H:%M:%S")
+        ended, cpu = time.strftime("%H:%M:%S"), jvm_cpu.read(pid) - cpu_before
         jobs = jobs_started() - jobs_before
         stages = ", ".join(f"{s.stage} {s.seconds:.1f}" for s in summary.stages)
         print(f"\nrun {run}: incremental {t.seconds:.1f} s, {jobs} Spark jobs ({stages})")
         print(f"  clock: {began} to {ended} (bench.jfr_report --from {began} --to {ended})")
+        print(f"  {jvm_cpu.describe(cpu)}")
         for target, rows in calls.items():
             secs = ", ".join(f"{s:.1f} ({where})" for s, _, where in rows)
             print(f"  {target}: {sum(s for s, _, _ in rows):.1f} s, "

@@ -10,7 +10,8 @@ Copies `warehouse_full` to `<workdir>/warehouse_probe`, then in one fresh sessio
 `as_of` = last day - `--next-days` (the first run: everything compiled afresh) and then the
 last day (the next day's run), and prints each run's seconds and the classes Spark compiled
 during it (the `CodeGenerator.compilationTime` count of the driver's metrics, read from the
-Spark UI).
+Spark UI), its clock times (for `bench.jfr_report` with `--jfr`) and the driver JVM's CPU
+seconds with the JIT compiler's share (`bench.jvm_cpu`).
 `--spark-conf key=value` adds session settings (A/B of the cache size:
 `--spark-conf spark.sql.codegen.cache.maxEntries=100` is Spark's default).
 """
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import urllib.request
 from collections.abc import Sequence
 from datetime import timedelta
 
 from pyspark.sql import SparkSession
 
+from bench import jvm_cpu
 from bench.common import Timer, probe_parser, probe_settings
 from salesopt.datagen import last_day
 from salesopt.pipeline import WAREHOUSE_STAGES as CORE
@@ -59,12 +62,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     spark = get_spark(settings.spark)
     cache = spark.conf.get("spark.sql.codegen.cache.maxEntries")
     end = last_day(settings.generate)
+    pid = jvm_cpu.jvm_pid(spark)
     for label, as_of in (("first run", end - timedelta(days=args.next_days)), ("next day", end)):
-        before = compiled_classes(spark)
+        before, cpu_before = compiled_classes(spark), jvm_cpu.read(pid)
+        began = time.strftime("%H:%M:%S")
         with Timer() as t:
             refresh(spark, settings, as_of, CORE)
-        compiled = compiled_classes(spark) - before
+        compiled, cpu = compiled_classes(spark) - before, jvm_cpu.read(pid) - cpu_before
         print(f"{label} ({as_of}): {t.seconds:.1f} s, {compiled} classes compiled, cache {cache}")
+        print(f"  clock: {began} to {time.strftime('%H:%M:%S')}; {jvm_cpu.describe(cpu)}")
     spark.stop()
 
 

@@ -1,0 +1,91 @@
+"""CPU seconds of a JVM by thread role, read from Linux's `/proc` (a driver on this machine).
+
+A flight recording's CPU samples cover threads running Java code only; the JIT compiler's
+threads, the garbage collector and HotSpot's code sweeper do not show there. `/proc` counts
+every thread's user + system time, so the probes can say how much of a run's CPU went to
+compiling rather than to tasks:
+
+    before = read(jvm_pid(spark)); ...; print(describe(read(jvm_pid(spark)) - before))
+
+`process` includes threads that have ended (the kernel folds their time into the process);
+the roles count threads alive at the reading, which for HotSpot's compiler, GC and sweeper
+threads is the whole life of the JVM on this machine (2 cores: one C1 and one C2 thread).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+PROC = Path("/proc")
+
+# thread names as `/proc/<pid>/task/<tid>/comm` shows them (cut to 15 characters)
+ROLES = {
+    "c2": ("C2 CompilerThre",),
+    "c1": ("C1 CompilerThre",),
+    "gc": ("GC Thread#", "G1 "),
+    "sweeper": ("Sweeper thread",),
+}
+
+
+@dataclass(frozen=True)
+class JvmCpu:
+    """CPU seconds (user + system) of one JVM, in all and by thread role."""
+
+    process: float = 0.0
+    c2: float = 0.0
+    c1: float = 0.0
+    gc: float = 0.0
+    sweeper: float = 0.0
+
+    def __sub__(self, other: JvmCpu) -> JvmCpu:
+        return JvmCpu(
+            **{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(JvmCpu)}
+        )
+
+    @property
+    def jit(self) -> float:
+        return self.c1 + self.c2
+
+
+def _cpu_seconds(stat_file: Path, tick: int) -> float:
+    """utime + stime of a `stat` file (fields 14 and 15; the name in brackets may hold spaces)."""
+    after_name = stat_file.read_text().rsplit(")", 1)[1].split()
+    return (int(after_name[11]) + int(after_name[12])) / tick
+
+
+def read(pid: int, proc: Path = PROC, tick: int | None = None) -> JvmCpu:
+    """The JVM's CPU seconds now. A thread that ends while it is read is skipped."""
+    tick = tick or os.sysconf("SC_CLK_TCK")
+    base = proc / str(pid)
+    if not (base / "stat").is_file():
+        raise SystemExit(f"no process {pid} under {proc}: the JVM must run on this machine")
+    roles = dict.fromkeys(ROLES, 0.0)
+    for task in (base / "task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            seconds = _cpu_seconds(task / "stat", tick)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for role, prefixes in ROLES.items():
+            if name.startswith(prefixes):
+                roles[role] += seconds
+    return JvmCpu(process=_cpu_seconds(base / "stat", tick), **roles)
+
+
+def jvm_pid(spark: Any) -> int:
+    """The process id of a classic session's driver JVM."""
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    return int(runtime.getPid())
+
+
+def describe(cpu: JvmCpu) -> str:
+    """One line: the JVM's CPU seconds and the compiler's, GC's and sweeper's shares."""
+    share = (lambda s: f"{100 * s / cpu.process:.0f} %") if cpu.process > 0 else (lambda s: "-")
+    return (
+        f"JVM CPU {cpu.process:.1f} s: JIT compiler {cpu.jit:.1f} s ({share(cpu.jit)}; "
+        f"C2 {cpu.c2:.1f}, C1 {cpu.c1:.1f}), GC {cpu.gc:.1f} s ({share(cpu.gc)}), "
+        f"code sweeper {cpu.sweeper:.1f} s"
+    )
