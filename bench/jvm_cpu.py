@@ -5,7 +5,9 @@ threads, the garbage collector and HotSpot's code sweeper do not show there. `/p
 every thread's user + system time, so the probes can say how much of a run's CPU went to
 compiling rather than to tasks:
 
-    before = read(jvm_pid(spark)); ...; print(describe(read(jvm_pid(spark)) - before))
+    with Run(jvm_pid(spark)) as run:
+        refresh(...)
+    print(run.seconds, run.report())
 
 `process` includes threads that have ended (the kernel folds their time into the process);
 the roles count threads alive at the reading, which for HotSpot's compiler, GC and sweeper
@@ -15,6 +17,7 @@ threads is the whole life of the JVM on this machine (2 cores: one C1 and one C2
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -89,3 +92,30 @@ def describe(cpu: JvmCpu) -> str:
         f"C2 {cpu.c2:.1f}, C1 {cpu.c1:.1f}), GC {cpu.gc:.1f} s ({share(cpu.gc)}), "
         f"code sweeper {cpu.sweeper:.1f} s"
     )
+
+
+class Run:
+    """A timed block: its seconds, clock times and the JVM's CPU over it (the probes' runs)."""
+
+    def __init__(self, pid: int, proc: Path = PROC, tick: int | None = None) -> None:
+        self.pid, self._proc, self._tick = pid, proc, tick
+        self.seconds, self.began, self.ended, self.cpu = 0.0, "", "", JvmCpu()
+
+    def _read(self) -> JvmCpu:
+        return read(self.pid, self._proc, self._tick)
+
+    def __enter__(self) -> Run:
+        self.began, self._cpu_before = time.strftime("%H:%M:%S"), self._read()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = round(time.perf_counter() - self._start, 3)
+        self.ended, self.cpu = time.strftime("%H:%M:%S"), self._read() - self._cpu_before
+
+    def report(self) -> str:
+        """Two lines: the clock times (for `bench.jfr_report`) and `describe` of the CPU."""
+        return (
+            f"clock: {self.began} to {self.ended} "
+            f"(bench.jfr_report --from {self.began} --to {self.ended})\n{describe(self.cpu)}"
+        )

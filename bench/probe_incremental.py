@@ -40,6 +40,7 @@ import json
 import re
 import shutil
 import sys
+import textwrap
 import time
 import urllib.request
 from collections import defaultdict
@@ -204,15 +205,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         calls.clear()
         clear_codegen_cache(spark)  # each run compiles its own code (bench.common)
         jobs_before = jobs_started()
-        began, cpu_before = time.strftime("%H:%M:%S"), jvm_cpu.read(pid)
-        with Timer() as t:
+        with jvm_cpu.Run(pid) as t:
             summary = refresh(spark, probe, end, CORE)
-        ended, cpu = time.strftime("%H:%M:%S"), jvm_cpu.read(pid) - cpu_before
         jobs = jobs_started() - jobs_before
         stages = ", ".join(f"{s.stage} {s.seconds:.1f}" for s in summary.stages)
         print(f"\nrun {run}: incremental {t.seconds:.1f} s, {jobs} Spark jobs ({stages})")
-        print(f"  clock: {began} to {ended} (bench.jfr_report --from {began} --to {ended})")
-        print(f"  {jvm_cpu.describe(cpu)}")
+        print(textwrap.indent(t.report(), "  "))
         for target, rows in calls.items():
             secs = ", ".join(f"{s:.1f} ({where})" for s, _, where in rows)
             print(f"  {target}: {sum(s for s, _, _ in rows):.1f} s, "

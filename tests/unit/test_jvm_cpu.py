@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from bench.jfr_report import jfr_tool
-from bench.jvm_cpu import JvmCpu, describe, read
+from bench.jvm_cpu import JvmCpu, Run, describe, read
+from bench.probe_next_day import daily_runs, parse_args
 
 
 def _stat(utime: int, stime: int, name: str = "java") -> str:
@@ -60,6 +62,36 @@ def test_a_difference_and_its_line(tmp_path: Path) -> None:
         "code sweeper 2.0 s"
     )
     assert "(-;" in describe(JvmCpu())
+
+
+def test_a_run_reads_before_and_after_its_block(tmp_path: Path) -> None:
+    proc = _fake_proc(tmp_path, {"C2 CompilerThre": (100, 0)}, process=(1000, 0))
+    with Run(42, proc, tick=100) as run:
+        (proc / "42" / "stat").write_text(_stat(1600, 200))
+        (proc / "42" / "task" / "100" / "stat").write_text(_stat(340, 20, "C2 CompilerThre"))
+    assert run.cpu == JvmCpu(process=8.0, c2=2.6)
+    assert run.seconds >= 0 and run.began <= run.ended
+    clock, cpu = run.report().split("\n")
+    assert clock == (
+        f"clock: {run.began} to {run.ended} (bench.jfr_report --from {run.began} --to {run.ended})"
+    )
+    assert cpu.startswith("JVM CPU 8.0 s: JIT compiler 2.6 s (32 %; C2 2.6, C1 0.0)")
+
+
+def test_the_next_day_probe_plans_its_days_back_from_the_last_one() -> None:
+    end = date(2025, 6, 30)
+    assert daily_runs(end, 1, 1) == [("first run", date(2025, 6, 29)), ("next day", end)]
+    assert daily_runs(end, 1, 4) == [("first run", date(2025, 6, 26)), ("next day", end)]
+    assert daily_runs(end, 3, 2) == [
+        ("first run", date(2025, 6, 24)),
+        ("next day 1", date(2025, 6, 26)),
+        ("next day 2", date(2025, 6, 28)),
+        ("next day 3", end),
+    ]
+    args = parse_args(["--workdir", "/tmp/w", "--day-runs", "5"])
+    assert (args.day_runs, args.next_days, args.days) == (5, 1, 540)  # --days: the generator's
+    with pytest.raises(SystemExit):
+        parse_args(["--workdir", "/tmp/w", "--day-runs", "0"])
 
 
 def test_a_process_that_is_not_here_is_a_clear_error(tmp_path: Path) -> None:
