@@ -24,7 +24,9 @@
    full refresh left it (copied untimed). The machine's speed drifts within an hour (one
    incremental run of the same code took 73.3 s and 85.0 s an hour apart, docs/benchmarks.md),
    so the ratio reported is the median run's over the full refresh, with every run's seconds
-   and the lowest and highest ratio beside it.
+   and the lowest and highest ratio beside it. Where Linux's `/proc` shows the driver, the
+   result also holds the driver JVM's CPU seconds by thread role (`bench.jvm_cpu`: the JIT
+   compiler, GC) of the full refresh and of each timed incremental run.
 6. The same increment once more with the cache of compiled code emptied just before it
    (`incremental_compiled_afresh_*`): what a run compiles when its process ran nothing before
    (a spark-submit or `salesopt refresh` per day also starts a JVM, which step 7 times).
@@ -51,6 +53,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
+from bench import jvm_cpu
 from bench.common import (
     LOCAL_CONF,
     Timer,
@@ -368,10 +371,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         _progress(f"generated {gen.landing_lines:,} lines in {gen_t.seconds:.1f} s")
     _progress(f"full refresh for as_of {full_as_of} into an empty warehouse")
     clear_codegen_cache(spark)
-    with Timer() as full_t:
+    pid = jvm_cpu.local_jvm_pid(spark)  # the driver's CPU by thread role, where /proc shows it
+
+    def timed() -> Timer | jvm_cpu.Run:
+        return jvm_cpu.Run(pid) if pid else Timer()
+
+    with timed() as full_t:
         full = refresh(spark, settings, full_as_of, CORE)
     full_lines = lines_read(full)
     _progress(f"full refresh: {full_lines:,} lines in {full_t.seconds:.1f} s")
+    if isinstance(full_t, jvm_cpu.Run):
+        _progress(jvm_cpu.describe(full_t.cpu))
     before = work / "warehouse_before"  # the state the previous day's refresh starts from
     shutil.rmtree(before, ignore_errors=True)
     if args.incremental_runs > 1:  # run 1 starts from the warehouse itself
@@ -380,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     shutil.rmtree(start, ignore_errors=True)
     inc_seconds: list[float] = []
     inc_stages: list[dict[str, float]] = []
+    inc_cpu: list[dict[str, float]] = []
     inc_lines = 0
     for run in range(1, args.incremental_runs + 1):
         target = work / "warehouse" if run == 1 else work / f"warehouse_incremental_{run}"
@@ -393,8 +404,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if run == 1:
             shutil.copytree(target, start)
         _progress(f"incremental refresh {run}/{args.incremental_runs} for as_of {end}")
-        with Timer() as inc_t:
+        with timed() as inc_t:
             inc = refresh(spark, run_settings, end, CORE)
+        if isinstance(inc_t, jvm_cpu.Run):
+            inc_cpu.append(inc_t.cpu.as_dict())
+            _progress(jvm_cpu.describe(inc_t.cpu))
         lines = lines_read(inc)
         if run > 1 and lines != inc_lines:
             raise SystemExit(f"incremental run {run} read {lines:,} lines, run 1 {inc_lines:,}")
@@ -452,6 +466,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "incremental_share_of_lines": round(inc_lines / max(full_lines, 1), 4),
         **incremental_results(full_t.seconds, inc_seconds),
         "incremental_stage_seconds": inc_stages,
+        # the driver JVM's CPU seconds by thread role (bench.jvm_cpu); absent without /proc
+        **(
+            {
+                "full_refresh_jvm_cpu_seconds": full_t.cpu.as_dict(),
+                "incremental_jvm_cpu_seconds": inc_cpu,
+            }
+            if isinstance(full_t, jvm_cpu.Run)
+            else {}
+        ),
         "incremental_compiled_afresh_seconds": cold_t.seconds,
         "incremental_compiled_afresh_over_full": round(cold_t.seconds / full_t.seconds, 3),
         **fresh_process_results(full_t.seconds, fresh_seconds, fresh_stages),

@@ -52,6 +52,11 @@ class JvmCpu:
     def jit(self) -> float:
         return self.c1 + self.c2
 
+    def as_dict(self) -> dict[str, float]:
+        """Seconds by role and the compiler's sum, to 0.1 s (a bench's result file)."""
+        out = {f.name: round(getattr(self, f.name), 1) for f in fields(JvmCpu)}
+        return {**out, "jit": round(self.jit, 1)}
+
 
 def _cpu_seconds(stat_file: Path, tick: int) -> float:
     """utime + stime of a `stat` file (fields 14 and 15; the name in brackets may hold spaces)."""
@@ -82,6 +87,14 @@ def jvm_pid(spark: Any) -> int:
     """The process id of a classic session's driver JVM."""
     runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
     return int(runtime.getPid())
+
+
+def local_jvm_pid(spark: Any, proc: Path = PROC) -> int | None:
+    """`jvm_pid` when `proc` can show the driver (a classic session on Linux), else None."""
+    if getattr(spark, "_jsc", None) is None or not proc.is_dir():
+        return None
+    pid = jvm_pid(spark)
+    return pid if (proc / str(pid) / "stat").is_file() else None
 
 
 def describe(cpu: JvmCpu) -> str:

@@ -205,12 +205,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         calls.clear()
         clear_codegen_cache(spark)  # each run compiles its own code (bench.common)
         jobs_before = jobs_started()
-        with jvm_cpu.Run(pid) as t:
+        with jvm_cpu.Run(pid) as run_t:
             summary = refresh(spark, probe, end, CORE)
         jobs = jobs_started() - jobs_before
         stages = ", ".join(f"{s.stage} {s.seconds:.1f}" for s in summary.stages)
-        print(f"\nrun {run}: incremental {t.seconds:.1f} s, {jobs} Spark jobs ({stages})")
-        print(textwrap.indent(t.report(), "  "))
+        print(f"\nrun {run}: incremental {run_t.seconds:.1f} s, {jobs} Spark jobs ({stages})")
+        print(textwrap.indent(run_t.report(), "  "))
         for target, rows in calls.items():
             secs = ", ".join(f"{s:.1f} ({where})" for s, _, where in rows)
             print(f"  {target}: {sum(s for s, _, _ in rows):.1f} s, "
@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ui = spark.sparkContext.uiWebUrl
         busy, groups = _job_groups(ui, jobs_before, jobs_before + jobs, args.jobs_top)
         if groups:
-            idle = t.seconds - busy
+            idle = run_t.seconds - busy
             print(f"  time: {busy:.1f} s with a Spark job running, {idle:.1f} s without one")
         for line in groups:
             print("  job group:", line)

@@ -6,11 +6,12 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from bench.jfr_report import jfr_tool
-from bench.jvm_cpu import JvmCpu, Run, describe, read
+from bench.jvm_cpu import JvmCpu, Run, describe, local_jvm_pid, read
 from bench.probe_next_day import daily_runs, parse_args
 
 
@@ -92,6 +93,31 @@ def test_the_next_day_probe_plans_its_days_back_from_the_last_one() -> None:
     assert (args.day_runs, args.next_days, args.days) == (5, 1, 540)  # --days: the generator's
     with pytest.raises(SystemExit):
         parse_args(["--workdir", "/tmp/w", "--day-runs", "0"])
+
+
+def test_a_bench_stores_the_seconds_by_role_and_only_where_proc_shows_the_driver(
+    tmp_path: Path,
+) -> None:
+    cpu = JvmCpu(process=160.04, c2=50.03, c1=2.01, gc=8.0, sweeper=2.0)
+    assert cpu.as_dict() == {
+        "process": 160.0, "c2": 50.0, "c1": 2.0, "gc": 8.0, "sweeper": 2.0, "jit": 52.0,
+    }  # fmt: skip
+
+    class Connect:  # a Spark Connect session has no py4j gateway to ask for the pid
+        pass
+
+    def classic(pid: int) -> SimpleNamespace:  # what jvm_pid asks of a classic session
+        bean = SimpleNamespace(getPid=lambda: pid)
+        factory = SimpleNamespace(getRuntimeMXBean=lambda: bean)
+        management = SimpleNamespace(ManagementFactory=factory)
+        jvm = SimpleNamespace(java=SimpleNamespace(lang=SimpleNamespace(management=management)))
+        return SimpleNamespace(_jsc=object(), sparkContext=SimpleNamespace(_jvm=jvm))
+
+    proc = _fake_proc(tmp_path / "proc", {}, process=(1, 0))
+    assert local_jvm_pid(classic(42), proc) == 42
+    assert local_jvm_pid(classic(43), proc) is None  # a driver on another machine
+    assert local_jvm_pid(Connect(), proc) is None
+    assert local_jvm_pid(classic(42), tmp_path / "absent") is None
 
 
 def test_a_process_that_is_not_here_is_a_clear_error(tmp_path: Path) -> None:
