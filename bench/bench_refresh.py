@@ -163,6 +163,18 @@ def fresh_process_refresh(
     return t.seconds, summary_stage_seconds(done.stdout)
 
 
+def empty_warehouse(path: Path) -> bool:
+    """Removes a warehouse an earlier bench left in the workdir; True if there was one.
+
+    The generator names its files afresh, so a full refresh on an earlier bench's warehouse would
+    ingest every line again as a re-sent duplicate and time a different job.
+    """
+    if not path.exists():
+        return False
+    shutil.rmtree(path)
+    return True
+
+
 def incremental_results(full_seconds: float, runs: Sequence[float]) -> dict[str, object]:
     """The incremental runs' seconds, their median, and the median's ratio to the full refresh."""
     if not runs:
@@ -363,12 +375,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.reuse_landing:
         if args.workdir is None or not (work / "landing" / "orders").is_dir():
             raise SystemExit("--reuse-landing needs --workdir with landing/orders from a run")
-        shutil.rmtree(work / "warehouse", ignore_errors=True)
     else:
         _progress(f"generating the landing files in {work / 'landing'}")
         with gen_t:
             gen = generate(spark, str(work), settings.generate)
         _progress(f"generated {gen.landing_lines:,} lines in {gen_t.seconds:.1f} s")
+    if empty_warehouse(work / "warehouse"):
+        _progress(f"removed the warehouse an earlier bench left in {work / 'warehouse'}")
     _progress(f"full refresh for as_of {full_as_of} into an empty warehouse")
     clear_codegen_cache(spark)
     pid = jvm_cpu.local_jvm_pid(spark)  # the driver's CPU by thread role, where /proc shows it

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.bench_refresh import (
+    empty_warehouse,
     fresh_process_command,
     fresh_process_results,
     incremental_results,
@@ -99,3 +100,16 @@ def test_a_process_without_a_summary_stops_the_bench_with_the_reason(
 ) -> None:
     with pytest.raises(SystemExit, match=f"no run summary: {reason}"):
         summary_stage_seconds(stdout)
+
+
+def test_the_full_refresh_starts_from_an_empty_warehouse_whatever_the_workdir_holds(
+    tmp_path: Path,
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    (warehouse / "silver" / "order_lines" / "_delta_log").mkdir(parents=True)
+    (warehouse / "silver" / "order_lines" / "_delta_log" / "00000000000000000000.json").write_text(
+        "{}"
+    )
+    assert empty_warehouse(warehouse) is True
+    assert not warehouse.exists()
+    assert empty_warehouse(warehouse) is False
