@@ -385,15 +385,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     _progress(f"full refresh for as_of {full_as_of} into an empty warehouse")
     clear_codegen_cache(spark)
     pid = jvm_cpu.local_jvm_pid(spark)  # the driver's CPU by thread role, where /proc shows it
-
-    def timed() -> Timer | jvm_cpu.Run:
-        return jvm_cpu.Run(pid) if pid else Timer()
-
-    with timed() as full_t:
+    with jvm_cpu.Run(pid) as full_t:
         full = refresh(spark, settings, full_as_of, CORE)
     full_lines = lines_read(full)
     _progress(f"full refresh: {full_lines:,} lines in {full_t.seconds:.1f} s")
-    if isinstance(full_t, jvm_cpu.Run):
+    if full_t.cpu is not None:
         _progress(jvm_cpu.describe(full_t.cpu))
     before = work / "warehouse_before"  # the state the previous day's refresh starts from
     shutil.rmtree(before, ignore_errors=True)
@@ -417,9 +413,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if run == 1:
             shutil.copytree(target, start)
         _progress(f"incremental refresh {run}/{args.incremental_runs} for as_of {end}")
-        with timed() as inc_t:
+        with jvm_cpu.Run(pid) as inc_t:
             inc = refresh(spark, run_settings, end, CORE)
-        if isinstance(inc_t, jvm_cpu.Run):
+        if inc_t.cpu is not None:
             inc_cpu.append(inc_t.cpu.as_dict())
             _progress(jvm_cpu.describe(inc_t.cpu))
         lines = lines_read(inc)
@@ -485,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "full_refresh_jvm_cpu_seconds": full_t.cpu.as_dict(),
                 "incremental_jvm_cpu_seconds": inc_cpu,
             }
-            if isinstance(full_t, jvm_cpu.Run)
+            if full_t.cpu is not None
             else {}
         ),
         "incremental_compiled_afresh_seconds": cold_t.seconds,

@@ -22,6 +22,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from bench.common import Timer
+
 PROC = Path("/proc")
 
 # thread names as `/proc/<pid>/task/<tid>/comm` shows them (cut to 15 characters)
@@ -107,28 +109,33 @@ def describe(cpu: JvmCpu) -> str:
     )
 
 
-class Run:
-    """A timed block: its seconds, clock times and the JVM's CPU over it (the probes' runs)."""
+class Run(Timer):
+    """A `Timer` that also keeps its clock times and, given a `pid`, the JVM's CPU over the block
+    (`cpu`; None without a pid, where `/proc` cannot show the driver)."""
 
-    def __init__(self, pid: int, proc: Path = PROC, tick: int | None = None) -> None:
+    def __init__(self, pid: int | None, proc: Path = PROC, tick: int | None = None) -> None:
         self.pid, self._proc, self._tick = pid, proc, tick
-        self.seconds, self.began, self.ended, self.cpu = 0.0, "", "", JvmCpu()
+        self.seconds, self.began, self.ended = 0.0, "", ""
+        self.cpu: JvmCpu | None = None
 
-    def _read(self) -> JvmCpu:
-        return read(self.pid, self._proc, self._tick)
+    def _read(self) -> JvmCpu | None:
+        return None if self.pid is None else read(self.pid, self._proc, self._tick)
 
     def __enter__(self) -> Run:
         self.began, self._cpu_before = time.strftime("%H:%M:%S"), self._read()
-        self._start = time.perf_counter()
+        super().__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.seconds = round(time.perf_counter() - self._start, 3)
-        self.ended, self.cpu = time.strftime("%H:%M:%S"), self._read() - self._cpu_before
+        super().__exit__(*exc)
+        self.ended, after = time.strftime("%H:%M:%S"), self._read()
+        if after is not None and self._cpu_before is not None:
+            self.cpu = after - self._cpu_before
 
     def report(self) -> str:
-        """Two lines: the clock times (for `bench.jfr_report`) and `describe` of the CPU."""
-        return (
+        """The clock times (for `bench.jfr_report`) and, when read, `describe` of the CPU."""
+        clock = (
             f"clock: {self.began} to {self.ended} "
-            f"(bench.jfr_report --from {self.began} --to {self.ended})\n{describe(self.cpu)}"
+            f"(bench.jfr_report --from {self.began} --to {self.ended})"
         )
+        return clock if self.cpu is None else f"{clock}\n{describe(self.cpu)}"

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from bench.common import Timer
 from bench.jfr_report import jfr_tool
 from bench.jvm_cpu import JvmCpu, Run, describe, local_jvm_pid, read
 from bench.probe_next_day import daily_runs, parse_args
@@ -77,6 +78,16 @@ def test_a_run_reads_before_and_after_its_block(tmp_path: Path) -> None:
         f"clock: {run.began} to {run.ended} (bench.jfr_report --from {run.began} --to {run.ended})"
     )
     assert cpu.startswith("JVM CPU 8.0 s: JIT compiler 2.6 s (32 %; C2 2.6, C1 0.0)")
+
+
+def test_a_run_without_a_pid_only_times(tmp_path: Path) -> None:
+    # where /proc cannot show the driver (bench_refresh: `local_jvm_pid` gives None)
+    with Run(None, tmp_path / "no-proc") as run:
+        pass
+    assert run.cpu is None and isinstance(run, Timer) and run.seconds >= 0
+    assert run.report() == (
+        f"clock: {run.began} to {run.ended} (bench.jfr_report --from {run.began} --to {run.ended})"
+    )
 
 
 def test_the_next_day_probe_plans_its_days_back_from_the_last_one() -> None:
