@@ -66,6 +66,11 @@ def _refresh_rows(results: list[Result]) -> list[Row]:
     r = doc["results"]
     lines, runs = r["full_refresh_lines"], r["incremental_runs_seconds"]
     share = r["incremental_lines"] / lines * 100
+    # the benches that time the next day's run in one session (the method since 2026-12-01 13:59:
+    # they also time the run compiled afresh); one bench's median is one sample of a noisy hour
+    method = [d["results"] for n, d in results if n.startswith("refresh-2") and
+              "incremental_compiled_afresh_seconds" in d["results"]]  # fmt: skip
+    met = sum(d["incremental_over_full"] <= 0.10 for d in method)
     rows = [
         Row(
             f"full refresh, {lines:,} generated lines, ingest to gold",
@@ -80,7 +85,8 @@ def _refresh_rows(results: list[Result]) -> list[Row]:
             "<= 0.10 of the full refresh",
             f"{r['incremental_over_full']:.3f} ({r['incremental_seconds']:.1f} s, median of "
             f"{len(runs)}; runs {', '.join(f'{s:.1f}' for s in runs)} s)",
-            _status(r["incremental_over_full"] <= 0.10),
+            f"{_status(r['incremental_over_full'] <= 0.10)} ({met} of {len(method)} benches "
+            "of this method met it)",
             f"`{name}`",
         ),
     ]
