@@ -22,6 +22,7 @@ from bench.bench_refresh import (
 
 def test_the_ratio_is_the_median_runs_with_the_spread_beside_it() -> None:
     out = incremental_results(600.0, [90.0, 66.0, 72.0])
+    assert out["incremental_method"] == "next day in one session"
     assert out["incremental_runs_seconds"] == [90.0, 66.0, 72.0]
     assert out["incremental_seconds"] == 72.0
     assert out["incremental_over_full"] == 0.12
@@ -33,6 +34,13 @@ def test_an_even_number_of_runs_reports_the_middle_two_runs_mean() -> None:
     out = incremental_results(100.0, [10.0, 14.0])
     assert out["incremental_seconds"] == 12.0
     assert out["incremental_over_full"] == 0.12
+
+
+def test_the_median_keeps_its_milliseconds_so_the_ratio_can_be_recomputed() -> None:
+    out = incremental_results(545.763, [54.612, 60.0, 50.0])
+    assert out["incremental_seconds"] == 54.612
+    assert out["incremental_over_full"] == 0.1  # rounded to 3 places: 0.10007 ...
+    assert out["incremental_seconds"] / 545.763 > 0.10  # ... which does not meet <= 0.10
 
 
 def test_no_run_is_an_error_not_a_ratio() -> None:
