@@ -58,8 +58,11 @@ def command_line() -> str:
 
 
 def save(name: str, results: dict[str, Any], command: str | None = None) -> Path:
-    """Writes bench/results/<name>-<utc timestamp>.json and prints it."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """Writes bench/results/<name>-<utc timestamp>.json and prints it. `SALESOPT_BENCH_RESULTS`
+    names another folder (the tests that run a bench end to end use it, so that they add no
+    file to bench/results)."""
+    folder = Path(os.environ.get("SALESOPT_BENCH_RESULTS") or RESULTS)
+    folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     payload = {
         "bench": name,
@@ -68,7 +71,7 @@ def save(name: str, results: dict[str, Any], command: str | None = None) -> Path
         "machine": machine_info(),
         "results": results,
     }
-    path = RESULTS / f"{name}-{stamp}.json"
+    path = folder / f"{name}-{stamp}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     print(json.dumps(payload, indent=2, default=str))
     return path
