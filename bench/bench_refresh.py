@@ -177,8 +177,8 @@ def empty_warehouse(path: Path) -> bool:
 
 
 def incremental_results(full_seconds: float, runs: Sequence[float]) -> dict[str, object]:
-    """The incremental runs' seconds, their median (unrounded below the Timer's milliseconds, so
-    that a reader can tell 0.1004 from 0.10), and the median's ratio to the full refresh."""
+    """The incremental runs' seconds, their median (to the Timer's milliseconds, so that the ratio
+    can be recomputed: a stored 0.100 may be 0.1004), and the median's ratio to the full refresh."""
     if not runs:
         raise ValueError("no incremental run to report")
     median = statistics.median(runs)

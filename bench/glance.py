@@ -99,7 +99,7 @@ def _refresh_rows(results: list[Result]) -> list[Row]:
         Row(
             f"incremental refresh, +{share:.2f} % lines, next day in the same session",
             "<= 0.10 of the full refresh",
-            f"{r['incremental_over_full']:.3f} ({r['incremental_seconds']:.1f} s, median of "
+            f"{incremental_ratio(r):.4f} ({r['incremental_seconds']:.1f} s, median of "
             f"{len(runs)}; runs {', '.join(f'{s:.1f}' for s in runs)} s)",
             f"{_status(incremental_ratio(r) <= 0.10)} ({met} of {len(method)} benches "
             "of this method met it)",

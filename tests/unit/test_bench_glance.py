@@ -48,7 +48,7 @@ def test_a_newer_refresh_result_replaces_the_older_one(tmp_path: Path) -> None:
     after = _rows(render(load(tmp_path)))
 
     incremental = next(k for k in after if k.startswith("incremental refresh, +"))
-    assert after[incremental][1] == "0.095 (64.0 s, median of 3; runs 60.0, 64.0, 70.0 s)"
+    assert after[incremental][1] == "0.0950 (64.0 s, median of 3; runs 60.0, 64.0, 70.0 s)"
     assert after[incremental][2].startswith("met (")
     assert after[incremental][3] == "`refresh-29991231T000000Z.json`"
     duckdb = next(k for k in after if k.startswith("full refresh against DuckDB"))
