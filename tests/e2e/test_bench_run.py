@@ -25,8 +25,14 @@ from salesopt.ingest import delivery_date
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SIZE = ["--customers", "300", "--products", "30", "--days", "60"]
+DAYS = 60
+SIZE = ["--customers", "300", "--products", "30", "--days", str(DAYS)]
 HOLD_DAYS = 5  # the bench's default
+
+
+def _last_day() -> date:
+    """The last generated day of this size: the bench's and the probes' `as_of`."""
+    return last_day(load_settings(LOCAL_CONF, overrides={"generate.days": DAYS}).generate)
 
 
 def _run(module: str, *args: str, results: Path) -> str:
@@ -64,7 +70,7 @@ def test_the_bench_reads_the_files_it_says_and_reports_its_own_seconds(
     bench: tuple[Path, dict[str, Any]],
 ) -> None:
     work, r = bench
-    end = last_day(load_settings(LOCAL_CONF, overrides={"generate.days": 60}).generate)
+    end = _last_day()
     by_day = _landing_lines(work)
     # the full refresh reads the files delivered up to end - hold - 1; the timed run the last
     # `hold` days' (the day between is the untimed previous day)
@@ -101,7 +107,7 @@ def test_the_probes_run_on_the_workdir_the_bench_keeps(
     bench: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
     work, _ = bench
-    end = last_day(load_settings(LOCAL_CONF, overrides={"generate.days": 60}).generate)
+    end = _last_day()
     out = _run(
         "bench.probe_incremental", "--workdir", str(work), *SIZE, "--runs", "1",
         "--jobs-top", "3", results=tmp_path,
