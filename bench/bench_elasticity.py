@@ -17,17 +17,16 @@ Prints JSON and writes bench/results/elasticity-<timestamp>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 from pyspark.sql import functions as F
 
-from bench.common import LOCAL_CONF
+from bench.common import LOCAL_CONF, save
 from salesopt.config import GenerateSettings, load_settings
 from salesopt.datagen import generate, last_day
 from salesopt.optimize.elasticity import (
@@ -36,8 +35,6 @@ from salesopt.optimize.elasticity import (
     estimate_elasticities,
 )
 from salesopt.session import get_spark
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -128,7 +125,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     frame = estimates.merge(planted.rename(columns={"elasticity": "planted"}), on="product_id")
     result = {
-        "benchmark": "elasticity_recovery",
         "generate": {"customers": gen.customers, "products": gen.products, "days": gen.days,
                      "seed": gen.seed},
         "traffic_control": not args.no_traffic,
@@ -136,11 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fit_seconds": round(fit_s, 1),
         **summarise(frame),
     }  # fmt: skip
-    text = json.dumps(result, indent=2)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"elasticity-{stamp}.json").write_text(text + "\n")
+    save("elasticity", result)
     return 0
 
 

@@ -18,24 +18,22 @@ Prints JSON and writes bench/results/recommend-<timestamp>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bench.common import LOCAL_CONF
+from bench.common import LOCAL_CONF, save
 from salesopt.config import Settings, load_settings
 from salesopt.datagen import last_day, planted_lines
 from salesopt.recommend import als, evaluate
 from salesopt.session import get_spark
 
 GROUPS = 50
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -131,10 +129,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
 
 
 def _store(result: dict[str, object]) -> dict[str, object]:
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"recommend-{stamp}.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
+    save("recommend", result)
     return result
 
 

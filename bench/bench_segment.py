@@ -21,16 +21,12 @@ chosen k). Prints JSON and writes bench/results/segment-<timestamp>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import platform
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +34,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bench.common import LOCAL_CONF
+from bench.common import LOCAL_CONF, save
 from salesopt import segment, snapshots
 from salesopt.config import Settings, load_settings
 from salesopt.context import StageContext
@@ -47,7 +43,6 @@ from salesopt.io.tables import Warehouse
 from salesopt.segment.labels import adjusted_rand_index
 from salesopt.session import get_spark
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DAYS = 540
 AS_OF = date(2025, 6, 30)
 LINE_VALUE = 6.5
@@ -181,24 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         numbers = _measure(spark, settings, root, args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    given = list(sys.argv[1:] if argv is None else argv)
-    report = {
-        "bench": "segment",
-        "command": " ".join([".venv/bin/python -m bench.bench_segment", *given]),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_avg_1m_at_end": round(os.getloadavg()[0], 1),
-            "spark_master": settings.spark.master,
-            "driver_memory": settings.spark.driver_memory,
-        },
-        **numbers,
-    }
-    text = json.dumps(report, indent=2, default=str)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS / f"segment-{stamp}.json").write_text(text + "\n")
+    spark_used = {"master": settings.spark.master, "driver_memory": settings.spark.driver_memory}
+    save("segment", {**numbers, "spark": spark_used})
     return 0
 
 

@@ -24,10 +24,14 @@ LOCAL_CONF = Path(__file__).resolve().parents[1] / "conf" / "local.yaml"
 # Result files from 2026-12-01 13:59 to the field's introduction (2026-12-04) used this method
 # without naming it; they are the ones that also time a run compiled afresh (bench.glance).
 NEXT_DAY_IN_SESSION = "next day in one session"
+# The 1-minute load average when the bench's process imported this module, before its work
+# started: `save` runs at the end, when the load is the bench's own.
+_LOAD_AT_START = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def machine_info() -> dict[str, Any]:
-    """Cores, memory, Python and library versions of the machine that measured."""
+    """Cores, memory, Python and library versions of the machine that measured, and its load
+    average before the bench started and when it ended."""
     import pyspark
 
     try:
@@ -44,7 +48,8 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "pyspark": pyspark.__version__,
         "platform": platform.platform(),
-        "load_avg_1m_at_start": load,
+        "load_avg_1m_at_start": _LOAD_AT_START,
+        "load_avg_1m_at_end": load,
     }
 
 

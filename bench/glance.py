@@ -48,6 +48,12 @@ def load(folder: Path = RESULTS) -> list[Result]:
     return [(p.name, json.loads(p.read_text())) for p in files]
 
 
+def body(doc: dict[str, Any]) -> dict[str, Any]:
+    """A result file's measured numbers: its `results` when written by `bench.common.save`; the
+    recommend, elasticity and segment files before 2026-12-04 hold them at the top level."""
+    return doc["results"] if "measured_at" in doc else doc
+
+
 def _newest(results: list[Result], prefix: str, keep: Callable[[dict], bool]) -> Result:
     found = [r for r in results if r[0].startswith(prefix + "-") and keep(r[1])]
     if not found:
@@ -177,9 +183,18 @@ def _forecast_rows(results: list[Result]) -> list[Row]:
 
 def _recommend_row(results: list[Result]) -> Row:
     def quality_run(size: tuple[int, int]) -> Callable[[dict], bool]:
-        return lambda d: d.get("mode") == "quality" and (d["customers"], d["products"]) == size
+        def keep(doc: dict) -> bool:
+            d = body(doc)
+            return d.get("mode") == "quality" and (d["customers"], d["products"]) == size
 
-    runs = [_newest(results, "recommend", quality_run(s)) for s in ((2_000, 200), (20_000, 1_000))]
+        return keep
+
+    runs = [
+        (n, body(d))
+        for n, d in (
+            _newest(results, "recommend", quality_run(s)) for s in ((2_000, 200), (20_000, 1_000))
+        )
+    ]
 
     def lift(d: dict) -> float:
         m = d["metrics"]
@@ -196,10 +211,12 @@ def _recommend_row(results: list[Result]) -> Row:
 
 def _elasticity_row(results: list[Result]) -> Row:
     size = {"customers": 20_000, "products": 200, "days": 540}
-    name, d = _newest(
+    name, doc = _newest(
         results, "elasticity",
-        lambda d: {k: d["generate"][k] for k in size} == size and bool(d.get("traffic_control")),
+        lambda d: {k: body(d)["generate"][k] for k in size} == size
+        and bool(body(d).get("traffic_control")),
     )  # fmt: skip
+    d = body(doc)
     g = d["generate"]
     return Row(
         "elasticity recovery, median relative error",
@@ -213,8 +230,9 @@ def _elasticity_row(results: list[Result]) -> Row:
 
 def _segment_row(results: list[Result]) -> Row:
     newest: dict[int, Result] = {}
-    for name, d in results:
+    for name, doc in results:
         if name.startswith("segment-"):
+            d = body(doc)
             newest[d["customers"]] = (name, d)  # later files replace earlier ones per scale
     runs = [newest[c] for c in sorted(newest)]
     return Row(

@@ -92,6 +92,17 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_bench(module: str, *args: str, results: Path) -> str:
+    """Runs `python -m <module> <args>` (a bench or probe) with its result files going to
+    `results` (`SALESOPT_BENCH_RESULTS`); returns its output, after asserting it succeeded."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+        env=subprocess_env(SALESOPT_BENCH_RESULTS=str(results)), timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 def cli_refresh_cmd(warehouse: Path, landing: Path, stages: Sequence[str] = CORE) -> list[str]:
     """`python -m salesopt.cli refresh` on the test settings, one core, small memory."""
     return [

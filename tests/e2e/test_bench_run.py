@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import re
 import statistics
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import ROOT, subprocess_env
+from e2e_helpers import run_bench
 
 from bench.common import LOCAL_CONF, NEXT_DAY_IN_SESSION
 from salesopt.config import load_settings
@@ -35,20 +33,11 @@ def _last_day() -> date:
     return last_day(load_settings(LOCAL_CONF, overrides={"generate.days": DAYS}).generate)
 
 
-def _run(module: str, *args: str, results: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-        env=subprocess_env(SALESOPT_BENCH_RESULTS=str(results)), timeout=900,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
     base = tmp_path_factory.mktemp("bench")
     work, results = base / "work", base / "results"
-    _run(
+    run_bench(
         "bench.bench_refresh", *SIZE, "--workdir", str(work), "--keep-full",
         "--incremental-runs", "2", results=results,
     )  # fmt: skip
@@ -108,7 +97,7 @@ def test_the_probes_run_on_the_workdir_the_bench_keeps(
 ) -> None:
     work, _ = bench
     end = _last_day()
-    out = _run(
+    out = run_bench(
         "bench.probe_incremental", "--workdir", str(work), *SIZE, "--runs", "1",
         "--jobs-top", "3", results=tmp_path,
     )  # fmt: skip
@@ -118,7 +107,7 @@ def test_the_probes_run_on_the_workdir_the_bench_keeps(
     assert [s.split()[0] for s in run.group(2).split(", ")] == ["ingest", "silver", "gold"]
     assert "salesopt.snapshots:write_all:" in out and "job group:" in out
 
-    out = _run(
+    out = run_bench(
         "bench.probe_next_day", "--workdir", str(work), *SIZE, "--day-runs", "2",
         results=tmp_path,
     )  # fmt: skip

@@ -84,3 +84,38 @@ def test_the_count_is_of_benches_of_the_newest_ones_method_on_unrounded_ratios(
     _bench(template, "29990104T000000Z", tmp_path, incremental_method="a week in one session",
            incremental_seconds=52.0, incremental_over_full=0.104, **later)  # fmt: skip
     assert _incremental_status(tmp_path) == "**not met** (0 of 1 benches of this method met it)"
+
+
+def _saved(folder: Path, kind: str, stamp: str, **changes: Any) -> None:
+    """A file as `bench.common.save` writes it, holding the newest older (flat) file of `kind`
+    that the glance shows, with some numbers changed."""
+    shown = _rows(render(load()))
+    source = next(v[3] for v in shown.values() if f"`{kind}-" in v[3]).split(", ")[-1].strip("`")
+    flat = json.loads((RESULTS / source).read_text())
+    assert "measured_at" not in flat  # written before the benches used `save`
+    doc = {"bench": kind, "measured_at": stamp, "command": "-", "machine": {},
+           "results": {**flat, **changes}}  # fmt: skip
+    (folder / f"{kind}-{stamp}.json").write_text(json.dumps(doc))
+
+
+def test_saved_model_bench_files_replace_the_older_flat_ones(tmp_path: Path) -> None:
+    for result in RESULTS.glob("*.json"):
+        shutil.copy(result, tmp_path)
+    before = _rows(render(load(tmp_path)))
+    _saved(tmp_path, "elasticity", "29991231T000000Z", median_rel_error=0.25)
+    _saved(tmp_path, "segment", "29991231T000001Z", ari_vs_planted=0.5)
+    als = "ALS against popularity, precision@10 on the holdout"
+    newest_recommend = before[als][3].split(", ")[-1].strip("`")
+    metrics = json.loads((RESULTS / newest_recommend).read_text())["metrics"]
+    metrics["als/all"] = metrics["popular/all"]  # a lift of 1.00x
+    _saved(tmp_path, "recommend", "29991231T000002Z", metrics=metrics)
+    after = _rows(render(load(tmp_path)))
+
+    elasticity = "elasticity recovery, median relative error"
+    assert after[elasticity][1].startswith("25.0 % (")
+    assert after[elasticity][2:] == ["**not met**", "`elasticity-29991231T000000Z.json`"]
+    segmentation = "segmentation, adjusted Rand index against planted segments"
+    assert "0.5000" in after[segmentation][1] and after[segmentation][2] == "**not met**"
+    assert "`segment-29991231T000001Z.json`" in after[segmentation][3]
+    assert after[als][1].endswith("1.00x (20,000 x 1,000)") and after[als][2] == "**not met**"
+    assert after[als][3].endswith("`recommend-29991231T000002Z.json`")
