@@ -1,8 +1,8 @@
-"""The segmentation, recommendation and elasticity benches end to end, each as its own process
-on a tiny size: each stores one result file through `bench.common.save` (into the test's folder,
-not bench/results), its numbers agree with each other and with the arguments, and the glance reads
-the file. (The benches' numbers at scale are in docs/benchmarks.md; this checks the code that
-makes them.)"""
+"""The forecast, segmentation, recommendation and elasticity benches end to end, each as its own
+process on a tiny size: each stores one result file through `bench.common.save` (into the test's
+folder, not bench/results), its numbers agree with each other and with the arguments, and the
+glance reads the segment file. (The benches' numbers at scale are in docs/benchmarks.md; this
+checks the code that makes them.)"""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from salesopt.config import load_settings
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MODELS = ("als", "blend", "buy_again", "popular")
+# months in the two real series the forecast bench reads from the pmdarima wheel
+REAL_MONTHS = {"wineind": 176, "airpassengers": 144}
 
 
 def _result(folder: Path, name: str, *args: str) -> tuple[str, dict[str, Any]]:
@@ -94,3 +96,23 @@ def test_elasticity_bench(tmp_path: Path) -> None:
     assert ok > 0
     assert sum(t["products"] for t in r["by_volume_tercile"].values()) == ok
     assert 0.0 <= r["share_within_20pct"] <= 1.0 and r["median_rel_error"] >= 0
+
+
+def test_forecast_bench(tmp_path: Path) -> None:
+    args = ("--series", "24", "--weeks", "80", "--loop-sample", "6", "--folds", "1",
+            "--cost-sample", "3")  # fmt: skip
+    _, doc = _result(tmp_path, "forecast", *args)
+    r = body(doc)
+    spark, loop = r["spark"], r["loop"]
+    # every series gets a status through the Spark fan-out
+    assert sum(spark["status_counts"].values()) == 24 and loop["series"] == 6
+    assert spark["series_per_s"] == pytest.approx(24 / spark["seconds"], rel=0.01)
+    # efficiency: Spark's series/s over cores x the serial loop's series/s
+    efficiency = spark["series_per_s"] / (r["cores"] * loop["series_per_s"])
+    assert r["parallel_efficiency"] == pytest.approx(efficiency, abs=0.002)
+    # one backtest fold: the chosen models and the seasonal naive have a median MASE
+    assert spark["median_mase"] and set(spark["median_mase"]) == set(loop["median_mase"])
+    assert (r["cost_weekly_104"]["periods"], r["cost_monthly_120"]["periods"]) == (104, 120)
+    assert r["cost_weekly_104"]["series"] == r["cost_monthly_120"]["series"] == 3
+    real = r["real_monthly_backtest"]
+    assert {name: real[name]["n_obs"] for name in REAL_MONTHS} == REAL_MONTHS
