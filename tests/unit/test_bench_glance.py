@@ -17,7 +17,8 @@ def _rows(table: str) -> dict[str, list[str]]:
 
 
 def _newest_refresh() -> dict[str, Any]:
-    return [d for n, d in load() if n.startswith("refresh-2")][-1]
+    """The newest refresh result file's content, as `bench.common.save` wrote it."""
+    return json.loads(sorted(RESULTS.glob("refresh-2*.json"))[-1].read_text())
 
 
 def _bench(template: dict[str, Any], stamp: str, folder: Path, **results: Any) -> None:
