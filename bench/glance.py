@@ -41,6 +41,10 @@ class Row:
     def line(self) -> str:
         return f"| {self.what} | {self.target} | {self.measured} | {self.status} | {self.source} |"
 
+    def files(self) -> list[str]:
+        """The result files the row cites, oldest first."""
+        return [f.strip("`") for f in self.source.split(", ")]
+
 
 def load(folder: Path = RESULTS) -> list[Result]:
     """Every result file's measured numbers, oldest first (names end in their UTC time stamp)."""
@@ -241,6 +245,13 @@ def render(results: list[Result]) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     return "\n".join([BEGIN, *header, *(r.line() for r in rows), END])
+
+
+def rows(table: str) -> dict[str, Row]:
+    """The rows of a table `render` made, by their first cell (the inverse of `Row.line`)."""
+    lines = [line for line in table.splitlines() if line.startswith("| ")][2:]  # past the header
+    cells = [[c.strip() for c in line.strip().strip("|").split(" | ")] for line in lines]
+    return {c[0]: Row(*c) for c in cells}
 
 
 def _split(doc: str) -> tuple[str, str, str]:

@@ -15,7 +15,7 @@ import pytest
 from e2e_helpers import run_bench
 
 from bench.common import LOCAL_CONF
-from bench.glance import RESULTS, body, load, render
+from bench.glance import RESULTS, body, load, render, rows
 from salesopt.config import load_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -54,15 +54,12 @@ def test_segment_bench(tmp_path: Path) -> None:
     # the glance reads it from the folder beside the committed files: one more scale in its row
     for result in RESULTS.glob("*.json"):
         shutil.copy(result, tmp_path)
-    row = next(
-        line for line in render(load(tmp_path)).splitlines() if line.startswith("| segmentation")
-    )
-    _, _, measured, status, sources = (c.strip() for c in row.strip("|").split(" | "))
-    at = sources.split(", ").index(f"`{name}`")
-    values, scales = measured.removesuffix(" customers").split(" at ")
+    row = next(v for k, v in rows(render(load(tmp_path))).items() if k.startswith("segmentation"))
+    at = row.files().index(name)
+    values, scales = row.measured.removesuffix(" customers").split(" at ")
     aris, customers = values.split(" / "), scales.split(" / ")
     assert (aris[at], customers[at]) == (f"{r['ari_vs_planted']:.4f}", f"{r['customers']:,}")
-    assert status == "met"
+    assert row.status == "met"
 
 
 def test_recommend_bench_times_fits_and_scoring(tmp_path: Path) -> None:

@@ -8,12 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bench.glance import RESULTS, load, main, render
-
-
-def _rows(table: str) -> dict[str, list[str]]:
-    rows = [line.strip("|").split(" | ") for line in table.splitlines() if line.startswith("| ")]
-    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows[1:]}
+from bench.glance import RESULTS, load, main, render, rows
 
 
 def _newest_refresh() -> dict[str, Any]:
@@ -29,8 +24,8 @@ def _bench(template: dict[str, Any], stamp: str, folder: Path, **results: Any) -
 
 
 def _incremental_status(folder: Path) -> str:
-    rows = _rows(render(load(folder)))
-    return next(v for k, v in rows.items() if k.startswith("incremental refresh, +"))[2]
+    shown = rows(render(load(folder)))
+    return next(v for k, v in shown.items() if k.startswith("incremental refresh, +")).status
 
 
 def test_the_doc_holds_the_table_the_result_files_give() -> None:
@@ -40,21 +35,21 @@ def test_the_doc_holds_the_table_the_result_files_give() -> None:
 def test_a_newer_refresh_result_replaces_the_older_one(tmp_path: Path) -> None:
     for result in RESULTS.glob("*.json"):
         shutil.copy(result, tmp_path)
-    before = _rows(render(load(tmp_path)))
+    before = rows(render(load(tmp_path)))
     _bench(
         _newest_refresh(), "29991231T000000Z", tmp_path,
         incremental_runs_seconds=[60.0, 64.0, 70.0], incremental_seconds=64.0,
         full_refresh_seconds=673.7, incremental_over_full=0.095, salesopt_over_duckdb=2.9,
     )  # fmt: skip
-    after = _rows(render(load(tmp_path)))
+    after = rows(render(load(tmp_path)))
 
     incremental = next(k for k in after if k.startswith("incremental refresh, +"))
-    assert after[incremental][1] == "0.0950 (64.0 s, median of 3; runs 60.0, 64.0, 70.0 s)"
-    assert after[incremental][2].startswith("met (")
-    assert after[incremental][3] == "`refresh-29991231T000000Z.json`"
+    assert after[incremental].measured == "0.0950 (64.0 s, median of 3; runs 60.0, 64.0, 70.0 s)"
+    assert after[incremental].status.startswith("met (")
+    assert after[incremental].files() == ["refresh-29991231T000000Z.json"]
     duckdb = next(k for k in after if k.startswith("full refresh against DuckDB"))
-    assert before[duckdb][2].startswith("**blocked**")
-    assert after[duckdb][1].startswith("2.9x") and after[duckdb][2] == "met"
+    assert before[duckdb].status.startswith("**blocked**")
+    assert after[duckdb].measured.startswith("2.9x") and after[duckdb].status == "met"
     # rows of other benches keep their files
     als = "ALS against popularity, precision@10 on the holdout"
     assert after[als] == before[als]
@@ -90,8 +85,8 @@ def test_the_count_is_of_benches_of_the_newest_ones_method_on_unrounded_ratios(
 def _saved(folder: Path, kind: str, stamp: str, **changes: Any) -> None:
     """A file as `bench.common.save` writes it, holding the newest older (flat) file of `kind`
     that the glance shows, with some numbers changed."""
-    shown = _rows(render(load()))
-    source = next(v[3] for v in shown.values() if f"`{kind}-" in v[3]).split(", ")[-1].strip("`")
+    shown = rows(render(load()))
+    source = next(v for v in shown.values() if f"`{kind}-" in v.source).files()[-1]
     flat = json.loads((RESULTS / source).read_text())
     assert "measured_at" not in flat  # written before the benches used `save`
     doc = {"bench": kind, "measured_at": stamp, "command": "-", "machine": {},
@@ -102,21 +97,25 @@ def _saved(folder: Path, kind: str, stamp: str, **changes: Any) -> None:
 def test_saved_model_bench_files_replace_the_older_flat_ones(tmp_path: Path) -> None:
     for result in RESULTS.glob("*.json"):
         shutil.copy(result, tmp_path)
-    before = _rows(render(load(tmp_path)))
+    before = rows(render(load(tmp_path)))
     _saved(tmp_path, "elasticity", "29991231T000000Z", median_rel_error=0.25)
     _saved(tmp_path, "segment", "29991231T000001Z", ari_vs_planted=0.5)
     als = "ALS against popularity, precision@10 on the holdout"
-    newest_recommend = before[als][3].split(", ")[-1].strip("`")
+    newest_recommend = before[als].files()[-1]
     metrics = json.loads((RESULTS / newest_recommend).read_text())["metrics"]
     metrics["als/all"] = metrics["popular/all"]  # a lift of 1.00x
     _saved(tmp_path, "recommend", "29991231T000002Z", metrics=metrics)
-    after = _rows(render(load(tmp_path)))
+    after = rows(render(load(tmp_path)))
 
     elasticity = "elasticity recovery, median relative error"
-    assert after[elasticity][1].startswith("25.0 % (")
-    assert after[elasticity][2:] == ["**not met**", "`elasticity-29991231T000000Z.json`"]
+    assert after[elasticity].measured.startswith("25.0 % (")
+    assert after[elasticity].status == "**not met**"
+    assert after[elasticity].files() == ["elasticity-29991231T000000Z.json"]
     segmentation = "segmentation, adjusted Rand index against planted segments"
-    assert "0.5000" in after[segmentation][1] and after[segmentation][2] == "**not met**"
-    assert "`segment-29991231T000001Z.json`" in after[segmentation][3]
-    assert after[als][1].endswith("1.00x (20,000 x 1,000)") and after[als][2] == "**not met**"
-    assert after[als][3].endswith("`recommend-29991231T000002Z.json`")
+    assert "0.5000" in after[segmentation].measured and after[segmentation].status == "**not met**"
+    assert "segment-29991231T000001Z.json" in after[segmentation].files()
+    assert (
+        after[als].measured.endswith("1.00x (20,000 x 1,000)")
+        and after[als].status == "**not met**"
+    )
+    assert after[als].files()[-1] == "recommend-29991231T000002Z.json"
