@@ -51,8 +51,8 @@ demo-completejourney: setup ## The demo on the public Complete Journey data (add
 test: setup ## Run the test suite (without the slow end-to-end and cluster tests)
 	$(BIN)/python -m pytest -q --durations=15 -m "not cluster and not slow and not s3" tests
 
-test-slow: setup ## Notebooks, kill-and-rerun, concurrency, daily snapshot chain, the refresh and model benches on tiny data (25-35 min)
-	$(BIN)/python -m pytest -q -m "slow and not cluster and not s3" tests
+test-slow: setup ## Notebooks, kill-and-rerun, concurrency, daily snapshot chain, the refresh and model benches on tiny data (24-37 min)
+	$(BIN)/python -m pytest -q --durations=10 -m "slow and not cluster and not s3" tests
 
 test-fast: setup ## Run only the tests that need no Spark
 	$(BIN)/python -m pytest -q tests/unit
