@@ -133,7 +133,6 @@ class FeatureSettings(_Section):
     history_days: int = Field(default=730, ge=30)
     # customer_features / interactions: a full slice is written once the change slices since the
     # last full one hold this share of its rows (bounds what a reader resolves; docs/tables.md)
-    snapshot_rebase_share: float = Field(default=0.5, gt=0)
 
 
 class SegmentationSettings(_Section):
@@ -259,24 +258,8 @@ class MonitorSettings(_Section):
 
 
 class OpsSettings(_Section):
-    # the warehouse lock (`salesopt.lock`): `file` (`<warehouse>/_refresh.lock`, local and
-    # mounted file systems), `delta` (a row in the Delta table `ops/refresh_lock`, any storage
-    # Delta commits to atomically), `auto` (`delta` on object stores, `file` elsewhere)
-    lock: Literal["auto", "file", "delta"] = "auto"
-    lock_wait_s: float = Field(default=0.0, ge=0)  # how long a second refresh waits
-    # the holder renews the lock every `lock_heartbeat_s` (0: never); a lock not renewed for
-    # `lock_stale_s` (without heartbeats: not renewed since it was taken) is taken over
-    lock_heartbeat_s: float = Field(default=300.0, ge=0)
-    lock_stale_s: float = Field(default=1800.0, gt=0)
-
-    @model_validator(mode="after")
-    def _check(self) -> OpsSettings:
-        if self.lock_heartbeat_s and self.lock_stale_s < 3 * self.lock_heartbeat_s:
-            raise ValueError(
-                "ops.lock_stale_s must be at least 3x ops.lock_heartbeat_s, or a live run's "
-                "lock could be taken over between two heartbeats"
-            )
-        return self
+    # a second run on a local warehouse waits this long for the first (`salesopt.ops.local_guard`)
+    lock_wait_s: float = Field(default=0.0, ge=0)
 
 
 class MaintainSettings(_Section):
@@ -285,6 +268,8 @@ class MaintainSettings(_Section):
     # gold snapshot slices older than this many days before a table's newest as_of are deleted
     # by `salesopt maintain`; None keeps every slice
     snapshot_retention_days: int | None = Field(default=None, ge=0)
+    # with a retention: also keep the last as_of of every calendar month
+    snapshot_keep_month_ends: bool = True
 
 
 class Settings(_Section):

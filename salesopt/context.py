@@ -22,8 +22,8 @@ class StageContext:
     as_of: date
     run_id: str
     # what a stage keeps for the later stages of the same run, under its module's name (the
-    # batch log: `salesopt.ingest.latest_batch_states`); valid because a run holds the
-    # warehouse lock, so nothing else writes the warehouse meanwhile
+    # batch log: `salesopt.ops.latest_batch_states`); valid because one refresh at a time writes
+    # a warehouse (`salesopt.ops.local_guard`, the scheduler elsewhere)
     run_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 

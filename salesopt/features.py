@@ -2,10 +2,9 @@
 
 Pure `DataFrame -> DataFrame` functions (grains in docs/tables.md); `salesopt.gold` reads silver
 and writes gold in one place (the sales series are in `salesopt.sales`). Customer features and
-interactions are `as_of` snapshots that use only lines on or before `as_of`. Each
-snapshot is split into a calendar-free state (`customer_state`, `interaction_state`) and the
-columns derived from it for a date (`derive_*`), so stored state rows stay valid until their
-lines change (`salesopt.snapshots`).
+interactions are `as_of` snapshots that use only lines on or before `as_of`. Each is
+computed as a calendar-free state (`customer_state`, `interaction_state`: sums over the lines)
+and the columns derived from it for the date (`derive_*`: recency, tenure, decayed strength).
 """
 
 from __future__ import annotations
@@ -47,13 +46,13 @@ CUSTOMER_STATE = (
     "avg_lines_per_order", "return_rate", "top_category", "category_mix", "sold_lines",
     "sold_units", "returned_units", "category_revenue",
 )  # fmt: skip
-# the additive parts of a customer state: a later line only adds to them (`add_customer_lines`)
+# the additive parts of a customer state (sums over lines), from which the ratios are computed
 CUSTOMER_COMPONENTS = (
     "customer_id", "frequency", "monetary", "first_order_date", "last_order_date", "sold_lines",
     "sold_units", "returned_units", "category_revenue",
 )  # fmt: skip
-# a stored state row is part of the snapshot when this count is positive (a sold line); rows of
-# keys whose counted lines are all returns are kept as state, so later lines can be added to them
+# a state row is part of the snapshot when this count is positive (a sold line); keys whose
+# counted lines are all returns have a state row but no snapshot row
 CUSTOMER_VISIBLE = "frequency"
 INTERACTION_VISIBLE = "n_purchases"
 INTERACTION_STATE = (
@@ -131,64 +130,10 @@ def customer_state(lines: DataFrame, as_of: date) -> DataFrame:
     """The part of customer features that does not move with the calendar. Grain: customer.
 
     Uses only lines on or before `as_of`; `derive_customer_features` adds the date-relative
-    columns (recency, tenure, orders per week) for any later date until the customer's lines
-    change. The state keeps its additive components (`sold_lines`, `sold_units`,
-    `returned_units`, `category_revenue`) so later lines can be added (`add_customer_lines`).
-    Grain: every customer with a counted line, also when none of them is a sale (frequency 0:
-    not part of the features, kept so that a first sale is added to the earlier returns).
+    columns (recency, tenure, orders per week). Grain: every customer with a counted line, also
+    when none of them is a sale (frequency 0: not part of the features).
     """
     return _finish_customer(_customer_components(lines_up_to(lines, as_of).where(counted_line())))
-
-
-def _o(c: str) -> Column:
-    """Column `c` of the prior state side (alias `o`) in `add_*_lines`."""
-    return F.col(f"o.{c}")
-
-
-def _n(c: str) -> Column:
-    """Column `c` of the later lines' components (alias `n`) in `add_*_lines`."""
-    return F.col(f"n.{c}")
-
-
-def _plus(c: str) -> Column:
-    """Count `c` of the prior state (0 without a prior row) plus the later lines' count."""
-    return (F.coalesce(_o(c), F.lit(0)) + _n(c)).alias(c)
-
-
-def _empty_revenue() -> Column:
-    return F.map_from_arrays(F.array().cast("array<string>"), F.array().cast("array<double>"))
-
-
-def add_customer_lines(prior: DataFrame, later: DataFrame) -> DataFrame:
-    """Customer states after adding `later` lines to `prior` states. Grain: customer.
-
-    Exact when every line of `later` is dated after the lines `prior` was computed from and
-    none of its sold orders has sold lines among them (`salesopt.snapshots` checks both). A
-    customer without a `prior` row starts from the empty state (exact when it has no earlier
-    counted line); customers without a counted line in `later` are not returned.
-    """
-    new = _customer_components(later.where(counted_line())).alias("n")
-    old = prior.select(*CUSTOMER_COMPONENTS).alias("o")
-
-    merged = F.map_zip_with(
-        F.coalesce(_o("category_revenue"), _empty_revenue()),
-        F.coalesce(_n("category_revenue"), _empty_revenue()),
-        lambda _k, a, b: F.coalesce(a, F.lit(0.0)) + F.coalesce(b, F.lit(0.0)),
-    )
-    combined = new.join(old, on="customer_id", how="left").select(
-        "customer_id",
-        _plus("frequency"),
-        F.round(F.coalesce(_o("monetary"), F.lit(0.0)) + _n("monetary"), 2).alias("monetary"),
-        F.least(_o("first_order_date"), _n("first_order_date")).alias("first_order_date"),
-        F.greatest(_o("last_order_date"), _n("last_order_date")).alias("last_order_date"),
-        _plus("sold_lines"),
-        _plus("sold_units"),
-        _plus("returned_units"),
-        F.when(_o("category_revenue").isNull() & _n("category_revenue").isNull(), None)
-        .otherwise(F.map_from_entries(F.array_sort(F.map_entries(merged))))
-        .alias("category_revenue"),
-    )
-    return _finish_customer(combined)
 
 
 def derive_customer_features(state: DataFrame, as_of: date, keep: Sequence[str] = ()) -> DataFrame:
@@ -255,9 +200,9 @@ def interaction_state(lines: DataFrame, as_of: date, half_life_days: float) -> D
 
     The recency-weighted strength is kept at an anchor date, the pair's last counted line:
     `strength_at_anchor = sum(quantity * 0.5^((anchor - order_date) / half_life))`. At any later
-    date D, `strength = strength_at_anchor * 0.5^((D - anchor) / half_life)`, so the row stays
-    valid until the pair's lines change (`derive_interactions`). Like `customer_state`, pairs
-    whose counted lines are all returns (`n_purchases` 0) are kept.
+    date D, `strength = strength_at_anchor * 0.5^((D - anchor) / half_life)`
+    (`derive_interactions`). Like `customer_state`, pairs whose counted lines are all returns
+    (`n_purchases` 0) have a row.
     """
     grouped = _interaction_components(lines_up_to(lines, as_of).where(counted_line()))
     anchor = F.col("strength_anchor_date")
@@ -266,42 +211,11 @@ def interaction_state(lines: DataFrame, as_of: date, half_life_days: float) -> D
     ).select(*INTERACTION_STATE)
 
 
-def add_interaction_lines(prior: DataFrame, later: DataFrame, half_life_days: float) -> DataFrame:
-    """Pair states after adding `later` lines to `prior` states. Grain: (customer_id, product_id).
-
-    Same conditions as `add_customer_lines`. The strength moves to the new anchor:
-    `prior strength * 0.5^((new anchor - prior anchor) / half_life)` plus the new lines' decayed
-    quantities (equal to a recomputation up to floating-point rounding).
-    """
-    new = _interaction_components(later.where(counted_line())).alias("n")
-    old = prior.select(*INTERACTION_STATE).alias("o")
-
-    anchor = F.greatest(_o("strength_anchor_date"), _n("strength_anchor_date"))
-    carried = F.coalesce(
-        _o("strength_at_anchor")
-        * _decay(F.datediff(anchor, _o("strength_anchor_date")), half_life_days),
-        F.lit(0.0),
-    )
-    return new.join(old, on=["customer_id", "product_id"], how="left").select(
-        "customer_id",
-        "product_id",
-        F.coalesce(_o("category"), _n("category")).alias("category"),
-        _plus("n_purchases"),
-        _plus("quantity"),
-        _plus("returned_units"),
-        F.least(_o("first_purchase_date"), _n("first_purchase_date")).alias("first_purchase_date"),
-        F.greatest(_o("last_purchase_date"), _n("last_purchase_date")).alias("last_purchase_date"),
-        anchor.alias("strength_anchor_date"),
-        (carried + _decayed_sum(_n("_days"), anchor, half_life_days)).alias("strength_at_anchor"),
-    )
-
-
 def derive_interactions(
     state: DataFrame, as_of: date, half_life_days: float | Column, keep: Sequence[str] = ()
 ) -> DataFrame:
     """Interactions as of a date from `interaction_state` rows. Grain: (customer_id, product_id).
 
-    `half_life_days` may be a column (stored snapshots carry the half-life they were built with);
     `keep` names extra columns of `state` to carry through.
     """
     decayed = F.col("strength_at_anchor") * _decay(

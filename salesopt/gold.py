@@ -4,8 +4,10 @@
 touched by batches that were cleaned but not yet published; those periods' rows are replaced
 (`replaceWhere` on the month partitions); the batches are then logged `published`. A crash
 between silver and gold therefore leaves those batches unpublished, and the next run publishes
-them. `customer_features` and `interactions` are snapshots of everything up to `as_of`, stored
-as change chains (`salesopt.snapshots`): a daily run writes only the keys whose lines changed.
+them. `customer_features` and `interactions` are plain snapshot tables: every run computes the
+complete snapshot of everything up to `as_of` and replaces that `as_of` slice, so
+`WHERE as_of = D` returns the whole snapshot for D to any Delta reader
+(docs/decisions/0008-plain-snapshot-tables.md).
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from salesopt import features, quality, sales, snapshots
+from salesopt import features, quality, sales
 from salesopt.context import StageContext, StageResult
-from salesopt.ingest import Batch, _log_batch, latest_batch_states
-from salesopt.io.tables import agg_row, sql_dates
-from salesopt.silver import SILVER
+from salesopt.io.tables import Warehouse, agg_row, sql_dates
+from salesopt.ops import ORDER_LINES as SILVER
+from salesopt.ops import Batch, latest_batch_states, log_batch
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,72 @@ def _publish_sales(
     return versions, results
 
 
+# the as_of snapshot tables this stage writes, complete for every as_of
+SNAPSHOTS = ("customer_features", "interactions")
+# the layout of an earlier release (only changed keys per as_of); rewritten on first write
+_CHAINED_MARKER = "snapshot_kind"
+
+
+def snapshot_frames(lines: DataFrame, ctx: StageContext) -> dict[str, DataFrame]:
+    """The complete `as_of` snapshots from silver lines, with `as_of` and `run_id`."""
+    half_life = ctx.settings.features.recency_half_life_days
+    return {
+        "customer_features": features.customer_features(lines, ctx.as_of),
+        "interactions": features.interactions(lines, ctx.as_of, half_life),
+    }
+
+
+def _write_snapshot(wh: Warehouse, rows: DataFrame, name: str, ctx: StageContext) -> int | None:
+    """Replaces the `as_of` slice of a snapshot table with `rows` (one Delta commit).
+
+    A table still in an earlier release's change-chain layout (a `snapshot_kind` column: each
+    slice held only changed keys) is replaced whole by this complete slice; earlier dates come
+    back by re-running them (a backfill), which now writes complete slices too.
+    """
+    if (
+        wh.exists(ctx.spark, "gold", name)
+        and _CHAINED_MARKER in wh.read(ctx.spark, "gold", name).columns
+    ):
+        log.warning(
+            "gold/%s is in the change-chain layout of an earlier release: rewriting it with the "
+            "complete snapshot for %s only; re-run earlier dates to restore their slices",
+            name, ctx.as_of,
+        )  # fmt: skip
+        return wh.overwrite(rows, "gold", name, partition_by=("as_of",))
+    return wh.write_slice(rows, "gold", name, ctx.as_of)
+
+
+def write_snapshots(
+    ctx: StageContext, lines: DataFrame, recorded_with: list[quality.RuleResult]
+) -> dict[str, tuple[int | None, int]]:
+    """Computes and writes the complete `as_of` slice of every snapshot table.
+
+    `lines` is silver as the run sees it. Quality rules run on the rows about to be written; a
+    failing `fail` rule stops before either table is written. `recorded_with` (the sales
+    history's results) are appended to `ops/quality_results` with these in one commit.
+    Returns (version written, rows) per table.
+    """
+    wh = ctx.warehouse
+    scoped = features.lines_up_to(lines, ctx.as_of).select(*features.SNAPSHOT_INPUT)
+    scoped = scoped.persist(StorageLevel.MEMORY_AND_DISK)  # both snapshots scan it
+    frames = {
+        name: features.with_run(frame, ctx.as_of, ctx.run_id).persist(StorageLevel.MEMORY_AND_DISK)
+        for name, frame in snapshot_frames(scoped, ctx).items()
+    }
+    rules = ctx.settings.quality.rules
+    results = [r for name, f in frames.items() for r in quality.evaluate(f, f"gold/{name}", rules)]
+    quality.record(ctx.spark, wh, [*recorded_with, *results], ctx.run_id, ctx.as_of)
+    quality.enforce(results)
+    written: dict[str, tuple[int | None, int]] = {}
+    for name, frame in frames.items():
+        n = frame.count()
+        written[name] = (_write_snapshot(wh, frame, name, ctx), n)
+        frame.unpersist()
+        log.info("gold/%s: %d rows for as_of %s", name, n, ctx.as_of)
+    scoped.unpersist()
+    return written
+
+
 def silver_version_for(ctx: StageContext) -> int | None:
     """The silver version a run on `as_of` saw, when a later as_of has been processed since.
 
@@ -165,26 +233,19 @@ def run(ctx: StageContext) -> StageResult:
     version = silver_version_for(ctx)
     if version is not None:
         log.info("backfill for %s: snapshots read silver version %d", ctx.as_of, version)
-    read_version = version if version is not None else wh.version(ctx.spark, *SILVER)
-    assert read_version is not None  # silver exists (checked above)
-    lines = (
-        ctx.spark.read.format("delta").option("versionAsOf", read_version).load(wh.path(*SILVER))
-    )
-    written = snapshots.write_all(
-        ctx.spark, wh, ctx.settings, lines, read_version, ctx.as_of, ctx.run_id,
-        recorded_with=sales_results,
-    )  # fmt: skip
-    tables.update({f"gold/{name}": w.version for name, w in written.items()})
+        lines = ctx.spark.read.format("delta").option("versionAsOf", version).load(wh.path(*SILVER))
+    written = write_snapshots(ctx, lines, recorded_with=sales_results)
+    tables.update({f"gold/{name}": v for name, (v, _n) in written.items()})
     for state in todo:
-        _log_batch(
+        log_batch(
             ctx, Batch(seq=state["seq"], files=tuple(state["files"])), "published", state["lines"]
         )
     return StageResult(
         tables=tables,
-        rows_out={f"gold/{k}": w.rows_written for k, w in written.items()},
+        rows_out={f"gold/{name}": n for name, (_v, n) in written.items()},
         summary={
             "published_batches": len(todo),
             "silver_version_read": version,
-            "snapshots": {k: w.to_dict() for k, w in written.items()},
+            "snapshot_rows": {name: n for name, (_v, n) in written.items()},
         },
     )

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from pyspark.errors import AnalysisException
@@ -28,27 +27,12 @@ from pyspark.sql import types as T
 
 from salesopt.context import StageContext, StageResult
 from salesopt.errors import InputError
+from salesopt.ops import BRONZE_ORDERS, Batch, latest_batch_states, log_batch
 
 log = logging.getLogger(__name__)
 
-BATCHES_TABLE = ("ops", "ingest_batches")
-BRONZE_TABLE = ("bronze", "orders_raw")
 TXN_APP_ID = "salesopt-bronze-orders"
 _DELIVERY = re.compile(r"batch_date=(\d{4}-\d{2}-\d{2})")
-_BATCH_SCHEMA = (
-    "seq long, batch_id string, status string, files array<string>, n_files int, "
-    "lines long, as_of date, run_id string, logged_at timestamp"
-)
-
-
-@dataclass(frozen=True)
-class Batch:
-    seq: int
-    files: tuple[str, ...]
-
-    @property
-    def batch_id(self) -> str:
-        return f"b{self.seq:08d}"
 
 
 def delivery_date(path: str) -> date | None:
@@ -85,57 +69,6 @@ def list_landing_files(spark: SparkSession, folder: str) -> list[str]:
         if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
             raise InputError(f"landing folder not found: {folder}") from None
         raise
-
-
-def _batch_log(ctx: StageContext) -> DataFrame | None:
-    wh = ctx.warehouse
-    if not wh.exists(ctx.spark, *BATCHES_TABLE):
-        return None
-    return wh.read(ctx.spark, *BATCHES_TABLE)
-
-
-_CACHED = f"{__name__}.batch_states"  # key in `StageContext.run_cache`
-
-
-def latest_batch_states(ctx: StageContext) -> list[dict]:
-    """Latest row per batch from the write-ahead log (small: one row per batch), by `seq`.
-
-    Read from the table once per run; the run's own `_log_batch` appends keep that copy
-    current (each stage's read of the just-appended table cost about a second on the bench
-    warehouse).
-    """
-    cached = ctx.run_cache.get(_CACHED)
-    if cached is None:
-        cached = {s["seq"]: s for s in _read_batch_states(ctx)}
-        ctx.run_cache[_CACHED] = cached
-    return [dict(cached[seq]) for seq in sorted(cached)]
-
-
-def _read_batch_states(ctx: StageContext) -> list[dict]:
-    log_df = _batch_log(ctx)
-    if log_df is None:
-        return []
-    latest = log_df.groupBy("seq").agg(F.max_by(F.struct("*"), "logged_at").alias("r"))
-    return [r["r"].asDict() for r in latest.select("r").collect()]
-
-
-def _log_batch(ctx: StageContext, batch: Batch, status: str, lines: int | None) -> None:
-    row = (
-        batch.seq,
-        batch.batch_id,
-        status,
-        list(batch.files),
-        len(batch.files),
-        lines,
-        ctx.as_of,
-        ctx.run_id,
-        datetime.now(timezone.utc).replace(tzinfo=None),
-    )
-    df = ctx.spark.createDataFrame([row], _BATCH_SCHEMA)
-    ctx.warehouse.append(df, *BATCHES_TABLE)
-    cached = ctx.run_cache.get(_CACHED)
-    if cached is not None:
-        cached[batch.seq] = dict(zip(df.columns, row, strict=True))
 
 
 def plan_batch(ctx: StageContext, folder: str) -> tuple[Batch | None, bool]:
@@ -182,12 +115,12 @@ def run(ctx: StageContext) -> StageResult:
     if batch is None:
         log.info("no new landing files under %s", folder)
         return StageResult(
-            tables={"bronze/orders_raw": wh.version(ctx.spark, *BRONZE_TABLE)},
+            tables={"bronze/orders_raw": wh.version(ctx.spark, *BRONZE_ORDERS)},
             rows_in=0,
             summary={"batch_id": None, "files": 0, "lines": 0},
         )
     if not replay:
-        _log_batch(ctx, batch, "pending", None)
+        log_batch(ctx, batch, "pending", None)
     log.info("ingesting batch %s: %d files", batch.batch_id, len(batch.files))
     ingested_at = datetime.now(timezone.utc).replace(tzinfo=None)
     raw = read_raw_lines(ctx.spark, batch, ingested_at)
@@ -197,14 +130,14 @@ def run(ctx: StageContext) -> StageResult:
         .option("txnAppId", TXN_APP_ID)
         .option("txnVersion", batch.seq)
         .partitionBy("_batch_id")
-        .save(wh.path(*BRONZE_TABLE))
+        .save(wh.path(*BRONZE_ORDERS))
     )
-    wh.register(ctx.spark, *BRONZE_TABLE)
-    lines = wh.read(ctx.spark, *BRONZE_TABLE).where(F.col("_batch_id") == batch.batch_id).count()
-    _log_batch(ctx, batch, "ingested", lines)
+    wh.register(ctx.spark, *BRONZE_ORDERS)
+    lines = wh.read(ctx.spark, *BRONZE_ORDERS).where(F.col("_batch_id") == batch.batch_id).count()
+    log_batch(ctx, batch, "ingested", lines)
     log.info("batch %s: %d lines in bronze", batch.batch_id, lines)
     return StageResult(
-        tables={"bronze/orders_raw": wh.version(ctx.spark, *BRONZE_TABLE)},
+        tables={"bronze/orders_raw": wh.version(ctx.spark, *BRONZE_ORDERS)},
         rows_in=lines,
         rows_out={"bronze/orders_raw": lines},
         summary={

@@ -1,11 +1,10 @@
 """`salesopt maintain`: OPTIMIZE (compaction) and VACUUM for every Delta table of the warehouse.
 
-With `maintain.snapshot_retention_days` set, it first deletes the slices of every snapshot table
-(partitioned by `as_of`) whose `as_of` is more than that many days before the table's newest
-`as_of`; the newest slice always stays. Result tables (segments, forecasts, recommendations...)
-add a full slice per business date; the change-chained snapshots (`customer_features`,
-`interactions`) add only changed keys, and their cut moves back to the latest full slice before
-it. The deleted files go at the next VACUUM past its retention.
+With `maintain.snapshot_retention_days` set, it first deletes the old slices of every snapshot
+table (partitioned by `as_of`): a slice stays when its `as_of` is at most that many days before
+the table's newest `as_of`, or, with `maintain.snapshot_keep_month_ends` (default on), when it is
+the last `as_of` of its calendar month. Every slice is a complete snapshot, so any kept date
+reads on its own. The deleted files go at the next VACUUM past its retention.
 
 VACUUM keeps `maintain.vacuum_retention_hours` of history (default 168 h = 7 days, Delta's own
 safe default): time travel and concurrent readers older than that lose their files. A retention
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -28,7 +27,7 @@ from pyspark.sql import functions as F
 
 from salesopt.config import Settings
 from salesopt.io.tables import LAYERS, Warehouse, agg_row, list_file_stats
-from salesopt.lock import warehouse_lock
+from salesopt.ops import local_guard
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +50,25 @@ def list_tables(spark: SparkSession, warehouse: Warehouse) -> list[tuple[str, st
     return sorted(found)
 
 
-def expire_slices(table: DeltaTable, retention_days: int) -> dict[str, Any]:
-    """Deletes `as_of` slices older than `retention_days` before the newest; returns counts.
+def expire_slices(table: DeltaTable, retention_days: int, keep_month_ends: bool) -> dict[str, Any]:
+    """Deletes the `as_of` slices the retention rule does not keep; returns counts.
 
-    For snapshot tables stored as change chains (`snapshot_kind` column, salesopt.snapshots) the
-    cut moves back to the latest full slice on or before it: the slices from there on are needed
-    to read any kept date.
+    Kept: slices at most `retention_days` before the newest `as_of`, and with `keep_month_ends`
+    the newest `as_of` of each calendar month.
     """
     df = table.toDF()
     newest = agg_row(df.agg(F.max("as_of")))[0]
     if newest is None:
         return {"slices_deleted": 0, "rows_deleted": 0}
-    cut = F.date_sub(F.lit(newest), retention_days)
-    if "snapshot_kind" in df.columns:
-        base = agg_row(
-            df.where((F.col("snapshot_kind") == "full") & (F.col("as_of") <= cut)).agg(
-                F.max("as_of")
-            )
-        )[0]
-        if base is None:
-            return {"slices_deleted": 0, "rows_deleted": 0, "newest_as_of": newest}
-        cut = F.lit(base)
-    older = F.col("as_of") < cut
-    stats = agg_row(df.where(older).agg(F.count_distinct("as_of"), F.count(F.lit(1))))
+    old = F.col("as_of") < F.date_sub(F.lit(newest), retention_days)
+    if keep_month_ends:
+        month_ends = df.groupBy(F.trunc("as_of", "month")).agg(F.max("as_of").alias("d")).collect()
+        ends = [r["d"] for r in month_ends]
+        if ends:
+            old = old & ~F.col("as_of").isin(ends)
+    stats = agg_row(df.where(old).agg(F.count_distinct("as_of"), F.count(F.lit(1))))
     if stats[1]:
-        table.delete(older)
+        table.delete(old)
     return {"slices_deleted": int(stats[0]), "rows_deleted": int(stats[1]), "newest_as_of": newest}
 
 
@@ -106,18 +99,16 @@ def _listing_parallelism(spark: SparkSession) -> Iterator[None]:
 def maintain(spark: SparkSession, settings: Settings, vacuum: bool = True) -> dict[str, Any]:
     """Compacts and vacuums every table; returns per-table metrics and timings.
 
-    Holds the warehouse lock (`salesopt.lock`, run id `maintain-<UTC time>`) like a refresh:
-    slice expiry's DELETE and OPTIMIZE's rewrites would otherwise conflict with a refresh's
-    writes to the same tables, and one of the two would fail.
+    Takes the local guard like a refresh (`salesopt.ops.local_guard`): slice expiry's DELETE and
+    OPTIMIZE's rewrites would otherwise conflict with a refresh's writes to the same tables.
+    Schedule it apart from refreshes elsewhere; a conflicting commit fails with Delta's error.
     """
     run_id = "maintain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    with warehouse_lock(settings, run_id, spark) as held, _listing_parallelism(spark):
-        return _maintain(spark, settings, vacuum, held.check)
+    with local_guard(settings, run_id), _listing_parallelism(spark):
+        return _maintain(spark, settings, vacuum)
 
 
-def _maintain(
-    spark: SparkSession, settings: Settings, vacuum: bool, check: Callable[[], None]
-) -> dict[str, Any]:
+def _maintain(spark: SparkSession, settings: Settings, vacuum: bool) -> dict[str, Any]:
     warehouse = Warehouse.from_settings(settings)
     tables = list_tables(spark, warehouse)
     report: dict[str, Any] = {
@@ -125,13 +116,13 @@ def _maintain(
         "vacuum_retention_hours": settings.maintain.vacuum_retention_hours,
     }
     for layer, name in tables:
-        check()  # stops when the lock was taken over: the next table is not touched
         t0 = time.perf_counter()
         table = DeltaTable.forPath(spark, warehouse.path(layer, name))
         entry: dict[str, Any] = {}
         retention = settings.maintain.snapshot_retention_days
         if retention is not None and agg_row(table.detail())["partitionColumns"] == ["as_of"]:
-            entry.update(expire_slices(table, retention))
+            month_ends = settings.maintain.snapshot_keep_month_ends
+            entry.update(expire_slices(table, retention, month_ends))
         if settings.maintain.optimize:
             metrics = table.optimize().executeCompaction().first()
             entry["files_removed"] = int(metrics["metrics"]["numFilesRemoved"]) if metrics else 0

@@ -1,48 +1,60 @@
 """`refresh`: runs the stages for one business date and records every stage in `ops/runs`.
 
 Stages run in a fixed order; `stages=` selects a subset (their order is kept). Each stage is a
-module with `run(ctx) -> StageResult`. A failing stage is recorded as `failed` with its message
-and stops the run: nothing after it is written.
+module with `run(ctx) -> StageResult`, registered in `STAGES`. A failing stage is recorded as
+`failed` with its message and stops the run: nothing after it is written.
+
+Concurrency: every write is idempotent per `as_of` (replaceWhere, MERGE, Delta's idempotent
+appends), so a rerun after any failure gives the same tables. One refresh at a time writes a
+warehouse: the scheduler serialises scheduled runs, `ops.local_guard` refuses a second manual
+run on a local warehouse, and a commit that loses to a concurrent writer is rejected by Delta's
+optimistic concurrency and reported as one line (`delta.exceptions`).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 
+import delta.exceptions.captured  # noqa: F401 - raises Delta's commit conflicts as typed errors
+from delta import exceptions as delta_errors
 from pyspark.sql import SparkSession
 
+from salesopt import gold, ingest, monitor, ops, silver
 from salesopt.config import Settings
 from salesopt.context import StageContext, StageResult
 from salesopt.errors import ConfigError, SalesoptError
+from salesopt.forecast import stage as forecast_stage
 from salesopt.io.tables import Warehouse
-from salesopt.lock import warehouse_lock
+from salesopt.optimize import stage as optimize_stage
+from salesopt.recommend import stage as recommend_stage
+from salesopt.segment import stage as segment_stage
 from salesopt.summary import RunSummary, StageReport
 
 log = logging.getLogger(__name__)
 
-STAGES: dict[str, str] = {
-    "ingest": "salesopt.ingest",
-    "silver": "salesopt.silver",
-    "gold": "salesopt.gold",
-    "segment": "salesopt.segment",
-    "recommend": "salesopt.recommend.stage",
-    "forecast": "salesopt.forecast.stage",
-    "optimize": "salesopt.optimize.stage",
-    "monitor": "salesopt.monitor",
+STAGES: dict[str, Callable[[StageContext], StageResult]] = {
+    "ingest": ingest.run,
+    "silver": silver.run,
+    "gold": gold.run,
+    "segment": segment_stage.run,
+    "recommend": recommend_stage.run,
+    "forecast": forecast_stage.run,
+    "optimize": optimize_stage.run,
+    "monitor": monitor.run,
 }
 # The warehouse refresh proper (landing -> bronze -> silver -> gold): `--stages ingest,silver,gold`.
 WAREHOUSE_STAGES: tuple[str, ...] = ("ingest", "silver", "gold")
-RUNS_TABLE = ("ops", "runs")
-_RUN_SCHEMA = (
-    "run_id string, as_of date, stage string, status string, started_at timestamp, "
-    "ended_at timestamp, seconds double, rows_in long, rows_out map<string,long>, "
-    "tables map<string,long>, message string"
-)
+# a commit that lost to a concurrent one: Delta's optimistic concurrency (none subclasses another)
+COMMIT_CONFLICTS: tuple[type[Exception], ...] = (
+    delta_errors.DeltaConcurrentModificationException, delta_errors.ConcurrentWriteException,
+    delta_errors.MetadataChangedException, delta_errors.ProtocolChangedException,
+    delta_errors.ConcurrentAppendException, delta_errors.ConcurrentDeleteReadException,
+    delta_errors.ConcurrentDeleteDeleteException, delta_errors.ConcurrentTransactionException,
+)  # fmt: skip
 
 
 def parse_stages(text: str | None) -> list[str]:
@@ -61,38 +73,31 @@ def new_run_id(as_of: date) -> str:
     return f"{as_of.isoformat()}_{stamp}_{uuid.uuid4().hex[:6]}"
 
 
-def _record(ctx: StageContext, report: StageReport, started: datetime) -> None:
-    ended = datetime.now(timezone.utc).replace(tzinfo=None)
-    row = (
-        ctx.run_id,
-        ctx.as_of,
-        report.stage,
-        report.status,
-        started,
-        ended,
-        report.seconds,
-        report.rows_in,
-        {k: int(v) for k, v in report.rows_out.items()},
-        {k: int(v) for k, v in report.tables.items() if v is not None},
-        report.message,
-    )
-    ctx.warehouse.append(ctx.spark.createDataFrame([row], _RUN_SCHEMA), *RUNS_TABLE)
+def _failure_message(exc: Exception) -> str:
+    first = str(exc).split("\n")[0][:300]
+    if isinstance(exc, COMMIT_CONFLICTS):
+        return (
+            f"a concurrent write to the same Delta table was committed first ({first}); "
+            "run one refresh at a time, then rerun this as_of (reruns replace, never duplicate)"
+        )
+    return first
 
 
 def run_stage(ctx: StageContext, name: str) -> StageReport:
     """Runs one stage, timing it and recording it in ops/runs whatever the outcome."""
-    module = importlib.import_module(STAGES[name])
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    started = ops.utc_now()
     t0 = time.perf_counter()
     log.info("stage %s: started (as_of=%s, run_id=%s)", name, ctx.as_of, ctx.run_id)
     try:
-        result: StageResult = module.run(ctx)
+        result = STAGES[name](ctx)
     except Exception as exc:
-        message = str(exc).split("\n")[0][:500]
+        message = _failure_message(exc)
         report = StageReport(name, "failed", round(time.perf_counter() - t0, 2), message=message)
-        _record(ctx, report, started)
+        ops.record_stage(ctx, report, started)
         log.error("stage %s: failed after %.1fs: %s", name, report.seconds, message)
-        raise
+        if isinstance(exc, SalesoptError):
+            raise
+        raise SalesoptError(f"stage {name} failed: {message}") from exc
     report = StageReport(
         stage=name,
         status="succeeded",
@@ -102,7 +107,7 @@ def run_stage(ctx: StageContext, name: str) -> StageReport:
         tables=result.tables,
         summary=result.summary,
     )
-    _record(ctx, report, started)
+    ops.record_stage(ctx, report, started)
     log.info("stage %s: done in %.1fs", name, report.seconds)
     return report
 
@@ -114,23 +119,13 @@ def refresh(
     stages: Sequence[str] | None = None,
     run_id: str | None = None,
 ) -> RunSummary:
-    """Refreshes the warehouse for `as_of`; holds the warehouse lock for the whole run."""
+    """Refreshes the warehouse for `as_of`, stage by stage (`ops.local_guard` held throughout)."""
     selected = list(stages) if stages else list(STAGES)
     warehouse = Warehouse.from_settings(settings)
     ctx = StageContext(spark, settings, warehouse, as_of, run_id or new_run_id(as_of))
     t0 = time.perf_counter()
-    reports: list[StageReport] = []
-    with warehouse_lock(settings, ctx.run_id, spark) as held:
-        for name in selected:
-            held.check()  # a run whose lock was taken over writes nothing more
-            try:
-                reports.append(run_stage(ctx, name))
-            except SalesoptError:
-                raise
-            except Exception as exc:
-                raise SalesoptError(
-                    f"stage {name} failed: {str(exc).splitlines()[0][:300]}"
-                ) from exc
+    with ops.local_guard(settings, ctx.run_id):
+        reports = [run_stage(ctx, name) for name in selected]
     return RunSummary(
         ctx.run_id, as_of.isoformat(), "succeeded", round(time.perf_counter() - t0, 2), reports
     )

@@ -30,8 +30,6 @@ DELTA_CONF = {
 }
 _JARS_ENV = "SALESOPT_JARS_DIR"
 LOG4J_CONF = Path(__file__).with_name("log4j2.properties")
-# pools under FAIR scheduling: `default` for the run's jobs, `salesopt_lock` for the lock's
-SCHEDULER_POOLS = Path(__file__).with_name("fairscheduler.xml")
 
 
 def jar_locations(jars_dir: str | None = None) -> list[str]:
@@ -93,8 +91,6 @@ def embedded_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.pyspark.python": sys.executable,  # workers use this interpreter's packages
         "spark.pyspark.driver.python": sys.executable,
         "spark.driver.extraJavaOptions": driver_java_options(settings),
-        # read only under `spark.scheduler.mode=FAIR` (not the default: docs/operations.md)
-        "spark.scheduler.allocation.file": str(SCHEDULER_POOLS),
         **one_machine_conf(settings),
     }
 
@@ -117,13 +113,12 @@ def one_machine_conf(settings: SparkSettings) -> dict[str, str]:
       lists of this machine's tables.
     - Spark lists more than `parallelPartitionDiscovery.threshold` folders (default 32) with a
       Spark job of one task per folder; the landing has a folder per delivery day and one for
-      its late files (1,109 for the 540-day bench), and that job took 3-6 s per listing on 2
-      cores. The driver lists them itself instead.
+      its late files, and that job costs seconds per listing on a few cores. The driver lists
+      them itself instead.
     - Spark keeps the compiled code of the last `codegen.cache.maxEntries` queries (default
       100). One incremental refresh compiles about 500 distinct classes, so with the default
-      the next refresh in the same session compiles them all again; with 2,000 the next day's
-      refresh compiled 92 instead of 593 and took 72.9 s instead of 102.7 s (docs/benchmarks.md).
-      A notebook or a long-lived driver gains; a fresh process per run does not.
+      the next refresh in the same session compiles them all again. A notebook or a long-lived
+      driver gains; a fresh process per run does not.
     """
     return {
         "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),

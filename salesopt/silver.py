@@ -19,14 +19,14 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from salesopt import clean, dims, faults, quality
+from salesopt import clean, dims, quality
 from salesopt.context import StageContext, StageResult
-from salesopt.ingest import BRONZE_TABLE, Batch, _log_batch, latest_batch_states
+from salesopt.ops import BRONZE_ORDERS, ORDER_LINES, Batch, latest_batch_states, log_batch
 from salesopt.io.tables import agg_row, materialized, sql_dates
 
 log = logging.getLogger(__name__)
 
-SILVER = ("silver", "order_lines")
+SILVER = ORDER_LINES
 QUARANTINE = ("quarantine", "orders_rejected")
 SILVER_TABLE = "silver/order_lines"
 
@@ -130,7 +130,6 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> i
     wh = ctx.warehouse
     if not wh.exists(ctx.spark, *SILVER):
         wh.overwrite(winners.limit(0), *SILVER, partition_by=("order_date",))
-        wh.ensure_change_feed(ctx.spark, *SILVER)  # gold snapshots read changed keys from it
     in_range = f"order_date IN ({sql_dates(dates)})"
     silver = (
         wh.read(ctx.spark, *SILVER)
@@ -173,7 +172,6 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> i
             "attempt); they count as accepted and are not written again", stats["applied"],
         )  # fmt: skip
     source = compared.drop("_t_ingested", "_t_batch", "_applied")
-    faults.inject("silver_merge")  # test-only fault point (salesopt/faults.py); no-op otherwise
     if stats["new"]:  # keys silver does not hold: appended, no join with the target
         (
             source.where(new_keys)
@@ -184,7 +182,6 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> i
             .save(wh.path(*SILVER))
         )
     if stats["updated"]:  # newer versions of lines silver holds: MERGEd in their dates only
-        faults.inject("silver_appended")  # test-only: between the append and the MERGE
         condition = (
             "t.order_id = s.order_id AND t.line_no = s.line_no"
             f" AND t.order_date IN ({sql_dates(stats['updated'])})"
@@ -200,7 +197,6 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> i
             .whenNotMatchedInsertAll()
             .execute()
         )
-    faults.inject("silver_written")  # test-only: after the silver write, before bookkeeping
     compared.unpersist()
     return int(stats["lost"])
 
@@ -214,7 +210,7 @@ def clean_batch(
     A failing `fail` rule records `results` and raises QualityGateFailed before anything of the
     batch is written.
     """
-    raw = ctx.warehouse.read(ctx.spark, *BRONZE_TABLE).where(F.col("_batch_id") == batch_id)
+    raw = ctx.warehouse.read(ctx.spark, *BRONZE_ORDERS).where(F.col("_batch_id") == batch_id)
     classified = classify(ctx, raw, products).persist(StorageLevel.MEMORY_AND_DISK)
     valid = clean.normalised(classified.where(F.col("_reason").isNull()))
     batch_results = quality.evaluate(valid, SILVER_TABLE, ctx.settings.quality.rules)
@@ -277,8 +273,6 @@ def run(ctx: StageContext) -> StageResult:
     tables = dims.refresh_dims(ctx.spark, ctx.settings, wh)
     products = wh.read(ctx.spark, "silver", "products")
     todo = [s for s in latest_batch_states(ctx) if s["status"] == "ingested"]
-    if todo and wh.exists(ctx.spark, *SILVER) and wh.ensure_change_feed(ctx.spark, *SILVER):
-        log.info("turned on the change data feed of %s (used by gold snapshots)", SILVER_TABLE)
     total = Reconciliation()
     per_batch = []
     results: list[quality.RuleResult] = []
@@ -287,7 +281,7 @@ def run(ctx: StageContext) -> StageResult:
         rec = clean_batch(ctx, state["batch_id"], products, results)
         total.add(rec)
         per_batch.append({"batch_id": state["batch_id"], **rec.to_dict()})
-        _log_batch(ctx, Batch(seq=state["seq"], files=tuple(state["files"])), "cleaned", rec.read)
+        log_batch(ctx, Batch(seq=state["seq"], files=tuple(state["files"])), "cleaned", rec.read)
     quality.record(ctx.spark, wh, results, ctx.run_id, ctx.as_of)
     if not total.balanced:
         raise AssertionError(f"reconciliation does not balance: {total.to_dict()}")

@@ -40,17 +40,11 @@ def sql_dates(days: Sequence[date]) -> str:
 def materialized(frame: DataFrame) -> DataFrame:
     """`frame` computed now, once, and kept without its lineage (a local checkpoint).
 
-    For intermediates read more than once or used as a MERGE source. On the bench warehouse
-    each of these cost a second scan of silver or more (docs/benchmarks.md):
-    - a frame cached lazily and then read twice by one query (a union, or a join of two of its
-      filters) is computed by both branches before the cache fills;
-    - a union of cached frames did not use the caches and recomputed them from silver;
-    - a cached frame that reads a Delta table is recomputed after every write to that table
-      (the snapshot change rows read the snapshot tables themselves);
-    - Delta materializes a MERGE source built from cached frames itself, at more than the cost
-      of the MERGE's own scan.
-    The blocks are freed when the frame is no longer referenced; if an executor is lost before
-    the frame's last use, the refresh fails and a rerun writes again.
+    For intermediates read more than once or used as a MERGE source: a lazily cached frame read
+    twice by one query is computed by both branches before the cache fills, and a cached frame
+    that reads a Delta table is recomputed after every write to that table. The blocks are
+    freed when the frame is no longer referenced; if an executor is lost before the frame's last
+    use, the refresh fails and a rerun writes again.
     """
     return frame.localCheckpoint(eager=True)
 
@@ -111,16 +105,7 @@ class Warehouse:
         return spark.read.format("delta").load(self.path(layer, name))
 
     def read_as_of(self, spark: SparkSession, layer: str, name: str, as_of: date) -> DataFrame:
-        """The rows of an as_of-keyed table for one business date.
-
-        For the snapshot tables stored as change chains (`gold/customer_features`,
-        `gold/interactions`; `salesopt.snapshots`) this resolves the chain and derives the
-        date-relative columns; for every other table it is the `as_of` slice.
-        """
-        from salesopt import snapshots  # snapshots builds on this module
-
-        if snapshots.is_chained(layer, name):
-            return snapshots.read(spark, self, name, as_of)
+        """The `as_of` slice of a snapshot table: the plain `WHERE as_of = D` any reader runs."""
         return self.read(spark, layer, name).where(f"as_of = DATE'{as_of.isoformat()}'")
 
     def version(self, spark: SparkSession, layer: str, name: str) -> int | None:
@@ -144,20 +129,12 @@ class Warehouse:
         as_of: date,
         partition_by: Sequence[str] = ("as_of",),
         user_metadata: str | None = None,
-        new: bool = False,
     ) -> int | None:
         """Replaces the `as_of` slice of a table with `df` (which must carry that as_of).
 
-        One Delta commit either way. `new=True` says the caller knows the table holds no row at
-        `as_of` (the change-chained snapshots read their slice list from the latest commit):
-        the rows are then appended, because `replaceWhere` also looks for files to delete,
-        0.1-0.5 s more per write on the bench warehouse even when none match
-        (docs/benchmarks.md). Asking Delta whether the date exists cost 0.3-0.4 s, about as
-        much, so without the hint it replaces.
+        One Delta commit (`replaceWhere`): a rerun for the same business date replaces its
+        slice instead of appending a second copy.
         """
-        if new:
-            self.append(df, layer, name, partition_by, user_metadata)
-            return self.version(df.sparkSession, layer, name)
         predicate = f"as_of = DATE'{as_of.isoformat()}'"
         return self.replace_where(df, layer, name, predicate, partition_by, user_metadata)
 
@@ -205,10 +182,9 @@ class Warehouse:
         partition_by: Sequence[str] = (),
         user_metadata: str | None = None,
     ) -> None:
-        """Appends `df` (the run bookkeeping of `ops`: ten small appends per refresh; new slices).
+        """Appends `df` (the run bookkeeping of `ops`).
 
-        Unlike the other writes it does not look the new version up: that is a read of the
-        table's history, about a third of the cost of a one-row append.
+        Unlike the other writes it does not look the new version up (a read of the history).
         """
         options = {"mergeSchema": "true"}
         self._save(df, layer, name, "append", options, partition_by, user_metadata)
@@ -231,17 +207,6 @@ class Warehouse:
             writer = writer.partitionBy(*partition_by)
         writer.save(self.path(layer, name))
         self.register(df.sparkSession, layer, name)
-
-    def ensure_change_feed(self, spark: SparkSession, layer: str, name: str) -> bool:
-        """Turns on the Delta change data feed of a table; True if it was off before."""
-        details = agg_row(DeltaTable.forPath(spark, self.path(layer, name)).detail())
-        if details["properties"].get("delta.enableChangeDataFeed") == "true":
-            return False
-        spark.sql(
-            f"ALTER TABLE delta.`{self.path(layer, name)}` "
-            "SET TBLPROPERTIES (delta.enableChangeDataFeed = true)"
-        )
-        return True
 
     def register(self, spark: SparkSession, layer: str, name: str) -> None:
         """Registers the table by name when a catalog or schema prefix is configured."""

@@ -4,7 +4,7 @@ quality gates, CSV."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from salesopt import ingest
+from salesopt import ingest, ops
 from salesopt.config import QualityRule
 from salesopt.context import StageContext
 from salesopt.errors import InputError, QualityGateFailed
@@ -196,8 +196,8 @@ def test_crash_between_bronze_and_bookkeeping_is_replayed_once(
     ctx = StageContext(spark, settings, wh, date(2025, 3, 3), "crashed-run")
     batch, replay = ingest.plan_batch(ctx, str(tmp_path / "landing" / "orders"))
     assert batch is not None and not replay
-    ingest._log_batch(ctx, batch, "pending", None)
-    raw = ingest.read_raw_lines(spark, batch, ingested_at=ingest.datetime(2025, 3, 3))
+    ops.log_batch(ctx, batch, "pending", None)
+    raw = ingest.read_raw_lines(spark, batch, ingested_at=datetime(2025, 3, 3))
     raw.write.format("delta").mode("append").option("txnAppId", ingest.TXN_APP_ID).option(
         "txnVersion", batch.seq
     ).partitionBy("_batch_id").save(wh.path("bronze", "orders_raw"))
@@ -216,8 +216,8 @@ def test_batch_states_a_run_keeps_are_the_batch_log(
     ctx = StageContext(spark, settings, wh, date(2025, 3, 3), "kept-run")
     for name in CORE:  # the stages update the states read by ingest with their own appends
         run_stage(ctx, name)
-    kept = ingest.latest_batch_states(ctx)
-    read = ingest.latest_batch_states(StageContext(spark, settings, wh, ctx.as_of, "reader"))
+    kept = ops.latest_batch_states(ctx)
+    read = ops.latest_batch_states(StageContext(spark, settings, wh, ctx.as_of, "reader"))
     assert kept == read
     assert [(s["status"], s["lines"], s["run_id"]) for s in read] == [("published", 1, "kept-run")]
 
@@ -335,20 +335,18 @@ def test_dimensions_reload_only_when_their_files_or_the_key_change(
     assert rehashed["email_hash"] != hashes["email_hash"]
 
 
-def test_maintain_expires_old_slices_compacts_and_vacuums(
+def test_maintain_expires_old_slices_keeps_month_ends_compacts_and_vacuums(
     spark: SparkSession, settings_for, tmp_path: Path
 ) -> None:
     settings = settings_for(maintain={"snapshot_retention_days": 1, "vacuum_retention_hours": 0})
     wh = Warehouse.from_settings(settings)
-    days = (date(2025, 3, 3), date(2025, 3, 4), date(2025, 3, 5))
-    kinds = ("full", "change", "change")
-    for day, kind in zip(days, kinds, strict=True):
-        # a result table (one full slice per as_of), a change-chained snapshot table (a full
-        # slice, then changes) and a log of small appends
+    days = (date(2025, 2, 27), date(2025, 2, 28), date(2025, 3, 3), date(2025, 3, 4),
+            date(2025, 3, 5))  # fmt: skip
+    for day in days:
+        # two snapshot tables (one complete slice per as_of) and a log of small appends
         rows = spark.createDataFrame([(f"C{i}", i) for i in range(3)], "customer_id string, n int")
-        wh.write_slice(rows.withColumn("as_of", F.lit(day)), "gold", "customer_segments", day)
-        chained = rows.withColumn("snapshot_kind", F.lit(kind)).withColumn("as_of", F.lit(day))
-        wh.write_slice(chained, "gold", "interactions", day)
+        for name in ("customer_segments", "interactions"):
+            wh.write_slice(rows.withColumn("as_of", F.lit(day)), "gold", name, day)
         wh.append(spark.createDataFrame([(day, "gold")], "as_of date, stage string"), "ops", "runs")
     wh.overwrite(
         spark.createDataFrame([(days[0], 5)], "date date, units int"), "gold", "sales_daily"
@@ -367,17 +365,35 @@ def test_maintain_expires_old_slices_compacts_and_vacuums(
     assert set(tables) == {
         "gold/customer_segments", "gold/interactions", "gold/sales_daily", "ops/runs",
     }  # fmt: skip
-    segments = tables["gold/customer_segments"]
-    assert (segments["slices_deleted"], segments["rows_deleted"]) == (1, 3)  # 03-03 < 03-05 - 1
-    kept = wh.read(spark, "gold", "customer_segments").groupBy("as_of").count().collect()
-    assert sorted((r["as_of"], r["count"]) for r in kept) == [(days[1], 3), (days[2], 3)]
-    # reading 03-04 needs the chain from its full slice (03-03): nothing of it may go
-    assert tables["gold/interactions"]["slices_deleted"] == 0
-    assert wh.read(spark, "gold", "interactions").count() == 9
-    expired = Path(wh.path("gold", "customer_segments")) / "as_of=2025-03-03"
-    assert not list(expired.glob("*.parquet"))  # its files are vacuumed
+    for name in ("customer_segments", "interactions"):
+        # kept: within 1 day of the newest (03-04, 03-05) and February's last as_of (02-28)
+        expired = tables[f"gold/{name}"]
+        assert (expired["slices_deleted"], expired["rows_deleted"]) == (2, 6)
+        kept = wh.read(spark, "gold", name).groupBy("as_of").count().collect()
+        assert sorted((r["as_of"], r["count"]) for r in kept) == [
+            (days[1], 3), (days[3], 3), (days[4], 3),
+        ]  # fmt: skip
+    gone = Path(wh.path("gold", "customer_segments")) / "as_of=2025-03-03"
+    assert not list(gone.glob("*.parquet"))  # its files are vacuumed
     assert "slices_deleted" not in tables["gold/sales_daily"]  # not a snapshot table
     assert wh.read(spark, "gold", "sales_daily").count() == 1
     assert tables["ops/runs"]["files_added"] == 1 < tables["ops/runs"]["files_removed"]
     assert len(list(runs_dir.glob("*.parquet"))) == 1  # compacted, then the old files vacuumed
     assert wh.read(spark, "ops", "runs").count() == len(days)
+
+
+def test_maintain_keeps_only_the_window_without_month_ends(
+    spark: SparkSession, settings_for
+) -> None:
+    settings = settings_for(
+        maintain={"snapshot_retention_days": 0, "snapshot_keep_month_ends": False,
+                  "optimize": False},
+    )  # fmt: skip
+    wh = Warehouse.from_settings(settings)
+    for day in (date(2025, 1, 31), date(2025, 2, 1)):
+        rows = spark.createDataFrame([("C1", day)], "customer_id string, as_of date")
+        wh.write_slice(rows, "gold", "customer_segments", day)
+    report = maintain(spark, settings, vacuum=False)
+    assert report["tables"]["gold/customer_segments"]["slices_deleted"] == 1
+    left = [r["as_of"] for r in wh.read(spark, "gold", "customer_segments").collect()]
+    assert left == [date(2025, 2, 1)]

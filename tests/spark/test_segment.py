@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from salesopt import features as feats
-from salesopt import segment, snapshots
+from salesopt import segment
 from salesopt.config import Settings
 from salesopt.context import StageContext
 from salesopt.datagen import planted_lines
@@ -53,10 +53,8 @@ def _ctx(spark: SparkSession, settings: Settings, as_of: date, run_id: str = "r1
 
 
 def _with_features(ctx: StageContext, features_at: dict[date, DataFrame]) -> StageContext:
-    snapshots.write_full_slice(
-        ctx.spark, ctx.warehouse, ctx.settings, "customer_features", features_at[ctx.as_of],
-        ctx.as_of, "features",
-    )  # fmt: skip
+    rows = feats.with_run(features_at[ctx.as_of], ctx.as_of, "features")
+    ctx.warehouse.write_slice(rows, "gold", "customer_features", ctx.as_of)
     return ctx
 
 

@@ -7,15 +7,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from xml.etree import ElementTree
 
 import pytest
 from pyspark.sql import SparkSession
 
-from bench.common import clear_codegen_cache
 from salesopt.config import SparkSettings
 from salesopt.errors import SetupError
-from salesopt.lock import RENEWAL_POOL
 from salesopt.session import (
     default_conf,
     embedded_conf,
@@ -79,18 +76,6 @@ def test_one_machine_conf_is_embedded_only() -> None:
     assert not set(one_machine_conf(settings)) & set(default_conf(settings))
 
 
-def test_embedded_session_has_a_scheduler_pool_for_the_lock_renewal() -> None:
-    conf = embedded_conf(SparkSettings())
-    assert "spark.scheduler.mode" not in conf  # FIFO unless the settings ask for FAIR
-    pools = {
-        pool.get("name"): {child.tag: child.text for child in pool}
-        for pool in ElementTree.parse(conf["spark.scheduler.allocation.file"]).getroot()
-    }
-    # the run's jobs keep FIFO order; the renewal takes the next free slot (minimum share 1)
-    assert pools["default"] == {"schedulingMode": "FIFO", "weight": "1", "minShare": "0"}
-    assert pools[RENEWAL_POOL] == {"schedulingMode": "FIFO", "weight": "1", "minShare": "1"}
-
-
 def test_settings_conf_overrides_any_key() -> None:
     settings = SparkSettings(conf={"spark.sql.shuffle.partitions": "17", "spark.foo": "bar"})
     merged = {**embedded_conf(settings), **settings.conf}
@@ -138,15 +123,3 @@ def test_session_starts_and_writes_delta_without_network(tmp_path: Path) -> None
     # known-harmless Spark warnings are silenced (salesopt/log4j2.properties): no stack traces
     assert "FileStreamSink" not in proc.stderr
     assert not [line for line in proc.stderr.splitlines() if line.startswith("\tat ")]
-
-
-def test_the_bench_empties_the_cache_of_compiled_code(spark: SparkSession) -> None:
-    def query() -> int:
-        return spark.range(50).selectExpr("id * 3 AS x").where("x % 2 = 0").count()
-
-    assert query() == 25
-    clear_codegen_cache(spark)
-    assert query() == 25
-    held = clear_codegen_cache(spark)
-    assert held > 0  # the query's compiled classes were cached
-    assert clear_codegen_cache(spark) == 0  # and are gone

@@ -23,7 +23,7 @@ def _last_operation(spark: SparkSession, wh: Warehouse, layer: str, name: str) -
     return DeltaTable.forPath(spark, wh.path(layer, name)).history(1).first()["operation"]
 
 
-def test_a_new_slice_is_appended_and_an_existing_one_replaced(
+def test_a_slice_is_written_with_replace_where_and_a_rerun_replaces_it(
     spark: SparkSession, settings_for
 ) -> None:
     wh = Warehouse.from_settings(settings_for())
@@ -32,14 +32,13 @@ def test_a_new_slice_is_appended_and_an_existing_one_replaced(
     def rows(as_of: date, *values: int):
         return spark.createDataFrame([(as_of, v) for v in values], "as_of date, v int")
 
-    assert wh.write_slice(rows(d1, 1, 2), "gold", "t", d1, user_metadata="one", new=True) == 0
-    assert _last_commit(spark, wh) == {"mode": "Append", "meta": "one"}  # created by the append
-    assert wh.write_slice(rows(d2, 3), "gold", "t", d2, user_metadata="two", new=True) == 1
-    assert _last_commit(spark, wh) == {"mode": "Append", "meta": "two"}
+    assert wh.write_slice(rows(d1, 1, 2), "gold", "t", d1, user_metadata="one") == 0
+    assert _last_commit(spark, wh) == {"mode": "Overwrite", "meta": "one"}
+    assert wh.write_slice(rows(d2, 3), "gold", "t", d2, user_metadata="two") == 1
+    assert _last_commit(spark, wh) == {"mode": "Overwrite", "meta": "two"}
     # a rerun for d1: its slice is replaced, d2 is untouched
     assert wh.write_slice(rows(d1, 5), "gold", "t", d1, user_metadata="three") == 2
     assert _last_commit(spark, wh) == {"mode": "Overwrite", "meta": "three"}
-    # without the hint a new date is written with replaceWhere too
     assert wh.write_slice(rows(d3, 7), "gold", "t", d3) == 3
     assert _last_commit(spark, wh) == {"mode": "Overwrite", "meta": None}
     got = sorted((r["as_of"], r["v"]) for r in wh.read(spark, "gold", "t").collect())
