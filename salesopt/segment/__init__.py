@@ -1,5 +1,2 @@
-"""Customer segmentation with Spark MLlib KMeans: `run(ctx)` is the stage (docs/segmentation.md)."""
-
-from salesopt.segment.stage import run
-
-__all__ = ["run"]
+"""Customer segmentation with Spark MLlib KMeans; the stage is `salesopt.segment.stage.run`
+(docs/segmentation.md)."""

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from salesopt import features as feats
-from salesopt import segment
+from salesopt.segment import stage as segment
 from salesopt.config import Settings
 from salesopt.context import StageContext
 from salesopt.datagen import planted_lines
