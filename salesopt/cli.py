@@ -1,8 +1,13 @@
-"""`salesopt` command line: generate, refresh, demo, report, maintain, unlock, bench.
+"""`salesopt` command line: refresh, generate, report, maintain, demo.
 
-Progress goes to stderr through `logging`; the last line of stdout is one JSON object that a
-scheduler can parse. Exit codes: 0 success, 1 a salesopt error (one line on stderr), 2 bad usage
-or configuration.
+The one entry of every deployment: the console script, `spark-submit jobs/main.py`, Databricks
+wheel tasks and the Airflow example all call `main`, which parses the arguments, configures
+logging, loads the settings, starts or reuses the Spark session, runs the command (`run`) and
+prints its summary. Progress goes to stderr through `logging`; the last line of stdout is one
+JSON object that a scheduler can parse. Exit codes: 0 success; 1 a salesopt error (a stage
+failed, the warehouse is locked by another run, input missing: one line on stderr says why);
+2 bad usage or configuration (mistyped flag, unknown setting, a stage not available in this
+build), reported before a Spark session starts.
 """
 
 from __future__ import annotations
@@ -10,17 +15,22 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import salesopt
 from salesopt.config import Settings, load_settings, parse_iso_date, parse_set_flags
 from salesopt.errors import ConfigError, SalesoptError
-from salesopt.summary import emit_summary
+from salesopt.summary import RunSummary, emit_summary
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger("salesopt")
 DEFAULT_CONF = Path("conf/local.yaml")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def iso_date(text: str) -> date:
@@ -49,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    ref = sub.add_parser(
+        "refresh", allow_abbrev=False, help="refresh the warehouse for one business date"
+    )
+    _conf_flags(ref)
+    ref.add_argument("--as-of", type=iso_date, required=True, help="business date YYYY-MM-DD")
+    ref.add_argument("--stages", help="comma-separated subset of stages (default: all)")
+    ref.add_argument("--run-id", help="run id to record (default: generated from as_of and time)")
+
     gen = sub.add_parser(
         "generate", allow_abbrev=False, help="write synthetic landing files with planted truth"
     )
@@ -60,21 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--start-date", type=iso_date)
     gen.add_argument("--seed", type=int)
     gen.add_argument("--dirty-rate", type=float)
-
-    ref = sub.add_parser(
-        "refresh", allow_abbrev=False, help="refresh the warehouse for one business date"
-    )
-    _conf_flags(ref)
-    ref.add_argument("--as-of", type=iso_date, required=True, help="business date YYYY-MM-DD")
-    ref.add_argument("--stages", help="comma-separated subset of stages (default: all)")
-
-    demo = sub.add_parser(
-        "demo", allow_abbrev=False, help="generate sample data, refresh, print a summary"
-    )
-    _conf_flags(demo)
-    demo.add_argument("--out", default="data/demo", help="demo folder (landing, truth, warehouse)")
-    demo.add_argument("--as-of", type=iso_date, help="default: last generated day")
-    demo.add_argument("--dataset", choices=("synthetic", "completejourney"), default="synthetic")
 
     rep = sub.add_parser("report", allow_abbrev=False, help="write the HTML report for one as_of")
     _conf_flags(rep)
@@ -89,39 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     _conf_flags(maint)
     maint.add_argument("--no-vacuum", action="store_true")
 
-    unl = sub.add_parser(
-        "unlock",
-        allow_abbrev=False,
-        help="remove the warehouse lock left by a run that is known to be dead",
-        description="Removes the warehouse lock (lock file or ops/refresh_lock row) when it is "
-        "held by the run named with --run-id; a lock held by any other run is left alone.",
+    demo = sub.add_parser(
+        "demo", allow_abbrev=False, help="generate sample data, refresh, print a summary"
     )
-    _conf_flags(unl)
-    unl.add_argument("--run-id", required=True, help="the run the lock names (from its message)")
+    _conf_flags(demo)
+    demo.add_argument("--out", default="data/demo", help="demo folder (landing, truth, warehouse)")
+    demo.add_argument("--as-of", type=iso_date, help="default: last generated day")
+    demo.add_argument("--dataset", choices=("synthetic", "completejourney"), default="synthetic")
 
-    bench = sub.add_parser(
-        "bench",
-        allow_abbrev=False,
-        help="run benchmarks from a source checkout; results under bench/results/",
-        description="Runs benchmarks from bench/ of a source checkout (bench/ is not part of the "
-        "installed package). Options after the bench name go to that bench, e.g. "
-        "`salesopt bench refresh --customers 1000 --products 50 --days 60`.",
-    )
-    bench.add_argument("name", nargs="?", help="one bench (default: all, at default sizes)")
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="options for that bench")
-    bench.add_argument("--list", action="store_true", help="list the benches and exit")
     return parser
 
 
-def settings_from(args: argparse.Namespace, extra: dict[str, Any] | None = None) -> Settings:
-    overrides = parse_set_flags(args.set)
-    if args.warehouse:
-        overrides["paths.warehouse"] = args.warehouse
-    if args.landing:
-        overrides["paths.landing"] = args.landing
-    overrides.update(extra or {})
-    conf = args.conf if args.conf is not None else (DEFAULT_CONF if DEFAULT_CONF.exists() else None)
-    return load_settings(conf, overrides=overrides)
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parses a command line strictly: a mistyped flag or a bad date exits with code 2."""
+    return build_parser().parse_args(argv)
 
 
 def _generate_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -129,93 +113,88 @@ def _generate_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {f"generate.{n}": getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from salesopt.datagen import generate
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The command's settings: `--conf` (default conf/local.yaml when present), then `--set`,
+    `--warehouse`, `--landing`, and the command's own flags (generator sizes, demo folders)."""
+    overrides = parse_set_flags(args.set)
+    if args.warehouse:
+        overrides["paths.warehouse"] = args.warehouse
+    if args.landing:
+        overrides["paths.landing"] = args.landing
+    if args.command == "generate":
+        overrides.update(_generate_overrides(args))
+    elif args.command == "demo":
+        from salesopt.demo import demo_overrides
+
+        overrides.update(demo_overrides(args))
+    conf = args.conf if args.conf is not None else (DEFAULT_CONF if DEFAULT_CONF.exists() else None)
+    return load_settings(conf, overrides=overrides)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Raises ConfigError for what the settings cannot catch (an unknown stage), before Spark."""
+    if args.command == "refresh":
+        from salesopt.pipeline import parse_stages
+
+        parse_stages(args.stages)
+
+
+def session(settings: Settings) -> SparkSession:
+    """The session every command runs on: the active or launcher's one, else the embedded one."""
     from salesopt.session import get_spark
 
-    settings = settings_from(args, _generate_overrides(args))
-    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
-    emit_summary(generate(spark, args.out, settings.generate).to_dict())
-    return 0
+    return get_spark(settings.spark, settings.paths.checkpoint_dir)
 
 
-def cmd_refresh(args: argparse.Namespace) -> int:
+def _refresh(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> RunSummary:
     from salesopt.pipeline import parse_stages, refresh
-    from salesopt.session import get_spark
 
-    settings = settings_from(args)
     stages = parse_stages(args.stages)
-    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
-    summary = refresh(spark, settings, args.as_of, stages)
-    emit_summary(summary.to_dict())
-    return 0
+    log.info("refresh: stages %s for as_of %s", ",".join(stages), args.as_of)
+    return refresh(spark, settings, args.as_of, stages, run_id=args.run_id)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from salesopt.demo import run_demo
+def _generate(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from salesopt.datagen import generate
 
-    return run_demo(args, settings_from)
+    return generate(spark, args.out, settings.generate).to_dict()
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def _report(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     from salesopt.io.tables import Warehouse
     from salesopt.report import build_report
-    from salesopt.session import get_spark
 
-    settings = settings_from(args)
-    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
     path = build_report(spark, Warehouse.from_settings(settings), args.as_of, args.out)
-    emit_summary({"report": str(path.resolve())})
-    return 0
+    return {"report": str(path.resolve())}
 
 
-def cmd_maintain(args: argparse.Namespace) -> int:
+def _maintain(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     from salesopt.maintain import maintain
-    from salesopt.session import get_spark
 
-    settings = settings_from(args)
-    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
-    emit_summary(maintain(spark, settings, vacuum=not args.no_vacuum))
-    return 0
+    return maintain(spark, settings, vacuum=not args.no_vacuum)
 
 
-def cmd_unlock(args: argparse.Namespace) -> int:
-    from salesopt.lock import lock_kind, unlock
+def _demo(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> RunSummary:
+    from salesopt.demo import run_demo
 
-    settings = settings_from(args)
-    spark = None
-    if lock_kind(settings) == "delta":  # the lock file needs no Spark session
-        from salesopt.session import get_spark
-
-        spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
-    emit_summary(unlock(settings, args.run_id, spark))
-    return 0
+    return run_demo(spark, settings, args)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from salesopt.benchrun import BenchError, available, run_benches
-
-    try:
-        if args.list:
-            emit_summary({"benches": available()})
-            return 0
-        names = [args.name] if args.name else None
-        emit_summary(run_benches(names, list(args.bench_args)))
-    except BenchError as exc:
-        sys.stderr.write(f"salesopt: {exc}\n")
-        return exc.exit_code
-    return 0
-
-
-COMMANDS = {
-    "generate": cmd_generate,
-    "refresh": cmd_refresh,
-    "demo": cmd_demo,
-    "report": cmd_report,
-    "maintain": cmd_maintain,
-    "unlock": cmd_unlock,
-    "bench": cmd_bench,
+COMMANDS: dict[str, Callable[[SparkSession, Settings, argparse.Namespace], Any]] = {
+    "refresh": _refresh,
+    "generate": _generate,
+    "report": _report,
+    "maintain": _maintain,
+    "demo": _demo,
 }
+
+
+def run(
+    spark: SparkSession, settings: Settings, args: argparse.Namespace
+) -> RunSummary | dict[str, Any]:
+    """Runs the parsed command on `spark`: `refresh` and `demo` return the RunSummary, the other
+    commands the dict their summary line prints."""
+    return COMMANDS[args.command](spark, settings, args)
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -230,16 +209,37 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
+    """Parse, configure logging, load settings, start the session, run, print the summary."""
     try:
-        return COMMANDS[args.command](args)
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage error (or the help)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    configure_logging(args.verbose)
+    log.info("salesopt %s loaded from %s", salesopt.__version__, Path(salesopt.__file__).parent)
+    try:
+        settings = settings_from(args)
+        check(args)
+        result = run(session(settings), settings, args)
     except ConfigError as exc:
         sys.stderr.write(f"salesopt: configuration error: {exc}\n")
-        return 2
+        return EXIT_USAGE
     except SalesoptError as exc:
         sys.stderr.write(f"salesopt: {exc}\n")
-        return 1
+        return EXIT_FAILED
+    emit_summary(result.to_dict() if isinstance(result, RunSummary) else result)
+    return EXIT_OK
+
+
+def entry() -> None:
+    """The `salesopt` console script: exits with `main`'s code.
+
+    A failure raises SystemExit with code 1 or 2, so a scheduler that calls the entry point
+    in-process (a Databricks wheel task) marks the task failed, not only a shell that checks the
+    exit status.
+    """
+    code = main()
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ import json
 import logging
 import shutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from salesopt.config import Settings
-from salesopt.summary import RunSummary, emit_summary
+from salesopt.summary import RunSummary
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 MARKER = "_generated.json"
@@ -61,20 +63,27 @@ def format_summary(summary: RunSummary, warehouse: str) -> str:
     return "\n".join(lines)
 
 
-def run_demo(args: argparse.Namespace, settings_from: Callable[..., Settings]) -> int:
-    """Runs the demo end to end; prints a readable summary, then the JSON summary line."""
-    from salesopt.datagen import last_day
-    from salesopt.pipeline import refresh
-    from salesopt.session import get_spark
-
+def demo_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Demo mode (which permits the fixed demo PII key) and the demo folder's warehouse and
+    landing, unless `--warehouse` / `--landing` name others."""
     out = Path(args.out).resolve()
     extra: dict[str, Any] = {"demo": True}
     if not args.warehouse:
         extra["paths.warehouse"] = str(out / "warehouse")
     if not args.landing:
         extra["paths.landing"] = str(out / "landing")
-    settings = settings_from(args, extra)
-    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
+    return extra
+
+
+def run_demo(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> RunSummary:
+    """Runs the demo end to end and prints a readable summary; returns the run summary (the
+    caller prints it as the JSON line)."""
+    from salesopt.datagen import last_day
+    from salesopt.io.tables import Warehouse
+    from salesopt.pipeline import refresh
+    from salesopt.report import build_report
+
+    out = Path(args.out).resolve()
     if args.dataset == "completejourney":
         from salesopt.datasets import prepare_completejourney
 
@@ -84,11 +93,7 @@ def run_demo(args: argparse.Namespace, settings_from: Callable[..., Settings]) -
         as_of = last_day(settings.generate)
     as_of = args.as_of or as_of
     summary = refresh(spark, settings, as_of)
-    from salesopt.io.tables import Warehouse
-    from salesopt.report import build_report
-
     report = build_report(spark, Warehouse.from_settings(settings), as_of, out / "report")
     sys.stdout.write(format_summary(summary, settings.paths.warehouse) + "\n")
     sys.stdout.write(f"  report: {report}\n")
-    emit_summary(summary.to_dict())
-    return 0
+    return summary

@@ -1,5 +1,5 @@
-"""Errors salesopt raises on purpose. The CLI and jobs turn these into a one-line reason and a
-non-zero exit code; anything else is a bug and keeps its traceback."""
+"""Errors salesopt raises on purpose. The CLI (`salesopt.cli.main`) turns these into a one-line
+reason and a non-zero exit code; anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
@@ -29,4 +29,4 @@ class StageFailed(SalesoptError):
 
 
 class WarehouseLocked(SalesoptError):
-    """Another refresh holds the warehouse lock."""
+    """Another run holds the local warehouse guard (`salesopt.ops.local_guard`)."""

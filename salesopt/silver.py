@@ -21,8 +21,8 @@ from pyspark.sql import functions as F
 
 from salesopt import clean, dims, quality
 from salesopt.context import StageContext, StageResult
-from salesopt.ops import BRONZE_ORDERS, ORDER_LINES, Batch, latest_batch_states, log_batch
 from salesopt.io.tables import agg_row, materialized, sql_dates
+from salesopt.ops import BRONZE_ORDERS, ORDER_LINES, Batch, latest_batch_states, log_batch
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ def _write_quarantine(
     One commit holds all of a batch's rejected lines, so quarantine holds either all of them or
     none: a replay after a crash (the batch is still `ingested`) finds them and writes nothing.
     The check reads only the batch's own files (the literal `_batch_id` and file statistics),
-    and with the append it took 0.5-0.7 s less than an insert-only MERGE on the line key
-    (`bench.probe_writes`, docs/benchmarks.md).
+    which with the append costs less than an insert-only MERGE on the line key.
     """
     wh = ctx.warehouse
     rows = clean.quarantine_rows(rejected, ctx.as_of, ctx.run_id)

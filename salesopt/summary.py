@@ -1,8 +1,8 @@
 """The run summary: what a refresh reports, and the one JSON line a command prints for it.
 
-Every `salesopt` / `salesopt-job` command ends by printing one JSON object as its last stdout
-line (`emit_summary`); schedulers and wrappers read it back with `read_summary`. This module has
-no Spark import, so a wrapper can use it without starting a session.
+Every `salesopt` command ends by printing one JSON object as its last stdout line
+(`emit_summary`); schedulers and wrappers read it back with `read_summary`. This module has no
+Spark import, so a wrapper can use it without starting a session.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def emit_summary(payload: dict[str, Any]) -> None:
 def read_summary(stdout: str) -> dict[str, Any]:
     """The JSON object a salesopt command printed as its last stdout line (its run summary).
 
-    For schedulers and wrappers that capture a `salesopt` or `salesopt-job` run's stdout (under
-    `spark-submit` the log lines come first on stdout). Raises `ValueError` when the output is
-    empty or its last non-blank line is not a JSON object.
+    For schedulers and wrappers that capture a `salesopt` run's stdout (under `spark-submit`
+    the log lines come first on stdout). Raises `ValueError` when the output is empty or its
+    last non-blank line is not a JSON object.
     """
     lines = stdout.strip().splitlines()
     if not lines:

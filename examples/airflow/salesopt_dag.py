@@ -1,9 +1,11 @@
-"""Airflow example: the daily salesopt refresh as one `SparkSubmitOperator` per job.
+"""Airflow example: the daily salesopt refresh as one `SparkSubmitOperator` per pipeline slice.
 
 Copy this file into the DAGs folder of an Airflow that has `apache-airflow-providers-apache-spark`
 and a `spark_default` connection to the cluster (YARN, Kubernetes, standalone). The salesopt
 package is shipped to the cluster with `--py-files` (`make dist` builds dist/salesopt.zip and
-copies the job files to dist/jobs/); set SALESOPT_DIST to where dist/ is on the Airflow workers.
+copies the driver to dist/jobs/main.py); set SALESOPT_DIST to where dist/ is on the Airflow
+workers. Every task submits that driver with `refresh --stages <its slice>`: the same
+`salesopt` command line as the console script and the Databricks wheel tasks.
 
 `as_of` is Airflow's `{{ ds }}` (the logical date), so a backfill or a cleared task recomputes
 exactly that business date. `max_active_runs=1` keeps two refreshes off the same warehouse (the
@@ -20,7 +22,15 @@ from datetime import datetime, timedelta
 DIST = os.environ.get("SALESOPT_DIST", "/opt/salesopt/dist")
 CONF = os.environ.get("SALESOPT_CONF", "/opt/salesopt/conf/cluster.yaml")
 DELTA_PACKAGE = "io.delta:delta-spark_4.1_2.13:4.3.1"
-JOBS = ("ingest", "features", "segment", "recommend", "forecast", "optimize")
+# task -> the pipeline stages it refreshes, in the pipeline's order (tasks run one after another)
+SLICES = {
+    "ingest": "ingest,silver",
+    "features": "gold",
+    "segment": "segment",
+    "recommend": "recommend",
+    "forecast": "forecast",
+    "optimize": "optimize,monitor",
+}
 AS_OF = "{{ ds }}"
 SPARK_CONF = {
     "spark.sql.shuffle.partitions": "200",
@@ -29,22 +39,26 @@ SPARK_CONF = {
 }
 
 
-def application(job: str, dist: str = DIST) -> str:
-    """The job file spark-submit runs."""
-    return f"{dist}/jobs/{job}.py"
+def application(dist: str = DIST) -> str:
+    """The driver spark-submit runs (jobs/main.py: the `salesopt` command line)."""
+    return f"{dist}/jobs/main.py"
 
 
-def application_args(job: str, conf: str = CONF, as_of: str = AS_OF) -> list[str]:
-    """Arguments after the job file: the settings file, the business date, a traceable run id."""
-    return ["--conf", conf, "--as-of", as_of, "--run-id", f"{as_of}_airflow_{job}"]
+def application_args(task: str, conf: str = CONF, as_of: str = AS_OF) -> list[str]:
+    """Arguments after the driver: `refresh` with the settings file, the business date, the
+    task's stages and a traceable run id."""
+    return [
+        "refresh", "--conf", conf, "--as-of", as_of, "--stages", SLICES[task],
+        "--run-id", f"{as_of}_airflow_{task}",
+    ]  # fmt: skip
 
 
-def spark_submit_argv(job: str, dist: str = DIST, conf: str = CONF) -> list[str]:
-    """The full spark-submit command the operator runs for `job` (also usable from cron)."""
+def spark_submit_argv(task: str, dist: str = DIST, conf: str = CONF) -> list[str]:
+    """The full spark-submit command the operator runs for `task` (also usable from cron)."""
     argv = ["spark-submit", "--packages", DELTA_PACKAGE, "--py-files", f"{dist}/salesopt.zip"]
     for key, value in SPARK_CONF.items():
         argv += ["--conf", f"{key}={value}"]
-    return [*argv, application(job, dist), *application_args(job, conf)]
+    return [*argv, application(dist), *application_args(task, conf)]
 
 
 def build_dag() -> object:
@@ -62,16 +76,16 @@ def build_dag() -> object:
         tags=["salesopt"],
     ) as dag:
         previous = None
-        for job in JOBS:
+        for name in SLICES:
             task = SparkSubmitOperator(
-                task_id=job,
+                task_id=name,
                 conn_id="spark_default",
-                application=application(job),
-                application_args=application_args(job),
+                application=application(),
+                application_args=application_args(name),
                 py_files=f"{DIST}/salesopt.zip",
                 packages=DELTA_PACKAGE,
                 conf=SPARK_CONF,
-                name=f"salesopt-{job}",
+                name=f"salesopt-{name}",
             )
             if previous is not None:
                 previous >> task

@@ -85,28 +85,39 @@ def write_tiny_landing(root: Path) -> dict[str, int]:
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     """The test's environment (PII key set by the `spark` fixture) plus the jars and `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK_", "SALESOPT_TEST"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
     env.setdefault("SALESOPT_JARS_DIR", str(ROOT / ".jars"))
     env.setdefault("SALESOPT_PII_KEY", "test-only-pii-key")
     env.update(extra)
     return env
 
 
-def run_bench(module: str, *args: str, results: Path) -> str:
-    """Runs `python -m <module> <args>` (a bench or probe) with its result files going to
-    `results` (`SALESOPT_BENCH_RESULTS`); returns its output, after asserting it succeeded."""
+def run_bench(name: str, *args: str) -> str:
+    """Runs `python -m bench <name> <args>`; returns its stdout, after asserting it succeeded."""
     done = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-        env=subprocess_env(SALESOPT_BENCH_RESULTS=str(results)), timeout=900,
+        [sys.executable, "-m", "bench", name, *args], cwd=ROOT, capture_output=True, text=True,
+        env=subprocess_env(), timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
 
-def cli_refresh_cmd(warehouse: Path, landing: Path, stages: Sequence[str] = CORE) -> list[str]:
-    """`python -m salesopt.cli refresh` on the test settings, one core, small memory."""
+def cli_refresh_cmd(
+    warehouse: Path, landing: Path, stages: Sequence[str] = CORE, patch: str = ""
+) -> list[str]:
+    """`python -m salesopt.cli refresh` on the test settings, one core, small memory.
+
+    With `patch` (Python source), the process runs `python -c`: the patch first, then
+    `salesopt.cli.main` on the same arguments. That is how a test stops a real refresh process
+    at a chosen point (it replaces a function), with no test code in salesopt itself.
+    """
+    if patch:
+        run_main = "import sys\nfrom salesopt.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+        launcher = ["-c", f"{patch}\n{run_main}"]
+    else:
+        launcher = ["-m", "salesopt.cli"]
     return [
-        sys.executable, "-m", "salesopt.cli", "refresh", "--conf", str(ROOT / "conf" / "test.yaml"),
+        sys.executable, *launcher, "refresh", "--conf", str(ROOT / "conf" / "test.yaml"),
         "--as-of", TINY_AS_OF, "--warehouse", str(warehouse), "--landing", str(landing),
         "--stages", ",".join(stages), "--set", "spark.master=local[1]",
         "--set", "spark.driver_memory=1g",

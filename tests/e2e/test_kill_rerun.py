@@ -26,11 +26,52 @@ from pyspark.sql import SparkSession
 from salesopt.context import StageContext
 from salesopt.ingest import latest_batch_states
 from salesopt.io.tables import Warehouse
-from salesopt.lock import LOCK_NAME
+from salesopt.ops import GUARD_NAME
 from salesopt.pipeline import refresh
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
 COMPARED_LAYERS = ("bronze", "silver", "quarantine", "gold")
+
+# Run before `salesopt.cli.main` in the refresh process (`cli_refresh_cmd(patch=...)`): each patch
+# replaces a function of the silver stage so that the process SIGKILLs itself (no cleanup, no
+# `finally`, as a crashed node or an OOM kill) at one point of the silver writes.
+_DIE = """
+import os, signal, sys
+import salesopt.silver as silver
+
+def die(point):
+    sys.stderr.write(f"test patch: killing the process at {point}\\n")
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+KILL_AT = {
+    # before anything of the batch is written into silver/order_lines (quarantine is written)
+    "silver_merge": _DIE
+    + """
+def merge_silver(*args, **kwargs):
+    die("silver_merge")
+silver._merge_silver = merge_silver
+""",
+    # between the append of new lines and the MERGE of newer versions (silver's only MERGE)
+    "silver_appended": _DIE
+    + """
+class DeltaTable:
+    @staticmethod
+    def forPath(*args, **kwargs):
+        die("silver_appended")
+silver.DeltaTable = DeltaTable
+""",
+    # after the writes into silver, before the batch is logged as cleaned
+    "silver_written": _DIE
+    + """
+written = silver._merge_silver
+def merge_silver(*args, **kwargs):
+    lost = written(*args, **kwargs)
+    die("silver_written")
+    return lost
+silver._merge_silver = merge_silver
+""",
+}
 
 
 def tables_under(root: Path) -> list[tuple[str, str]]:
@@ -62,31 +103,34 @@ def test_killed_in_silver_then_rerun_equals_clean_run(
         return base_settings.with_overrides(paths={"warehouse": str(root), "landing": str(landing)})
 
     proc = subprocess.Popen(
-        cli_refresh_cmd(killed_root, landing),
-        env=subprocess_env(SALESOPT_TEST_FAULT=f"{point}:kill"),
+        cli_refresh_cmd(killed_root, landing, patch=KILL_AT[point]),
+        env=subprocess_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == -signal.SIGKILL, err[-3000:]
-    assert f"fault injection: killing the process at {point}" in err
+    assert f"test patch: killing the process at {point}" in err
     assert out == ""
-    lock = json.loads((killed_root / LOCK_NAME).read_text())
-    assert lock["pid"] == proc.pid  # left behind by the dead process
+    # the guard file names the dead run, but its lock died with the process
+    assert json.loads((killed_root / GUARD_NAME).read_text())["pid"] == proc.pid
 
     killed = Warehouse(str(killed_root))
     ctx = StageContext(spark, settings(killed_root), killed, as_of, "inspect")
     assert [s["status"] for s in latest_batch_states(ctx)] == ["ingested"]
-    in_silver = killed.read(spark, "silver", "order_lines").count()
-    # killed before the write: silver is empty; after it: the batch's lines are there, but the
-    # batch is still logged `ingested`, so the rerun cleans it again
+    in_silver = (
+        killed.read(spark, "silver", "order_lines").count()
+        if killed.exists(spark, "silver", "order_lines")
+        else 0
+    )
+    # killed before the write: no line in silver (no table yet); after it: the batch's lines
+    # are there, but the batch is still logged `ingested`, so the rerun cleans it again
     assert in_silver == (0 if point == "silver_merge" else expected["accepted"])
     assert killed.read(spark, "quarantine", "orders_rejected").count() == expected["quarantined"]
 
     with caplog.at_level(logging.WARNING, "salesopt"):
         rerun = refresh(spark, settings(killed_root), as_of, CORE)
-    assert f"taking over a stale warehouse lock held by run {lock['run_id']}" in caplog.text
     if point == "silver_written":
         assert f"{expected['accepted']} lines of this batch are already in silver" in caplog.text
     clean = refresh(spark, settings(clean_root), as_of, CORE)
@@ -105,7 +149,6 @@ def test_killed_in_silver_then_rerun_equals_clean_run(
         assert_df_equality(
             comparable(got), comparable(want), ignore_row_order=True, ignore_nullable=True
         )
-    assert not (killed_root / LOCK_NAME).exists()
 
 
 def test_killed_between_append_and_merge_then_rerun_equals_clean_runs(
@@ -130,15 +173,15 @@ def test_killed_between_append_and_merge_then_rerun_equals_clean_runs(
         refresh(spark, settings(root), as_of, CORE)
     held.rename(later)
     proc = subprocess.Popen(
-        cli_refresh_cmd(killed_root, landing),
-        env=subprocess_env(SALESOPT_TEST_FAULT="silver_appended:kill"),
+        cli_refresh_cmd(killed_root, landing, patch=KILL_AT["silver_appended"]),
+        env=subprocess_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     _, err = proc.communicate(timeout=900)
     assert proc.returncode == -signal.SIGKILL, err[-3000:]
-    assert "fault injection: killing the process at silver_appended" in err
+    assert "test patch: killing the process at silver_appended" in err
 
     killed = Warehouse(str(killed_root))
     silver = {

@@ -1,4 +1,5 @@
-"""The Databricks Asset Bundle's structure, and that every wheel task's entry point exists."""
+"""The Databricks Asset Bundle's structure, and that every wheel task runs the `salesopt` command
+line with arguments it accepts."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import pytest
 import tomllib
 import yaml
 
-from salesopt.jobs import JOB_STAGES, parse_args
+from salesopt import cli
+from salesopt.pipeline import STAGES, parse_stages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,34 +63,33 @@ def test_job_is_scheduled_and_never_overlaps() -> None:
     assert env["SALESOPT_CATALOG__SCHEMA_PREFIX"] == "${var.schema}"
 
 
-def test_every_task_entry_point_resolves_to_a_callable() -> None:
+def test_every_task_runs_the_one_cli_entry_point() -> None:
     scripts = console_scripts()
+    assert scripts == {"salesopt": "salesopt.cli:entry"}
+    module, _, attr = scripts["salesopt"].partition(":")
+    assert getattr(importlib.import_module(module), attr) is cli.main
     for task in wheel_tasks(load_bundle()):
         wheel = task["python_wheel_task"]
-        assert wheel["package_name"] == "salesopt"
-        target = scripts.get(wheel["entry_point"])
-        assert target, (
-            f"task {task['task_key']}: entry point {wheel['entry_point']} not in pyproject"
-        )
-        module, _, attr = target.partition(":")
-        assert callable(getattr(importlib.import_module(module), attr))
+        assert (wheel["package_name"], wheel["entry_point"]) == ("salesopt", "salesopt")
         assert task["libraries"] == [{"whl": "../dist/*.whl"}]
 
 
-def test_tasks_cover_every_job_in_pipeline_order_and_parse() -> None:
+def test_tasks_refresh_every_stage_once_in_pipeline_order_and_parse() -> None:
     tasks = wheel_tasks(load_bundle())
-    jobs = [t["python_wheel_task"]["parameters"][0] for t in tasks]
-    assert jobs == [j for j in JOB_STAGES if j != "refresh"]
     for before, task in itertools.pairwise(tasks):
         assert task["depends_on"] == [{"task_key": before["task_key"]}]
+    covered: list[str] = []
     for task in tasks:
-        job, *argv = task["python_wheel_task"]["parameters"]
-        argv = [a.replace("{{job.parameters.as_of}}", "2025-06-30") for a in argv]
-        args = parse_args(argv, job)
-        assert str(args.as_of) == "2025-06-30"
-
-
-@pytest.mark.parametrize("name", ["salesopt", "salesopt-job"])
-def test_console_scripts_import(name: str) -> None:
-    module, _, attr = console_scripts()[name].partition(":")
-    assert callable(getattr(importlib.import_module(module), attr))
+        argv = [
+            a.replace("{{job.parameters.as_of}}", "2025-06-30").replace("{{job.run_id}}", "42")
+            for a in task["python_wheel_task"]["parameters"]
+        ]
+        args = cli.parse_args(argv)
+        assert (args.command, str(args.as_of), args.run_id) == ("refresh", "2025-06-30", "42")
+        assert args.stages, f"task {task['task_key']} would refresh every stage"
+        cli.check(args)
+        covered += parse_stages(args.stages)
+    assert covered == list(STAGES)
+    assert [t["task_key"] for t in tasks] == [
+        "ingest", "features", "segment", "recommend", "forecast", "optimize"
+    ]  # fmt: skip

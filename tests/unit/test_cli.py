@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from salesopt.cli import build_parser, main
+from salesopt.cli import main, parse_args
 from salesopt.errors import ConfigError
 from salesopt.pipeline import STAGES, parse_stages
 
 
 def test_refresh_arguments() -> None:
-    args = build_parser().parse_args(
+    args = parse_args(
         [
             "refresh",
             "--conf",
@@ -33,33 +33,33 @@ def test_refresh_arguments() -> None:
 
 def test_refresh_requires_as_of() -> None:
     with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["refresh"])
+        parse_args(["refresh"])
     assert exit_info.value.code == 2
 
 
 def test_bad_date_and_mistyped_flag_fail(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["refresh", "--as-of", "30/06/2025"])
+        parse_args(["refresh", "--as-of", "30/06/2025"])
     assert "argument --as-of: not a date YYYY-MM-DD: '30/06/2025'\n" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["generate", "--start-date", "2025-13-01"])
+        parse_args(["generate", "--start-date", "2025-13-01"])
     assert (
         "argument --start-date: not a date YYYY-MM-DD: '2025-13-01' (month must be in 1..12)"
         in capsys.readouterr().err
     )
     for other_iso_form in ("20250630", "2025-W26-1", "2025-6-30", " 2025-06-30"):
         with pytest.raises(SystemExit):
-            build_parser().parse_args(["refresh", "--as-of", other_iso_form])
+            parse_args(["refresh", "--as-of", other_iso_form])
         assert f"not a date YYYY-MM-DD: {other_iso_form!r}\n" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["refresh", "--as-of", "2025-02-29"])
+        parse_args(["refresh", "--as-of", "2025-02-29"])
     assert "'2025-02-29' (day is out of range for month)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["refresh", "--as-of", "2025-06-30", "--stage", "gold"])
+        parse_args(["refresh", "--as-of", "2025-06-30", "--stage", "gold"])
 
 
 def test_generate_arguments() -> None:
-    args = build_parser().parse_args(
+    args = parse_args(
         ["generate", "--out", "d", "--customers", "10", "--products", "5", "--days", "40",
          "--seed", "3", "--dirty-rate", "0.1"]
     )  # fmt: skip
