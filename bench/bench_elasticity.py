@@ -1,17 +1,15 @@
 """Elasticity recovery at scale: estimated vs. planted elasticities on generated data.
 
-    SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.bench_elasticity \
-        --customers 20000 --products 200 --days 540
+    python -m bench elasticity --customers 20000 --products 200 --days 540
 
 Generates data with `salesopt.datagen.generate` (dirty_rate 0) into --out (a temporary folder by
 default; --reuse skips generation when --out already holds it), builds gold/sales_daily-like rows
 from the truth (daily units joined with the price calendar), fans the per-product regression out
 with applyInPandas, and compares with truth/products.elasticity (--no-traffic: without the
-store-traffic control, for the ablation in docs/benchmarks.md). Reports the median
+store-traffic control, an ablation). Reports the median
 absolute relative error over products with status ok (the estimator's own rule for "enough
 price variation"), by volume and by planted price-volatility tercile, how the planted
-stable-price products were classified, and the fit time.
-Prints JSON and writes bench/results/elasticity-<timestamp>.json.
+stable-price products were classified, and the fit time. Target: median error <= 20 %.
 """
 
 from __future__ import annotations
@@ -22,11 +20,12 @@ import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import functions as F
 
-from bench.common import LOCAL_CONF, save
+from bench.common import LOCAL_CONF, Row, add_json_option, report, status
 from salesopt.config import GenerateSettings, load_settings
 from salesopt.datagen import generate, last_day
 from salesopt.optimize.elasticity import (
@@ -35,6 +34,8 @@ from salesopt.optimize.elasticity import (
     estimate_elasticities,
 )
 from salesopt.session import get_spark
+
+ERROR_TARGET = 0.2  # median |estimate - planted| / |planted| over products with status ok
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -50,6 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--no-traffic", action="store_true", help="ablation: drop the store-traffic control"
     )
     p.add_argument("--conf", type=Path, default=LOCAL_CONF)
+    add_json_option(p)
     return p.parse_args(argv)
 
 
@@ -132,9 +134,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fit_seconds": round(fit_s, 1),
         **summarise(frame),
     }  # fmt: skip
-    save("elasticity", result)
+    title = f"elasticity bench: {gen.customers:,} x {gen.products:,} x {gen.days} days"
+    report("elasticity", title, figures(result), result, args.json)
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def figures(r: dict[str, Any]) -> list[Row]:
+    """The printed table: median relative error over `ok` products (target) and the rest."""
+    error = r["median_rel_error"]
+    statuses = ", ".join(f"{k} {v}" for k, v in r["status_counts"].items())
+    return [
+        (
+            "median relative error",
+            f"{error:.4f}",
+            f"<= {ERROR_TARGET:g}",
+            status(error, ERROR_TARGET),
+        ),
+        ("share within 20 %", f"{r['share_within_20pct']:.4f}", "", ""),
+        ("products by status", statuses, "", ""),
+        ("fit (s)", f"{r['fit_seconds']:.1f}", "", ""),
+    ]

@@ -1,6 +1,6 @@
 """Forecast stage benchmark: parallel efficiency, cost per series, backtest quality.
 
-    SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.bench_forecast --series 2000 --weeks 104
+    python -m bench forecast --series 2000 --weeks 104
 
 Measures, in one run:
 - Spark throughput: `forecast_all` (prepare + bucketed applyInPandas) over N planted weekly
@@ -28,10 +28,12 @@ from typing import Any
 
 import pandas as pd
 
-from bench.common import Timer, save
+from bench.common import Row, Timer, add_json_option, report, status
 
 PMDARIMA = "pmdarima==2.1.1"
 CACHE = Path.home() / ".cache" / "salesopt-bench"  # the downloaded wheel; outside the repo
+EFFICIENCY_TARGET = 0.8  # Spark series/s over cores x the serial loop's series/s
+COST_TARGET = 1.5  # CPU seconds per series of the function alone
 REAL_SERIES = {"wineind": (date(1980, 1, 1), "wineind.py"),
                "airpassengers": (date(1949, 1, 1), "airpassengers.py")}  # fmt: skip
 
@@ -44,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--cost-sample", type=int, default=40)
     p.add_argument("--skip-real", action="store_true")
+    add_json_option(p)
     return p.parse_args(argv)
 
 
@@ -193,9 +196,33 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     if not args.skip_real:
         results["real_monthly_backtest"] = real_backtest()
-    save("forecast", results)
+    title = f"forecast bench: {args.series:,} weekly series of {args.weeks} weeks, {cores} cores"
+    report("forecast", title, figures(results), results, args.json)
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _methods(mase: dict[str, float]) -> str:
+    return ", ".join(f"{method} {value:.3f}" for method, value in mase.items())
+
+
+def figures(r: dict[str, Any]) -> list[Row]:
+    """The printed table: each figure, its target and whether it is met."""
+    spark, loop = r["spark"], r["loop"]
+    rows: list[Row] = [
+        ("Spark series/s", f"{spark['series_per_s']:.3f}", "", ""),
+        ("loop series/s", f"{loop['series_per_s']:.3f}", "", ""),
+        ("parallel efficiency", f"{r['parallel_efficiency']:.3f}", f">= {EFFICIENCY_TARGET}",
+         status(r["parallel_efficiency"], EFFICIENCY_TARGET, higher_is_better=True)),
+    ]  # fmt: skip
+    for key, label in (
+        ("cost_weekly_104", "104-week weekly"),
+        ("cost_monthly_120", "120-month monthly"),
+    ):
+        cost = r[key]["cpu_s_per_series"]
+        rows.append((f"CPU s per series, {label}", f"{cost:.4f}", f"<= {COST_TARGET}",
+                     status(cost, COST_TARGET)))  # fmt: skip
+    rows.append(("median MASE, Spark run", _methods(spark["median_mase"]), "", ""))
+    for name, entry in r.get("real_monthly_backtest", {}).items():
+        mase = {m: v["mase"] for m, v in entry.items() if isinstance(v, dict) and "mase" in v}
+        rows.append((f"MASE, {name}", _methods(mase), "", ""))
+    return rows

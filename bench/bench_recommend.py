@@ -1,7 +1,7 @@
 """ALS training time per iteration and top-N scoring time for all customers, measured.
 
-    SALESOPT_JARS_DIR=.jars .venv/bin/python -m bench.bench_recommend \
-        --customers 500000 --products 20000 --interactions 20000000
+    python -m bench recommend --customers 500000 --products 20000 --interactions 20000000
+    python -m bench recommend --quality --customers 20000 --products 1000
 
 Interactions are synthesised directly in Spark (no order lines): each draw picks a customer
 uniformly, one of the customer's two favourite latent groups (80%) or any group, and a product in
@@ -11,8 +11,7 @@ Ids are already dense integers, so no indexing is timed. Per-iteration time is
 of building blocks.
 Scoring is `recommendForAllUsers(top_n)` written to the `noop` sink: nothing reaches the driver.
 With `--quality` it instead runs the holdout evaluation (all models, both candidate sets) on
-generated order lines with planted tastes.
-Prints JSON and writes bench/results/recommend-<timestamp>.json.
+generated order lines with planted tastes (target: ALS precision@10 >= 2x popularity's).
 """
 
 from __future__ import annotations
@@ -22,18 +21,20 @@ import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bench.common import LOCAL_CONF, save
+from bench.common import LOCAL_CONF, Row, add_json_option, report, status
 from salesopt.config import Settings, load_settings
 from salesopt.datagen import last_day, planted_lines
 from salesopt.recommend import als, evaluate
 from salesopt.session import get_spark
 
 GROUPS = 50
+ALS_OVER_POPULAR_TARGET = 2.0  # precision@10 of ALS over popularity's, all products
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -49,6 +50,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="holdout metrics on generated order lines (--customers, --products, 400 days)",
     )
+    add_json_option(p)
     return p.parse_args(argv)
 
 
@@ -91,12 +93,15 @@ def quality(spark: SparkSession, settings: Settings, customers: int, products: i
     }  # fmt: skip
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, object]:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_settings(args.conf) if args.conf.exists() else load_settings()
     spark = get_spark(settings.spark)
     if args.quality:
-        return _store(quality(spark, settings, args.customers, args.products))
+        measured = quality(spark, settings, args.customers, args.products)
+        title = f"recommend bench, holdout quality: {args.customers:,} x {args.products:,}"
+        report("recommend", title, quality_figures(measured), measured, args.json)
+        return 0
     started = time.perf_counter()
     ratings = synth_ratings(spark, args.customers, args.products, args.interactions).persist(
         StorageLevel.MEMORY_AND_DISK
@@ -125,13 +130,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "seconds_per_iteration": round(per_iter, 1), "top_n": args.top_n,
         "score_all_customers_s": round(score_s, 1),
     }  # fmt: skip
-    return _store(result)
+    title = f"recommend bench: {n_ratings:,} ratings, {args.customers:,} x {args.products:,}"
+    report("recommend", title, timing_figures(result, args.max_iter), result, args.json)
+    return 0
 
 
-def _store(result: dict[str, object]) -> dict[str, object]:
-    save("recommend", result)
-    return result
+def timing_figures(r: dict[str, Any], max_iter: int) -> list[Row]:
+    """The printed table of the timing mode (no target: measured for sizing)."""
+    return [
+        ("fit, 1 iteration (s)", f"{r['fit_1_iter_s']:.1f}", "", ""),
+        (f"fit, {max_iter} iterations (s)", f"{r[f'fit_{max_iter}_iter_s']:.1f}", "", ""),
+        ("seconds per iteration", f"{r['seconds_per_iteration']:.1f}", "", ""),
+        (f"top-{r['top_n']} for all customers (s)", f"{r['score_all_customers_s']:.1f}", "", ""),
+    ]
 
 
-if __name__ == "__main__":
-    main()
+def quality_figures(r: dict[str, Any]) -> list[Row]:
+    """The printed table of the quality mode: precision@10 per model, ALS over popularity."""
+    metrics = r["metrics"]
+    rows: list[Row] = [
+        (f"precision@k, {name}", f"{m['precision_at_k']:.4f}", "", "")
+        for name, m in metrics.items()
+    ]
+    ratio = metrics["als/all"]["precision_at_k"] / max(
+        metrics["popular/all"]["precision_at_k"], 1e-9
+    )
+    rows.append(("ALS / popularity, precision@k, all products", f"{ratio:.2f}",
+                 f">= {ALS_OVER_POPULAR_TARGET:g}",
+                 status(ratio, ALS_OVER_POPULAR_TARGET, higher_is_better=True)))  # fmt: skip
+    return rows

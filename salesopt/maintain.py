@@ -82,8 +82,8 @@ def _listing_parallelism(spark: SparkSession) -> Iterator[None]:
 
     VACUUM lists a table's files with a Spark job of
     `spark.sql.sources.parallelPartitionDiscovery.parallelism` tasks, 10,000 by default: on a
-    2-core machine that was about 30 s per table, even for a table of a few files. Unless that
-    setting was changed, it is set to twice the default parallelism for the duration.
+    few cores scheduling those tasks costs far more than listing a small table's files. Unless
+    that setting was changed, it is set to twice the default parallelism for the duration.
     """
     previous = spark.conf.get(LISTING_PARALLELISM)
     if previous != SPARK_DEFAULT_LISTING_PARALLELISM:

@@ -1,5 +1,6 @@
 """Monitoring: sales outside an earlier forecast's intervals, sudden drops to zero, and segment
-share shifts. Writes the as_of slice of gold/sales_anomalies (docs/decisions.md for the rules).
+share shifts. Writes the as_of slice of gold/sales_anomalies (rules:
+docs/pricing-and-replenishment.md).
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 The measures come from three aggregation steps over lines clustered by (product, period): per
 order, per customer, then per product and period. Distinct orders and customers are counted as
 rows of the earlier steps, not with `count(DISTINCT ...)`: two distinct counts in one aggregate
-make Spark copy every line once per distinct column, and the one-step version took two to three
-times as long (docs/benchmarks.md). The three steps share one shuffle of the lines. An order
-belongs to one customer (docs/source-contract.md); `n_orders` counts (customer, order) pairs.
+make Spark copy every line once per distinct column. The three steps share one shuffle of the
+lines. An order belongs to one customer (docs/source-contract.md); `n_orders` counts
+(customer, order) pairs.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def limit_blas_threads() -> None:
     """One BLAS/OpenMP thread in this process (once; after numpy, scipy and statsmodels load).
 
     Several threads per Python worker oversubscribe the cores and make the tiny matrix
-    operations of a Kalman filter tens of times slower.
+    operations of a Kalman filter many times slower.
     """
     global _limited
     if _limited:

@@ -7,7 +7,7 @@ Per product, on days with positive net units:
 
 `e` is the elasticity. `traffic` is the units of all other products on the same day, a control
 for store-wide demand (customer base growth, holidays) that a product's own trend and seasonality
-terms do not capture. Formulas and status rules: docs/decisions.md.
+terms do not capture. Formulas and status rules: docs/pricing-and-replenishment.md.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Replenishment plan from the forecast: demand over lead time, safety stock, reorder point and an
 order-up-to level per product; a suggested order where on-hand stock is known.
 
-Window arithmetic (docs/decisions.md): the plan covers the days after `as_of`. A forecast period
-[ds, ds + len) contributes `f = overlap_days / len` of its mean and `f` of its variance (days
-inside a period independent), and periods are independent, so over a window W of days
+Window arithmetic (docs/pricing-and-replenishment.md): the plan covers the days after `as_of`.
+A forecast period [ds, ds + len) contributes `f = overlap_days / len` of its mean and `f` of its
+variance (days inside a period independent), and periods are independent, so over a window W of days
 
     D_W = sum(f * yhat)    sigma_W = sqrt(sum(f * sigma^2))    sigma = (upper - lower) / (2 z_lvl)
 

@@ -1,13 +1,11 @@
-"""`bench.bench_refresh` and its two probes end to end, each as its own process on a tiny
-generation: the result file's lines agree with the landing files, its ratios with its seconds,
-and the probes run on the workdir the bench keeps. (The benches' numbers at scale are in
-docs/benchmarks.md; this checks the code that makes them.)"""
+"""`python -m bench refresh` on a tiny generation, as its own process: the printed ratios are the
+printed seconds' ratios, the lines it reports are the landing files' lines of the days it says,
+and `--json` writes the same figures where asked."""
 
 from __future__ import annotations
 
 import json
 import re
-import statistics
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 from e2e_helpers import run_bench
 
-from bench.common import LOCAL_CONF, NEXT_DAY_IN_SESSION
+from bench.common import LOCAL_CONF, Row, parse_table
 from salesopt.config import load_settings
 from salesopt.datagen import last_day
 from salesopt.ingest import delivery_date
@@ -26,96 +24,110 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DAYS = 60
 SIZE = ["--customers", "300", "--products", "30", "--days", str(DAYS)]
 HOLD_DAYS = 5  # the bench's default
+TITLE = re.compile(
+    r"^refresh bench: ([\d,]+) lines in the full refresh \(([\d,]+) generated\), "
+    r"([\d,]+) in the next day, (\d+) cores$",
+    re.M,
+)
 
 
-def _last_day() -> date:
-    """The last generated day of this size: the bench's and the probes' `as_of`."""
-    return last_day(load_settings(LOCAL_CONF, overrides={"generate.days": DAYS}).generate)
+def doc_path(work: Path) -> Path:
+    """Where the test asks the bench to write its JSON: a folder of its own beside the workdir."""
+    return work.parent / "result" / "refresh.json"
+
+
+def _number(row: Row) -> float:
+    """The leading number of a printed value ("12.34 (median of ...)" -> 12.34)."""
+    return float(row[1].split()[0])
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+def bench(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, str, dict[str, Row], dict[str, Any]]]:
     base = tmp_path_factory.mktemp("bench")
-    work, results = base / "work", base / "results"
-    run_bench(
-        "bench.bench_refresh", *SIZE, "--workdir", str(work), "--keep-full",
-        "--incremental-runs", "2", results=results,
-    )  # fmt: skip
-    (result,) = results.glob("refresh-*.json")  # one file, and not in bench/results
-    yield work, json.loads(result.read_text())["results"]
+    work, out = base / "work", doc_path(base / "work")
+    stdout = run_bench(
+        "refresh", *SIZE, "--workdir", str(work), "--incremental-runs", "2", "--json", str(out)
+    )
+    yield work, stdout, parse_table(stdout), json.loads(out.read_text())
 
 
 def _landing_lines(work: Path) -> dict[date, int]:
     """Lines per delivery date of the generated order files (docs/source-contract.md)."""
+    files = list((work / "landing" / "orders").glob("*/*.txt"))
+    assert files
     lines: dict[date, int] = {}
-    for f in (work / "landing" / "orders").glob("*/*.txt"):
+    for f in files:
         day = delivery_date(str(f))
         assert day is not None
         lines[day] = lines.get(day, 0) + len(f.read_text().splitlines())
     return lines
 
 
-def test_the_bench_reads_the_files_it_says_and_reports_its_own_seconds(
-    bench: tuple[Path, dict[str, Any]],
+def _agrees(ratio: Row, numerator: float, denominator: float) -> bool:
+    """The printed ratio is the printed seconds' ratio, within what the printed rounding allows
+    (seconds to 0.01 s; the ratio to its own last printed place)."""
+    half = 0.005
+    last_place = 0.5 * 10 ** -len(ratio[1].split(".")[1])
+    low = (numerator - half) / (denominator + half) - last_place
+    high = (numerator + half) / (denominator - half) + last_place
+    return low <= float(ratio[1]) <= high
+
+
+def test_the_printed_ratios_are_the_printed_seconds_ratios(
+    bench: tuple[Path, str, dict[str, Row], dict[str, Any]],
 ) -> None:
-    work, r = bench
-    end = _last_day()
+    _, _, rows, _ = bench
+    full, floor = _number(rows["full refresh (s)"]), _number(rows["Spark floor (s)"])
+    next_day, duck = _number(rows["next-day refresh (s)"]), _number(rows["DuckDB (s), reference"])
+    assert min(full, floor, next_day, duck) > 0
+    over_floor = rows["full refresh / floor"]
+    assert _agrees(over_floor, full, floor)
+    assert over_floor[2:] == ("<= 4", "met" if float(over_floor[1]) <= 4 else "missed")
+    over_full = rows["next-day / full"]
+    assert _agrees(over_full, next_day, full)
+    assert over_full[2:] == ("<= 0.25", "met" if float(over_full[1]) <= 0.25 else "missed")
+    assert _agrees(rows["full refresh / DuckDB, reference"], full, duck)
+    assert rows["DuckDB (s), reference"][2:] == ("", "")  # a reference, not a target
+    stages = dict(s.split() for s in rows["full refresh stages (s)"][1].split(" / "))
+    assert list(stages) == ["ingest", "silver", "gold"]
+    assert sum(float(v) for v in stages.values()) <= full + 0.03
+
+
+def test_the_bench_reads_the_lines_of_the_days_it_says(
+    bench: tuple[Path, str, dict[str, Row], dict[str, Any]],
+) -> None:
+    work, stdout, _, _ = bench
+    title = TITLE.search(stdout)
+    assert title is not None, stdout[-2000:]
+    full_lines, generated, next_day_lines = (
+        int(title.group(i).replace(",", "")) for i in (1, 2, 3)
+    )
+    end = last_day(load_settings(LOCAL_CONF, overrides={"generate.days": DAYS}).generate)
     by_day = _landing_lines(work)
-    # the full refresh reads the files delivered up to end - hold - 1; the timed run the last
-    # `hold` days' (the day between is the untimed previous day)
-    assert r["generated_landing_lines"] == sum(by_day.values())
+    assert generated == sum(by_day.values())
+    # the full refresh reads the files delivered up to end - hold - 1; the timed next day the
+    # last `hold` days' (the day between is the untimed previous day)
     full_as_of, previous_day = end - timedelta(HOLD_DAYS + 1), end - timedelta(HOLD_DAYS)
-    assert r["full_refresh_lines"] == sum(n for d, n in by_day.items() if d <= full_as_of)
-    assert r["incremental_lines"] == sum(
-        n for d, n in by_day.items() if previous_day < d <= end
-    )  # fmt: skip
-    assert r["incremental_lines"] > 0
-
-    assert r["incremental_method"] == NEXT_DAY_IN_SESSION
-    runs = r["incremental_runs_seconds"]
-    assert len(runs) == 2 and len(r["incremental_stage_seconds"]) == 2
-    assert r["incremental_seconds"] == pytest.approx(statistics.median(runs), abs=0.05)
-    assert r["incremental_over_full"] == round(
-        r["incremental_seconds"] / r["full_refresh_seconds"], 3
-    )  # fmt: skip
-    for stages in [r["full_stage_seconds"], *r["incremental_stage_seconds"]]:
-        assert list(stages) == ["ingest", "silver", "gold"]
-    assert r["incremental_compiled_afresh_seconds"] > 0
-    # the new process's stages ran inside its wall time
-    assert 0 < r["incremental_fresh_process_stage_seconds"] < r["incremental_fresh_process_seconds"]
-    # /proc shows the driver here: its CPU, of which the compiler's is a part
-    for cpu in [r["full_refresh_jvm_cpu_seconds"], *r["incremental_jvm_cpu_seconds"]]:
-        assert 0 < cpu["jit"] < cpu["process"]
-    assert r["salesopt_over_duckdb"] == round(r["full_refresh_seconds"] / r["duckdb_seconds"], 2)
-    # the state the probes start from is kept, the incremental runs' copies are not
-    assert (work / "warehouse_full" / "silver" / "order_lines" / "_delta_log").is_dir()
-    assert not list(work.glob("warehouse_incremental_*"))
+    assert full_lines == sum(n for d, n in by_day.items() if d <= full_as_of)
+    assert next_day_lines == sum(n for d, n in by_day.items() if previous_day < d <= end)
+    assert next_day_lines > 0
 
 
-def test_the_probes_run_on_the_workdir_the_bench_keeps(
-    bench: tuple[Path, dict[str, Any]], tmp_path: Path
+def test_the_json_holds_the_printed_figures_and_the_repository_gets_no_file(
+    bench: tuple[Path, str, dict[str, Row], dict[str, Any]],
 ) -> None:
-    work, _ = bench
-    end = _last_day()
-    out = run_bench(
-        "bench.probe_incremental", "--workdir", str(work), *SIZE, "--runs", "1",
-        "--jobs-top", "3", results=tmp_path,
-    )  # fmt: skip
-    run = re.search(r"^run 1: incremental [\d.]+ s, (\d+) Spark jobs \((.*)\)$", out, re.M)
-    assert run is not None, out[-2000:]
-    assert int(run.group(1)) > 0
-    assert [s.split()[0] for s in run.group(2).split(", ")] == ["ingest", "silver", "gold"]
-    assert "salesopt.snapshots:write_all:" in out and "job group:" in out
-
-    out = run_bench(
-        "bench.probe_next_day", "--workdir", str(work), *SIZE, "--day-runs", "2",
-        results=tmp_path,
-    )  # fmt: skip
-    days = re.findall(r"^(first run|next day \d) \((\S+)\): [\d.]+ s, (\d+) classes", out, re.M)
-    assert [(label, day) for label, day, _ in days] == [
-        ("first run", str(end - timedelta(2))),
-        ("next day 1", str(end - timedelta(1))),
-        ("next day 2", str(end)),
-    ]
-    assert all(int(classes) > 0 for _, _, classes in days)
-    assert not list(tmp_path.glob("*.json"))  # probes keep no result file
+    work, _, rows, doc = bench
+    r = doc["results"]
+    assert doc["bench"] == "refresh"
+    assert doc["command"].startswith("python -m bench refresh --customers 300")
+    assert f"{r['full_refresh_seconds']:.2f}" == rows["full refresh (s)"][1]
+    assert f"{r['spark_floor_seconds']:.2f}" == rows["Spark floor (s)"][1]
+    assert f"{r['full_over_floor']:.2f}" == rows["full refresh / floor"][1]
+    assert f"{r['incremental_over_full']:.4f}" == rows["next-day / full"][1]
+    assert len(r["incremental_runs_seconds"]) == 2
+    # the next-day runs' copies are removed; the bench warehouse stays in the given workdir
+    assert not list(work.glob("warehouse_next_day_*")) and not (work / "warehouse_before").exists()
+    assert (work / "warehouse" / "silver" / "order_lines" / "_delta_log").is_dir()
+    assert [p.name for p in Path(doc_path(work)).parent.iterdir()] == ["refresh.json"]
