@@ -116,6 +116,7 @@ def test_an_unusable_warehouse_is_one_clear_error(settings_for, tmp_path: Path) 
         pass
 
 
+@pytest.mark.slow  # a raced MERGE: make test-e2e
 @pytest.mark.spark
 def test_a_lost_delta_commit_is_a_typed_error_and_one_line(
     spark: SparkSession, settings_for, tmp_path: Path

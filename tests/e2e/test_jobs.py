@@ -80,6 +80,7 @@ def test_spark_submit_of_jobs_main_py_refresh(spark: SparkSession, tmp_path: Pat
     assert {(r["product_id"], str(r["date"])): r["units"] for r in daily} == TINY_DAILY_UNITS
 
 
+@pytest.mark.slow  # whole refreshes: make test-e2e
 def test_task_slices_in_process_register_tables_by_name(
     spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -118,6 +119,7 @@ def test_task_slices_in_process_register_tables_by_name(
             spark.sql(f"DROP SCHEMA IF EXISTS {prefix}_{layer} CASCADE")
 
 
+@pytest.mark.slow  # whole refreshes: make test-e2e
 def test_failed_run_exits_1_with_one_line_reason(
     spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,7 +23,7 @@ from salesopt.optimize.elasticity import (
     estimate_elasticities,
 )
 
-pytestmark = [pytest.mark.spark]
+pytestmark = [pytest.mark.spark, pytest.mark.slow]  # a generation and a fit: make test-e2e
 
 # Enough units per product for the planted effect to stand out of the noise: about 100 units a
 # day per product over 18 months. At 1500 customers x 30 products x 400 days (about 11 units a

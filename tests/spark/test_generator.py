@@ -25,6 +25,7 @@ def _same(a: DataFrame, b: DataFrame) -> bool:
     return a.exceptAll(b).isEmpty() and b.exceptAll(a).isEmpty()
 
 
+@pytest.mark.slow  # three generations: make test-e2e
 def test_same_seed_same_data_other_seed_other_data(spark: SparkSession, tmp_path: Path) -> None:
     gen = GenerateSettings.model_validate({**TINY, "seed": 5})
     first, second, other = tmp_path / "a", tmp_path / "b", tmp_path / "c"

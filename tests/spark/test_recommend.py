@@ -108,6 +108,7 @@ def test_split_boundary_on_inline_lines(spark: SparkSession) -> None:
     assert [(r["product_id"], r["test_quantity"]) for r in test] == [("p2", 2)]
 
 
+@pytest.mark.slow  # ALS on generated data: make test-e2e
 def test_als_beats_popularity_twice_on_all_products(ran: Any) -> None:
     # apples to apples: both rank over all products (no bought-item exclusion) for the same
     # customers and the same holdout
@@ -116,6 +117,7 @@ def test_als_beats_popularity_twice_on_all_products(ran: Any) -> None:
     assert _p_at_k(result, "als/new") > 0
 
 
+@pytest.mark.slow  # ALS on generated data: make test-e2e
 def test_blend_beats_als_and_buy_again_on_all_products(ran: Any) -> None:
     _ctx, result = ran
     blend = _p_at_k(result, "blend/all")
@@ -123,6 +125,7 @@ def test_blend_beats_als_and_buy_again_on_all_products(ran: Any) -> None:
     assert blend > _p_at_k(result, "buy_again/all")
 
 
+@pytest.mark.slow  # ALS on generated data: make test-e2e
 def test_metrics_table_names_every_metric_and_excluded_share(ran: Any) -> None:
     ctx, _result = ran
     table = ctx.warehouse.read_as_of(ctx.spark, "gold", "recommendation_metrics", AS_OF)
@@ -133,6 +136,7 @@ def test_metrics_table_names_every_metric_and_excluded_share(ran: Any) -> None:
     assert row["cutoff_date"] == AS_OF - timedelta(days=28)
 
 
+@pytest.mark.slow  # ALS on generated data: make test-e2e
 def test_recommendations_exclude_bought_and_inactive(ran: Any) -> None:
     ctx, _result = ran
     recs = ctx.warehouse.read_as_of(ctx.spark, "gold", "recommendations", AS_OF)
@@ -148,6 +152,7 @@ def test_recommendations_exclude_bought_and_inactive(ran: Any) -> None:
     assert recs.groupBy("customer_id", "rank").count().where("count > 1").count() == 0
 
 
+@pytest.mark.slow  # ALS on generated data: make test-e2e
 def test_cold_customer_gets_popular_and_new_product_is_surfaced(ran: Any) -> None:
     ctx, _result = ran
     recs = ctx.warehouse.read_as_of(ctx.spark, "gold", "recommendations", AS_OF)
@@ -159,6 +164,7 @@ def test_cold_customer_gets_popular_and_new_product_is_surfaced(ran: Any) -> Non
     assert {r["source"] for r in new.select("source").distinct().collect()} == {"new_product"}
 
 
+@pytest.mark.slow  # ALS on generated data: make test-e2e
 def test_saved_model_scores_without_retraining(ran: Any) -> None:
     ctx, _result = ran
     model, users, items = stage.load_model(ctx.spark, stage.model_path(ctx.warehouse.root, AS_OF))
@@ -167,6 +173,7 @@ def test_saved_model_scores_without_retraining(ran: Any) -> None:
     assert scored.groupBy("customer_id").count().where("count != 5").count() == 0
 
 
+@pytest.mark.slow  # ALS on generated data: make test-e2e
 def test_same_seed_same_recommendations(
     spark: SparkSession, base_settings: Settings, generated: DataFrame
 ) -> None:

@@ -12,13 +12,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from salesopt import features as feats
-from salesopt.segment import stage as segment
 from salesopt.config import Settings
 from salesopt.context import StageContext
 from salesopt.datagen import planted_lines
 from salesopt.datagen.entities import customers_frame
 from salesopt.errors import StageFailed
 from salesopt.io.tables import Warehouse
+from salesopt.segment import stage as segment
 from salesopt.segment.labels import FEW_ORDERS_ID, NEW_ID, NEW_LABEL, adjusted_rand_index
 from salesopt.segment.model import FEATURES, prep_pipeline
 
@@ -94,6 +94,7 @@ def test_transformation_logs_derives_and_standardises(spark: SparkSession) -> No
     np.testing.assert_allclose(scaled.std(axis=0, ddof=1), 1.0, rtol=1e-9)
 
 
+@pytest.mark.slow  # model fits on generated data: make test-e2e
 def test_sweep_recovers_planted_segments(
     spark: SparkSession, settings_for, features_at: dict[date, DataFrame], truth: pd.DataFrame
 ) -> None:
@@ -116,6 +117,7 @@ def test_sweep_recovers_planted_segments(
     assert selection.count() == 3
 
 
+@pytest.mark.slow  # model fits on generated data: make test-e2e
 def test_ids_stable_across_as_of_and_migration_recorded(
     spark: SparkSession, settings_for, features_at: dict[date, DataFrame]
 ) -> None:
@@ -136,6 +138,7 @@ def test_ids_stable_across_as_of_and_migration_recorded(
     assert migration.dropna(subset=["to_segment_id"])["customers"].sum() == total
 
 
+@pytest.mark.slow  # model fits on generated data: make test-e2e
 def test_rerun_is_deterministic_and_refit_false_reuses_model(
     spark: SparkSession, settings_for, features_at: dict[date, DataFrame]
 ) -> None:

@@ -89,6 +89,7 @@ def test_missing_jars_is_a_clear_setup_error(tmp_path: Path) -> None:
         find_delta_jars(locations=[str(tmp_path), str(tmp_path / "absent")])
 
 
+@pytest.mark.slow  # a second JVM: make test-e2e
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
 def test_session_starts_and_writes_delta_without_network(tmp_path: Path) -> None:
     """Start Spark in a network namespace with only loopback: any download would fail."""

@@ -67,7 +67,7 @@ def test_every_task_runs_the_one_cli_entry_point() -> None:
     scripts = console_scripts()
     assert scripts == {"salesopt": "salesopt.cli:entry"}
     module, _, attr = scripts["salesopt"].partition(":")
-    assert getattr(importlib.import_module(module), attr) is cli.main
+    assert getattr(importlib.import_module(module), attr) is cli.entry
     for task in wheel_tasks(load_bundle()):
         wheel = task["python_wheel_task"]
         assert (wheel["package_name"], wheel["entry_point"]) == ("salesopt", "salesopt")
