@@ -5,7 +5,8 @@ wheel tasks and the Airflow example all call `main`, which parses the arguments,
 logging, loads the settings, starts or reuses the Spark session, runs the command (`run`) and
 prints its summary. Progress goes to stderr through `logging`; the last line of stdout is one
 JSON object that a scheduler can parse. Exit codes: 0 success; 1 a salesopt error (a stage
-failed, the warehouse is locked by another run, input missing: one line on stderr says why);
+failed, another run holds the local warehouse guard, input missing: one line on stderr says
+why);
 2 bad usage or configuration (mistyped flag, unknown setting, a stage not available in this
 build), reported before a Spark session starts.
 """

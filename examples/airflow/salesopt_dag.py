@@ -8,8 +8,8 @@ workers. Every task submits that driver with `refresh --stages <its slice>`: the
 `salesopt` command line as the console script and the Databricks wheel tasks.
 
 `as_of` is Airflow's `{{ ds }}` (the logical date), so a backfill or a cleared task recomputes
-exactly that business date. `max_active_runs=1` keeps two refreshes off the same warehouse (the
-refresh also takes the warehouse lock; a second one exits 1 with a message naming the holder).
+exactly that business date. `max_active_runs=1` keeps two refreshes off the same warehouse;
+Delta's optimistic concurrency rejects a conflicting commit if one ever runs beside it.
 
 The argument lists are built by plain functions, importable and testable without Airflow.
 """
