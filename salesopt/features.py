@@ -2,9 +2,9 @@
 
 Pure `DataFrame -> DataFrame` functions (grains in docs/tables.md); `salesopt.gold` reads silver
 and writes gold in one place (the sales series are in `salesopt.sales`). Customer features and
-interactions are `as_of` snapshots that use only lines on or before `as_of`. Each is
-computed as a calendar-free state (`customer_state`, `interaction_state`: sums over the lines)
-and the columns derived from it for the date (`derive_*`: recency, tenure, decayed strength).
+interactions are `as_of` snapshots that use only lines on or before `as_of`. Customer features
+are computed as a calendar-free state (`customer_state`: sums over the lines) and the columns
+derived from it for the date (`derive_customer_features`: recency, tenure).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def lines_up_to(lines: DataFrame, as_of: date) -> DataFrame:
     return lines.where(F.col("order_date") <= F.lit(as_of))
 
 
-# the silver columns the snapshot states read (customer_state, interaction_state)
+# the silver columns the snapshots read (customer_features, interactions)
 SNAPSHOT_INPUT = (
     "customer_id", "product_id", "order_id", "order_date", "quantity", "net_amount", "category",
     "is_cancelled",
@@ -55,10 +55,6 @@ CUSTOMER_COMPONENTS = (
 # counted lines are all returns have a state row but no snapshot row
 CUSTOMER_VISIBLE = "frequency"
 INTERACTION_VISIBLE = "n_purchases"
-INTERACTION_STATE = (
-    "customer_id", "product_id", "category", "n_purchases", "quantity", "returned_units",
-    "first_purchase_date", "last_purchase_date", "strength_anchor_date", "strength_at_anchor",
-)  # fmt: skip
 
 
 def _customer_components(counted: DataFrame) -> DataFrame:
@@ -169,69 +165,35 @@ def _decay(days: Column, half_life_days: float | Column) -> Column:
     return F.pow(F.lit(0.5), days / half_life)
 
 
-def _interaction_components(counted: DataFrame) -> DataFrame:
-    """Per pair sums over counted lines, with the lines' (date, quantity) for the strength."""
-    daily = F.struct(F.col("order_date").alias("d"), F.col("quantity").alias("q"))
-    return counted.groupBy("customer_id", "product_id").agg(
+def interactions(lines: DataFrame, as_of: date, half_life_days: float) -> DataFrame:
+    """Customer x product implicit strength with recency decay. Grain: (customer_id, product_id)
+    with a sold line on or before `as_of`.
+
+    `strength = sum(quantity * 0.5^(age_days / half_life_days))` over counted lines (returns
+    subtract), with ages counted to `as_of`, floored at 0 and rounded to 6 decimals: one
+    aggregate pass over the lines.
+    """
+    counted = lines_up_to(lines, as_of).where(counted_line())
+    age = F.datediff(F.lit(as_of), F.col("order_date"))
+    grouped = counted.groupBy("customer_id", "product_id").agg(
         F.first("category", ignorenulls=True).alias("category"),
-        F.count_distinct(F.when(sold_line(), F.col("order_id"))).alias("n_purchases"),
+        F.count_distinct(F.when(sold_line(), F.col("order_id"))).alias(INTERACTION_VISIBLE),
         F.sum(F.when(sold_line(), F.col("quantity")).otherwise(0)).cast("long").alias("quantity"),
         F.sum(F.when(returned_line(), -F.col("quantity")).otherwise(0))
         .cast("long")
         .alias("returned_units"),
         F.min(F.when(sold_line(), F.col("order_date"))).alias("first_purchase_date"),
         F.max(F.when(sold_line(), F.col("order_date"))).alias("last_purchase_date"),
-        F.max("order_date").alias("strength_anchor_date"),
-        F.array_sort(F.collect_list(daily)).alias("_days"),
+        F.sum(F.col("quantity") * _decay(age, half_life_days)).alias("_strength"),
     )
-
-
-def _decayed_sum(days: Column, anchor: Column, half_life_days: float | Column) -> Column:
-    """sum(q * 0.5^((anchor - d) / half_life)) over an array of (d, q) structs."""
-    return F.aggregate(
-        days,
-        F.lit(0.0),
-        lambda acc, x: acc + x["q"] * _decay(F.datediff(anchor, x["d"]), half_life_days),
-    )
-
-
-def interaction_state(lines: DataFrame, as_of: date, half_life_days: float) -> DataFrame:
-    """Customer x product purchase state up to `as_of`. Grain: (customer_id, product_id).
-
-    The recency-weighted strength is kept at an anchor date, the pair's last counted line:
-    `strength_at_anchor = sum(quantity * 0.5^((anchor - order_date) / half_life))`. At any later
-    date D, `strength = strength_at_anchor * 0.5^((D - anchor) / half_life)`
-    (`derive_interactions`). Like `customer_state`, pairs whose counted lines are all returns
-    (`n_purchases` 0) have a row.
-    """
-    grouped = _interaction_components(lines_up_to(lines, as_of).where(counted_line()))
-    anchor = F.col("strength_anchor_date")
-    return grouped.withColumn(
-        "strength_at_anchor", _decayed_sum(F.col("_days"), anchor, half_life_days)
-    ).select(*INTERACTION_STATE)
-
-
-def derive_interactions(
-    state: DataFrame, as_of: date, half_life_days: float | Column, keep: Sequence[str] = ()
-) -> DataFrame:
-    """Interactions as of a date from `interaction_state` rows. Grain: (customer_id, product_id).
-
-    `keep` names extra columns of `state` to carry through.
-    """
-    decayed = F.col("strength_at_anchor") * _decay(
-        F.datediff(F.lit(as_of), F.col("strength_anchor_date")), half_life_days
-    )
-    return state.withColumn("strength", F.round(F.greatest(decayed, F.lit(0.0)), 6)).select(
-        "customer_id", "product_id", "category", "n_purchases", "quantity", "returned_units",
-        "first_purchase_date", "last_purchase_date", "strength", *keep,
+    return (
+        grouped.where(F.col(INTERACTION_VISIBLE) > 0)
+        .withColumn("strength", F.round(F.greatest(F.col("_strength"), F.lit(0.0)), 6))
+        .select(
+            "customer_id", "product_id", "category", "n_purchases", "quantity", "returned_units",
+            "first_purchase_date", "last_purchase_date", "strength",
+        )
     )  # fmt: skip
-
-
-def interactions(lines: DataFrame, as_of: date, half_life_days: float) -> DataFrame:
-    """Customer x product implicit strength with recency decay. Grain: (customer_id, product_id)
-    with a sold line on or before `as_of`."""
-    state = interaction_state(lines, as_of, half_life_days)
-    return derive_interactions(state.where(F.col(INTERACTION_VISIBLE) > 0), as_of, half_life_days)
 
 
 def with_run(df: DataFrame, as_of: date, run_id: str) -> DataFrame:
