@@ -114,14 +114,13 @@ def _publish_sales(
     return versions, results
 
 
-# the as_of snapshot tables this stage writes, complete for every as_of
-SNAPSHOTS = ("customer_features", "interactions")
 # the layout of an earlier release (only changed keys per as_of); rewritten on first write
 _CHAINED_MARKER = "snapshot_kind"
 
 
 def snapshot_frames(lines: DataFrame, ctx: StageContext) -> dict[str, DataFrame]:
-    """The complete `as_of` snapshots from silver lines, with `as_of` and `run_id`."""
+    """The complete `as_of` snapshots from silver lines, by table name (without bookkeeping
+    columns: `write_snapshots` adds `as_of` and `run_id`)."""
     half_life = ctx.settings.features.recency_half_life_days
     return {
         "customer_features": features.customer_features(lines, ctx.as_of),
