@@ -57,6 +57,8 @@ FIELD_TYPES: dict[str, str] = {
 }
 STATUSES = ("completed", "returned", "cancelled")
 CSV_SCHEMA = ", ".join(f"{name} string" for name in FIELD_TYPES)
+_CORRUPT = "__malformed_line"  # not a contract field, so no line sets it
+JSON_SCHEMA = f"{CSV_SCHEMA}, {_CORRUPT} string"  # every field as text: typed after trimming
 KEY = ("order_id", "line_no")
 
 
@@ -80,16 +82,22 @@ def parse_records(raw: DataFrame, fmt: str = "json") -> DataFrame:
             .withColumn("_parsed", F.col("_fields").isNotNull())
             .withColumn("_rescued_data", F.lit(None).cast("string"))
         )
-    # `_fields` is parsed once and referenced by column: an expression that repeated the
-    # from_json call would parse every line again at each use. The unknown-field map (a lambda,
-    # evaluated without code generation) is only built for lines that have unknown keys.
+    # One parse into a struct of the contract's fields as text (a JSON number or object
+    # arrives as its JSON text); a line that is not a JSON object lands in `_corrupt`. Unknown
+    # keys are found by listing the line's top-level keys, which reads no values, and only the
+    # lines that have some are parsed again as a map to keep those fields.
+    struct = F.from_json(
+        F.col("value"), JSON_SCHEMA, {"columnNameOfCorruptRecord": _CORRUPT, "mode": "PERMISSIVE"}
+    )
     known = F.array(*map(F.lit, FIELD_TYPES))
-    has_unknown = F.size(F.array_except(F.map_keys(F.col("_fields")), known)) > 0
-    unknown = F.map_filter(F.col("_fields"), lambda k, _v: ~k.isin(*FIELD_TYPES))
+    has_unknown = F.size(F.array_except(F.json_object_keys(F.col("value")), known)) > 0
+    unknown = F.map_filter(
+        F.from_json(F.col("value"), "map<string,string>"), lambda k, _v: ~k.isin(*FIELD_TYPES)
+    )
     return (
-        raw.withColumn("_fields", F.from_json(F.col("value"), "map<string,string>"))
-        .withColumn("_parsed", F.col("_fields").isNotNull())
-        .withColumn("_rescued_data", F.when(has_unknown, F.to_json(unknown)))
+        raw.withColumn("_fields", struct)
+        .withColumn("_parsed", F.col("_fields").getField(_CORRUPT).isNull())
+        .withColumn("_rescued_data", F.when(F.col("_parsed") & has_unknown, F.to_json(unknown)))
     )
 
 
@@ -102,10 +110,9 @@ def _typed(name: str) -> Column:
     text = _raw(name)
     kind = FIELD_TYPES[name]
     if kind == "timestamp":
-        return F.coalesce(
-            F.try_to_timestamp(text, F.lit("yyyy-MM-dd'T'HH:mm:ss'Z'")),
-            F.try_to_timestamp(text),
-        )
+        # the cast reads ISO 8601 with 'T' or a space, fractions and a zone ('Z', +02:00);
+        # a text without a zone is in the session time zone (UTC by default)
+        return text.try_cast("timestamp")
     if kind == "string":
         return F.when(F.length(text) > 0, text)
     return text.try_cast(kind)

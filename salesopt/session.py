@@ -119,11 +119,16 @@ def one_machine_conf(settings: SparkSettings) -> dict[str, str]:
       100). One incremental refresh compiles about 500 distinct classes, so with the default
       the next refresh in the same session compiles them all again. A notebook or a long-lived
       driver gains; a fresh process per run does not.
+    - Spark sizes file-read tasks by bytes on disk, at least one per core. Bronze holds raw
+      text that compresses about ten to one and costs far more CPU to parse than to read, so on
+      a few cores its batch was read in a handful of uneven tasks and cores sat idle at the end.
+      At least `shuffle_partitions` read tasks keep the cores evenly busy.
     """
     return {
         "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "100000",
         "spark.sql.codegen.cache.maxEntries": str(CODEGEN_CACHE_ENTRIES),
+        "spark.sql.files.minPartitionNum": str(settings.shuffle_partitions),
     }
 
 

@@ -73,10 +73,15 @@ def classify(ctx: StageContext, raw: DataFrame, products: DataFrame) -> DataFram
     # one projection, no union of branches: each branch of a union would recompute the parse
     # from bronze; CASE evaluates the rules only on rows that passed every earlier check
     rule_reason = quality.quarantine_reason(SILVER_TABLE, ctx.settings.quality.rules)
-    return checked.withColumn(
-        "_reason",
-        F.when(F.col("_reason").isNull(), rule_reason).otherwise(F.col("_reason")),
-    ).drop("_fields", "_parsed", "_type_error", *clean.RAW_COLUMNS)  # parsing intermediates
+    return (
+        checked.withColumn(
+            "_reason",
+            F.when(F.col("_reason").isNull(), rule_reason).otherwise(F.col("_reason")),
+        )
+        # the raw text is kept for quarantine only: an accepted line's fields are its columns
+        .withColumn("value", F.when(F.col("_reason").isNotNull(), F.col("value")))
+        .drop("_fields", "_parsed", "_type_error", *clean.RAW_COLUMNS)  # parsing intermediates
+    )
 
 
 def _write_quarantine(
@@ -112,8 +117,8 @@ def _write_quarantine(
         wh.append(rows, *QUARANTINE)
 
 
-def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> int:
-    """Writes batch winners into silver where newer; returns how many lost to silver rows.
+def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> tuple[int, int]:
+    """Writes batch winners into silver where newer; returns (winners, how many lost to silver).
 
     `dates` are the batch's order dates (bounded by the calendar, not by the lines). A line
     keeps its order's date across versions, so both the lookup of existing versions and the
@@ -159,6 +164,7 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> i
     updates = F.col("_newer") & F.col("_t_updated").isNotNull()  # a newer version
     stats = agg_row(
         compared.agg(
+            F.count(F.lit(1)).alias("winners"),
             F.count(F.when(~F.col("_newer") & ~F.col("_applied"), F.lit(1))).alias("lost"),
             F.count(F.when(F.col("_applied"), F.lit(1))).alias("applied"),
             F.count(F.when(new_keys, F.lit(1))).alias("new"),
@@ -197,7 +203,7 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> i
             .execute()
         )
     compared.unpersist()
-    return int(stats["lost"])
+    return int(stats["winners"]), int(stats["lost"])
 
 
 def clean_batch(
@@ -217,16 +223,18 @@ def clean_batch(
     quality.enforce_recorded(
         ctx.spark, ctx.warehouse, batch_results, results, ctx.run_id, ctx.as_of
     )
-    ranked = clean.rank_versions(valid).persist(StorageLevel.MEMORY_AND_DISK)
     codes = [
         *clean.REASON_CODES,
         *quality.quarantine_codes(SILVER_TABLE, ctx.settings.quality.rules),
     ]
+    accepted = F.col("_reason").isNull()
     counts = agg_row(
         classified.agg(
             F.count(F.lit(1)).alias("read"),
             F.count("_reason").alias("quarantined"),
-            F.count(F.when(F.col("_reason").isNull(), F.col("_rescued_data"))).alias("rescued"),
+            F.count(F.when(accepted, F.col("_rescued_data"))).alias("rescued"),
+            # the order dates of the valid lines bound silver's lookup and MERGE
+            F.array_sort(F.collect_set(F.when(accepted, F.to_date("order_ts")))).alias("dates"),
             *[
                 F.count(F.when(F.col("_reason") == code, F.lit(1))).alias(f"_reason{i}")
                 for i, code in enumerate(codes)
@@ -236,17 +244,13 @@ def clean_batch(
     _write_quarantine(
         ctx, classified.where(F.col("_reason").isNotNull()), batch_id, int(counts["quarantined"])
     )
-    winner = F.col("_version_rank") == 1
-    versions = agg_row(
-        ranked.agg(
-            F.count(F.when(~winner, F.lit(1))).alias("losers"),
-            F.array_sort(F.collect_set(F.when(winner, F.col("order_date")))).alias("dates"),
-        )
-    )
-    winners = ranked.where(winner).drop("_version_rank")
-    lost_to_silver = 0
-    if versions["dates"]:
-        lost_to_silver = _merge_silver(ctx, winners, list(versions["dates"]))
+    # the version ranking runs once, inside the comparison with silver that `_merge_silver`
+    # keeps for its counts and writes; its winners are counted there
+    ranked = clean.rank_versions(valid)
+    winners = ranked.where(F.col("_version_rank") == 1).drop("_version_rank")
+    n_winners = lost_to_silver = 0
+    if counts["dates"]:
+        n_winners, lost_to_silver = _merge_silver(ctx, winners, list(counts["dates"]))
     rec = Reconciliation(
         read=int(counts["read"]),
         quarantined=int(counts["quarantined"]),
@@ -259,10 +263,10 @@ def clean_batch(
         log.warning(
             "batch %s: %d lines carry unknown fields, kept in _rescued_data", batch_id, rec.rescued
         )
-    rec.superseded = int(versions["losers"]) + lost_to_silver
+    valid_lines = rec.read - rec.quarantined
+    rec.superseded = (valid_lines - n_winners) + lost_to_silver
     rec.accepted = rec.read - rec.quarantined - rec.superseded
     classified.unpersist()
-    ranked.unpersist()
     return rec
 
 

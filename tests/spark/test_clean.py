@@ -46,6 +46,8 @@ def reasons(spark: SparkSession, values: list[str], delivered: date | None = AS_
 def test_each_reason_code_in_its_order(spark: SparkSession) -> None:
     cases = {
         "{not json": "malformed_record",
+        '[{"order_id": "O1"}]': "malformed_record",  # JSON, but not an object
+        '"O1"': "malformed_record",
         record(customer_id=None): "missing_required",
         record(order_id=""): "missing_required",
         record(quantity="two"): "wrong_type",
@@ -155,3 +157,16 @@ def test_quarantine_rows_number_identical_lines(spark: SparkSession) -> None:
     ]  # fmt: skip
     assert {r["reason"] for r in rows} == {"malformed_record"}
     assert {(r["as_of"], r["run_id"]) for r in rows} == {(AS_OF, "r1")}
+
+
+def test_timestamp_spellings_are_read_in_utc(spark: SparkSession) -> None:
+    spellings = ["2025-03-03T10:00:00Z", "2025-03-03 10:00:00", "2025-03-03T12:00:00+02:00",
+                 "2025-03-03T10:00:00.000Z", "03/03/2025 10:00"]  # fmt: skip
+    typed = clean.with_typed_fields(
+        clean.parse_records(raw(spark, [record(order_ts=ts) for ts in spellings]))
+    ).collect()
+    by_text = {r["_raw_order_ts"]: (r["order_ts"], r["_type_error"]) for r in typed}
+    assert by_text == {
+        **{ts: (datetime(2025, 3, 3, 10), False) for ts in spellings[:4]},
+        "03/03/2025 10:00": (None, True),  # not ISO 8601: wrong_type, never a guessed date
+    }

@@ -65,3 +65,17 @@ def test_sales_weekly_counts_a_customer_once_per_week(spark: SparkSession) -> No
     )
     actual = sales_weekly(_lines(spark)).orderBy("product_id", "week_start")
     assert_approx_df_equality(actual, expected, precision=1e-9, ignore_nullable=True)
+
+
+def test_an_order_sold_over_two_days_counts_once_a_week(spark: SparkSession) -> None:
+    rows = [
+        ("O9", "C9", "P9", "bakery", MON, 1, 2.0, 0.0, 2.0, False),
+        ("O9", "C9", "P9", "bakery", TUE, 2, 4.0, 0.0, 4.0, False),
+    ]
+    lines = spark.createDataFrame(rows, LINES)
+    daily = {(r["date"], r["n_orders"], r["units"]) for r in sales_daily(lines).collect()}
+    assert daily == {(MON, 1, 1), (TUE, 1, 2)}
+    weekly = sales_weekly(lines).collect()
+    assert [(r["week_start"], r["n_orders"], r["n_customers"], r["units"]) for r in weekly] == [
+        (MON, 1, 1, 3)
+    ]
