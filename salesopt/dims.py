@@ -5,21 +5,30 @@ pseudonym `sha2(key || '|' || normalised value)`, with the key from the environm
 named by `clean.pii_key_env`. Without it the refresh stops, except under `salesopt demo`, which
 uses a fixed, logged demo key. Equal inputs give equal pseudonyms (joins still work); without the
 key they cannot be reversed or recomputed.
+
+Each file is read by its own header (columns matched by name, case-insensitive; absent optional
+columns are NULL; unknown columns are reported, and kept in `_rescued_data` except for
+customers). A key repeated within or across files keeps one whole row: the row of the most
+recently modified file, then the last row in it (`latest_per_key`). The number of repeated rows
+is logged, in the run summary and in `ops/quality_results` (rule `unique_key`, action `warn`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from salesopt.config import Settings
 from salesopt.errors import InputError, SetupError
 from salesopt.io.tables import Warehouse, list_file_stats
+from salesopt.quality import RuleResult
 
 log = logging.getLogger(__name__)
 
@@ -61,63 +70,179 @@ def pseudonym(value: Column, key: str) -> Column:
     )
 
 
-def read_reference(spark: SparkSession, folder: str, required: tuple[str, ...]) -> DataFrame:
-    """All CSV files (with header) under a landing folder, as strings."""
-    try:
-        df = spark.read.option("header", "true").option("recursiveFileLookup", "true").csv(folder)
-    except Exception as exc:
-        raise InputError(f"reference folder missing or unreadable: {folder}") from exc
-    missing = [c for c in required if c not in df.columns]
+@dataclass(frozen=True)
+class Dimension:
+    """A landing dimension: its columns (name -> Spark type), required columns and key."""
+
+    name: str
+    columns: dict[str, str]
+    required: tuple[str, ...]
+    key: tuple[str, ...]
+    keep_unknown: bool  # unknown columns kept as `_rescued_data` (never for customers: PII)
+
+
+PRODUCTS = Dimension("products", PRODUCT_COLUMNS, ("product_id", "category"), ("product_id",), True)
+CUSTOMERS = Dimension(
+    "customers",
+    dict.fromkeys(CUSTOMER_COLUMNS, "string"),
+    ("customer_id",),
+    ("customer_id",),
+    False,
+)
+INVENTORY = Dimension(
+    "inventory",
+    {"snapshot_date": "date", "product_id": "string", "on_hand": "long"},
+    ("snapshot_date", "product_id", "on_hand"),
+    ("snapshot_date", "product_id"),
+    True,
+)
+
+
+@dataclass
+class DimensionLoad:
+    """What loading one dimension found: rows read, duplicate keys, unknown columns by file."""
+
+    key: tuple[str, ...] = ()
+    rows: int = 0
+    duplicates: int = 0
+    unknown_columns: dict[str, list[str]] = field(default_factory=dict)
+    empty_files: list[str] = field(default_factory=list)
+
+    def key_result(self, table: str) -> RuleResult:
+        """The repeated keys as a `warn` quality result (recorded in ops/quality_results)."""
+        expr = f"one row per ({', '.join(self.key)})"
+        return RuleResult(table, "unique_key", expr, "warn", self.rows, self.duplicates)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rows_read": self.rows,
+            "duplicate_key_rows": self.duplicates,
+            "unknown_columns": self.unknown_columns,
+            "empty_files": self.empty_files,
+        }
+
+
+def _header_name(name: str) -> str:
+    """A header cell as matched against the contract: trimmed, lower-case, no byte-order mark."""
+    return name.replace("\ufeff", "").strip().lower()
+
+
+def _read_file(
+    spark: SparkSession, path: str, modified_ms: int, dim: Dimension, load: DimensionLoad
+) -> DataFrame | None:
+    """One CSV file by its own header: contract columns by name (absent optional ones NULL),
+    `_rescued_data` for unknown columns, and the file's path, modification time and row order."""
+    df = spark.read.option("header", "true").csv(path)
+    by_name = {_header_name(c): c for c in df.columns}
+    if not by_name:
+        load.empty_files.append(path)
+        return None
+    missing = [c for c in dim.required if c not in by_name]
     if missing:
-        raise InputError(f"{folder}: missing columns {missing} (see docs/source-contract.md)")
-    return df
-
-
-def products_silver(raw: DataFrame) -> DataFrame:
-    """Typed products, one row per product_id (the last row read wins on duplicates)."""
-    typed = raw.select(
-        *[F.trim(F.col(c)).try_cast(t).alias(c) for c, t in PRODUCT_COLUMNS.items()]
-    ).where(F.col("product_id").isNotNull())
-    return (
-        typed.groupBy("product_id")
-        .agg(
-            *[
-                F.max_by(c, F.col("launch_date")).alias(c)
-                for c in PRODUCT_COLUMNS
-                if c != "product_id"
-            ]
+        raise InputError(
+            f"{path}: missing columns {missing} in its header (found {sorted(by_name)}); "
+            "see docs/source-contract.md"
         )
-        .select(*PRODUCT_COLUMNS)
+    unknown = sorted(c for c in by_name if c not in dim.columns)
+    if unknown:
+        load.unknown_columns[path] = unknown
+    rescued = (
+        F.to_json(F.struct(*[F.col(f"`{by_name[c]}`").alias(c) for c in unknown]))
+        if unknown and dim.keep_unknown
+        else F.lit(None)
+    )
+    return df.select(
+        *[
+            (F.col(f"`{by_name[c]}`") if c in by_name else F.lit(None)).cast("string").alias(c)
+            for c in dim.columns
+        ],
+        rescued.cast("string").alias("_rescued_data"),
+        F.lit(path).alias("_source_file"),
+        F.lit(modified_ms).cast("long").alias("_modified_ms"),
+        F.monotonically_increasing_id().alias("_row"),  # increasing in file order
     )
 
 
-def customers_silver(raw: DataFrame, key: str) -> DataFrame:
+def read_reference(
+    spark: SparkSession, folder: str, dim: Dimension, load: DimensionLoad | None = None
+) -> DataFrame:
+    """Every file under a landing folder, each read by its own header, as typed rows.
+
+    Grain: one row per data row of every file, with `_source_file`, `_modified_ms` (the file's
+    modification time) and `_row` (order within the file). Values are trimmed, then typed; a
+    value that does not fit its type is NULL.
+    """
+    load = load if load is not None else DimensionLoad()
+    files = list_file_stats(spark, folder)
+    if not files:
+        raise InputError(
+            f"no {dim.name} files under {folder}: deliver the {dim.name} CSV files there "
+            "(see docs/source-contract.md)"
+        )
+    frames = [
+        frame
+        for path, _size, modified in files
+        if (frame := _read_file(spark, path, modified, dim, load)) is not None
+    ]
+    if not frames:
+        raise InputError(f"every {dim.name} file under {folder} is empty")
+    rows = functools.reduce(DataFrame.unionByName, frames)
+    typed = [
+        F.trim(F.col(c)).try_cast(t).alias(c) if t != "string" else _text(F.col(c)).alias(c)
+        for c, t in dim.columns.items()
+    ]
+    return rows.select(*typed, "_rescued_data", "_source_file", "_modified_ms", "_row")
+
+
+def _text(value: Column) -> Column:
+    """Trimmed text; blank is NULL."""
+    trimmed = F.trim(value)
+    return F.when(trimmed != "", trimmed)
+
+
+def latest_per_key(rows: DataFrame, key: Sequence[str]) -> DataFrame:
+    """One row per key: the row of the most recently modified file (then the later path), and
+    in that file the last row. The whole row wins, so a blank field never mixes with another
+    row's values. Grain: one row per key (rows with a NULL key part are dropped)."""
+    order = Window.partitionBy(*key).orderBy(
+        F.col("_modified_ms").desc(), F.col("_source_file").desc(), F.col("_row").desc()
+    )
+    keyed = rows.where(functools.reduce(lambda a, b: a & b, [F.col(k).isNotNull() for k in key]))
+    return keyed.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
+
+
+def count_duplicates(rows: DataFrame, key: Sequence[str]) -> tuple[int, int]:
+    """(rows with a full key, rows beyond the first per key) in one aggregate."""
+    keyed = rows.where(functools.reduce(lambda a, b: a & b, [F.col(k).isNotNull() for k in key]))
+    counts = (
+        keyed.groupBy(*key)
+        .count()
+        .agg(F.sum("count").alias("rows"), F.count(F.lit(1)).alias("keys"))
+        .first()
+    )
+    total = int(counts["rows"] or 0) if counts else 0
+    keys = int(counts["keys"] or 0) if counts else 0
+    return total, total - keys
+
+
+def products_silver(rows: DataFrame) -> DataFrame:
+    """Typed products, one row per product_id (`latest_per_key`)."""
+    return latest_per_key(rows, PRODUCTS.key).select(*PRODUCT_COLUMNS, "_rescued_data")
+
+
+def customers_silver(rows: DataFrame, key: str) -> DataFrame:
     """Customers with PII replaced by pseudonyms. Grain: one row per customer_id."""
-    return (
-        raw.where(F.col("customer_id").isNotNull())
-        .groupBy(F.trim("customer_id").alias("customer_id"))
-        .agg(*[F.max(c).alias(c) for c in CUSTOMER_COLUMNS if c != "customer_id"])
-        .select(
-            "customer_id",
-            *[pseudonym(F.col(c), key).alias(f"{c}_hash") for c in PII_FIELDS],
-            F.col("region"),
-            F.to_date("signup_date").alias("signup_date"),
-        )
+    return latest_per_key(rows, CUSTOMERS.key).select(
+        "customer_id",
+        *[pseudonym(F.col(c), key).alias(f"{c}_hash") for c in PII_FIELDS],
+        F.col("region"),
+        F.to_date("signup_date").alias("signup_date"),
     )
 
 
-def inventory_silver(raw: DataFrame) -> DataFrame:
+def inventory_silver(rows: DataFrame) -> DataFrame:
     """On-hand snapshots. Grain: one row per (snapshot_date, product_id)."""
-    return (
-        raw.select(
-            F.to_date("snapshot_date").alias("snapshot_date"),
-            F.trim("product_id").alias("product_id"),
-            F.col("on_hand").try_cast("long").alias("on_hand"),
-        )
-        .where(F.col("snapshot_date").isNotNull() & F.col("product_id").isNotNull())
-        .groupBy("snapshot_date", "product_id")
-        .agg(F.max("on_hand").alias("on_hand"))
-    )
+    return latest_per_key(rows, INVENTORY.key).select("snapshot_date", "product_id", "on_hand")
 
 
 def _exists(spark: SparkSession, folder: str) -> bool:
@@ -126,7 +251,7 @@ def _exists(spark: SparkSession, folder: str) -> bool:
 
 
 # Bump when a dimension transformation changes: every table is then rebuilt once.
-DIMS_FORMAT = "dims-v1"
+DIMS_FORMAT = "dims-v2"  # v2: files read by their own headers; the newest row per key wins
 
 
 def source_fingerprint(spark: SparkSession, folder: str, extra: str = "") -> str:
@@ -140,6 +265,30 @@ def source_fingerprint(spark: SparkSession, folder: str, extra: str = "") -> str
     for path, size, modified in list_file_stats(spark, folder):
         digest.update(f"{path}|{size}|{modified}\n".encode())
     return f"{DIMS_FORMAT}:{digest.hexdigest()}"
+
+
+def _build(
+    spark: SparkSession,
+    folder: str,
+    dim: Dimension,
+    to_silver: Callable[[DataFrame], DataFrame],
+    load: DimensionLoad,
+) -> DataFrame:
+    """Reads a dimension's files, counts its rows and duplicate keys into `load`, warns about
+    what it found, and returns the silver rows."""
+    rows = read_reference(spark, folder, dim, load)
+    load.rows, load.duplicates = count_duplicates(rows, dim.key)
+    for path, columns in load.unknown_columns.items():
+        kept = "kept in _rescued_data" if dim.keep_unknown else "not copied (may be personal data)"
+        log.warning("%s: unknown columns %s, %s", path, columns, kept)
+    for path in load.empty_files:
+        log.warning("%s: empty file (no header), skipped", path)
+    if load.duplicates:
+        log.warning(
+            "%s: %d rows repeat a key (%s); the row of the newest file, then the last row in "
+            "it, is kept", dim.name, load.duplicates, ", ".join(dim.key),
+        )  # fmt: skip
+    return to_silver(rows)
 
 
 def _refresh_one(
@@ -157,59 +306,44 @@ def _refresh_one(
 
 def refresh_dims(
     spark: SparkSession, settings: Settings, warehouse: Warehouse
-) -> dict[str, int | None]:
+) -> tuple[dict[str, int | None], dict[str, DimensionLoad]]:
     """Rewrites silver/products, silver/customers (and silver/inventory if landed).
 
     A table is rewritten only when its landing files changed since its last write (path, size
     or modification time of any file, files added or removed), when the PII key changed (for
     customers), or when its latest commit is not such a write (e.g. after `salesopt maintain`).
-    The fingerprint of the source files is stored in the commit's `userMetadata`.
+    The fingerprint of the source files is stored in the commit's `userMetadata`. Returns the
+    table versions, and what each rewritten dimension's load found.
     """
     landing = settings.paths.landing.rstrip("/")
     key = pii_key(settings)
     key_id = hashlib.sha256(f"pii-key|{key}".encode()).hexdigest()
-    specs: list[tuple[str, str, str, Callable[[], DataFrame]]] = [
-        (
-            "products",
-            f"{landing}/products",
-            "",
-            lambda: products_silver(
-                read_reference(spark, f"{landing}/products", ("product_id", "category"))
-            ),
-        ),
-        (
-            "customers",
-            f"{landing}/customers",
-            key_id,
-            lambda: customers_silver(
-                read_reference(spark, f"{landing}/customers", ("customer_id",)), key
-            ),
-        ),
+    dims: list[tuple[Dimension, str, Callable[[DataFrame], DataFrame]]] = [
+        (PRODUCTS, "", products_silver),
+        (CUSTOMERS, key_id, lambda rows: customers_silver(rows, key)),
     ]
     if _exists(spark, f"{landing}/inventory"):
-        specs.append(
-            (
-                "inventory",
-                f"{landing}/inventory",
-                "",
-                lambda: inventory_silver(
-                    read_reference(
-                        spark, f"{landing}/inventory", ("snapshot_date", "product_id", "on_hand")
-                    )
-                ),
-            )
-        )
+        dims.append((INVENTORY, "", inventory_silver))
     versions: dict[str, int | None] = {}
+    loads: dict[str, DimensionLoad] = {}
     unchanged = []
-    for name, folder, extra, build in specs:
+    for dim, extra, to_silver in dims:
+        folder = f"{landing}/{dim.name}"
+        load = DimensionLoad(key=dim.key)
         fingerprint = source_fingerprint(spark, folder, extra)
-        versions[f"silver/{name}"], rewritten = _refresh_one(
-            spark, warehouse, name, fingerprint, build
+        versions[f"silver/{dim.name}"], rewritten = _refresh_one(
+            spark,
+            warehouse,
+            dim.name,
+            fingerprint,
+            functools.partial(_build, spark, folder, dim, to_silver, load),
         )
-        if not rewritten:
-            unchanged.append(name)
+        if rewritten:
+            loads[f"silver/{dim.name}"] = load
+        else:
+            unchanged.append(dim.name)
     if unchanged:
         log.info(
             "dimension files unchanged since the last load: kept silver/%s", ", ".join(unchanged)
         )
-    return versions
+    return versions, loads

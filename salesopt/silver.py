@@ -273,12 +273,12 @@ def clean_batch(
 def run(ctx: StageContext) -> StageResult:
     """Refreshes dimensions, then cleans every ingested-but-not-cleaned batch into silver."""
     wh = ctx.warehouse
-    tables = dims.refresh_dims(ctx.spark, ctx.settings, wh)
+    tables, loads = dims.refresh_dims(ctx.spark, ctx.settings, wh)
     products = wh.read(ctx.spark, "silver", "products")
     todo = [s for s in latest_batch_states(ctx) if s["status"] == "ingested"]
     total = Reconciliation()
     per_batch = []
-    results: list[quality.RuleResult] = []
+    results = [load.key_result(table) for table, load in loads.items()]
     for state in todo:
         log.info("cleaning batch %s (%s lines)", state["batch_id"], state["lines"])
         rec = clean_batch(ctx, state["batch_id"], products, results)
@@ -302,5 +302,6 @@ def run(ctx: StageContext) -> StageResult:
             "reconciliation": total.to_dict(),
             "quarantine_reasons": dict(sorted(total.reasons.items())),
             "batches": per_batch,
+            "dimensions": {table: load.to_dict() for table, load in loads.items()},
         },
     )

@@ -164,7 +164,13 @@ def test_runs_and_quality_results_are_recorded(spark: SparkSession, small_refres
     results = wh.read(spark, "ops", "quality_results").where(F.col("run_id") == summary.run_id)
     recorded = [(r["table_name"], r["rule"]) for r in results.collect()]
     configured = {(r.table, r.name) for r in settings.quality.rules}
-    assert set(recorded) == configured
+    # and the dimensions' repeated-key counts (the dimension files were loaded in this run)
+    dimensions = {
+        (f"silver/{name}", "unique_key")
+        for name in ("products", "customers", "inventory")
+        if wh.exists(spark, "silver", name)
+    }
+    assert set(recorded) == configured | dimensions
     # each gold rule once: the sales history and snapshot results are recorded together
     gold = [key for key in recorded if key[0].startswith("gold/")]
     assert sorted(gold) == sorted(key for key in configured if key[0].startswith("gold/"))
