@@ -17,7 +17,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,23 @@ def iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+YESTERDAY = "yesterday"
+
+
+def as_of_date(text: str) -> date | str:
+    """`--as-of`: YYYY-MM-DD, or `yesterday` (the day before `--trigger-date`)."""
+    return YESTERDAY if text == YESTERDAY else iso_date(text)
+
+
+def resolve_as_of(args: argparse.Namespace) -> None:
+    """Turns `--as-of yesterday` into the day before `--trigger-date` (default: today in UTC):
+    the last complete day, what a daily schedule refreshes."""
+    if getattr(args, "as_of", None) != YESTERDAY:
+        return
+    trigger = args.trigger_date or datetime.now(timezone.utc).date()
+    args.as_of = trigger - timedelta(days=1)
+
+
 def _conf_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--conf", type=Path, default=None, help="environment file (default conf/local.yaml)"
@@ -64,7 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         "refresh", allow_abbrev=False, help="refresh the warehouse for one business date"
     )
     _conf_flags(ref)
-    ref.add_argument("--as-of", type=iso_date, required=True, help="business date YYYY-MM-DD")
+    ref.add_argument(
+        "--as-of", type=as_of_date, required=True,
+        help="business date YYYY-MM-DD, or `yesterday`: the day before --trigger-date",
+    )  # fmt: skip
+    ref.add_argument(
+        "--trigger-date", type=iso_date,
+        help="the date a scheduler started the run, for --as-of yesterday (default: today, UTC)",
+    )  # fmt: skip
     ref.add_argument("--stages", help="comma-separated subset of stages (default: all)")
     ref.add_argument("--run-id", help="run id to record (default: generated from as_of and time)")
 
@@ -105,8 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parses a command line strictly: a mistyped flag or a bad date exits with code 2."""
-    return build_parser().parse_args(argv)
+    """Parses a command line strictly: a mistyped flag or a bad date exits with code 2.
+    `--as-of yesterday` is resolved to a date here (`resolve_as_of`)."""
+    args = build_parser().parse_args(argv)
+    resolve_as_of(args)
+    return args
 
 
 def _generate_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,12 +159,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(conf, overrides=overrides)
 
 
-def check(args: argparse.Namespace) -> None:
-    """Raises ConfigError for what the settings cannot catch (an unknown stage), before Spark."""
+def check(args: argparse.Namespace, settings: Settings) -> None:
+    """What can be checked before Spark starts: an unknown stage (ConfigError), and for a
+    refresh the warehouse path, the landing folder and the PII key (`pipeline.preflight`)."""
     if args.command == "refresh":
-        from salesopt.pipeline import parse_stages
+        from salesopt.pipeline import parse_stages, preflight
 
-        parse_stages(args.stages)
+        preflight(settings, parse_stages(args.stages))
 
 
 def session(settings: Settings) -> SparkSession:
@@ -219,13 +247,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("salesopt %s loaded from %s", salesopt.__version__, Path(salesopt.__file__).parent)
     try:
         settings = settings_from(args)
-        check(args)
+        check(args, settings)
         result = run(session(settings), settings, args)
     except ConfigError as exc:
         sys.stderr.write(f"salesopt: configuration error: {exc}\n")
         return EXIT_USAGE
     except SalesoptError as exc:
         sys.stderr.write(f"salesopt: {exc}\n")
+        return EXIT_FAILED
+    except Exception as exc:  # not a known cause: one line here, the traceback in the debug log
+        log.debug("unexpected error", exc_info=True)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        sys.stderr.write(
+            f"salesopt: unexpected {type(exc).__name__}: {first} (run with -v for the "
+            "traceback; please report it if the input looks right)\n"
+        )
         return EXIT_FAILED
     emit_summary(result.to_dict() if isinstance(result, RunSummary) else result)
     return EXIT_OK

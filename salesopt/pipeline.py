@@ -23,10 +23,10 @@ import delta.exceptions.captured  # noqa: F401 - raises Delta's commit conflicts
 from delta import exceptions as delta_errors
 from pyspark.sql import SparkSession
 
-from salesopt import gold, ingest, monitor, ops, silver
+from salesopt import dims, gold, ingest, monitor, ops, silver
 from salesopt.config import Settings
 from salesopt.context import StageContext, StageResult
-from salesopt.errors import ConfigError, SalesoptError
+from salesopt.errors import ConfigError, InputError, SalesoptError, SetupError
 from salesopt.forecast import stage as forecast_stage
 from salesopt.io.tables import Warehouse
 from salesopt.optimize import stage as optimize_stage
@@ -112,6 +112,27 @@ def run_stage(ctx: StageContext, name: str) -> StageReport:
     return report
 
 
+def preflight(settings: Settings, stages: Sequence[str]) -> None:
+    """Checks what a refresh can check without Spark, so a mistake costs no Spark start-up and
+    writes nothing: the warehouse path is a folder (when local), the landing root has an
+    orders/ folder (when local and ingest runs), the PII key is set (when silver runs)."""
+    root = ops.local_root(settings.paths.warehouse)
+    if root is not None and root.exists() and not root.is_dir():
+        raise SetupError(
+            f"the warehouse path {root} is a file, not a folder: point paths.warehouse "
+            "(or --warehouse) at a folder"
+        )
+    landing = ops.local_root(settings.paths.landing)
+    if "ingest" in stages and landing is not None and not (landing / "orders").is_dir():
+        raise InputError(
+            f"no orders folder at {landing / 'orders'}: point paths.landing (or --landing) at "
+            "the landing root that holds orders/, customers/ and products/ "
+            "(docs/source-contract.md)"
+        )
+    if "silver" in stages:
+        dims.pii_key(settings)
+
+
 def refresh(
     spark: SparkSession,
     settings: Settings,
@@ -121,6 +142,7 @@ def refresh(
 ) -> RunSummary:
     """Refreshes the warehouse for `as_of`, stage by stage (`ops.local_guard` held throughout)."""
     selected = list(stages) if stages else list(STAGES)
+    preflight(settings, selected)
     warehouse = Warehouse.from_settings(settings)
     ctx = StageContext(spark, settings, warehouse, as_of, run_id or new_run_id(as_of))
     t0 = time.perf_counter()

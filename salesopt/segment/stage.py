@@ -181,9 +181,18 @@ def _with_run(df: DataFrame, ctx: StageContext) -> DataFrame:
 
 def _read_features(ctx: StageContext) -> DataFrame:
     wh = ctx.warehouse
+    no_customers = (
+        f"no customer has an accepted order line on or before {ctx.as_of}, so there is nothing "
+        "to segment: check that orders were delivered under "
+        f"{ctx.settings.paths.landing.rstrip('/')}/orders and that --as-of is not before the "
+        "first order (the gold stage writes gold/customer_features from them: run it first when "
+        "running stages one at a time)"
+    )
     if not wh.exists(ctx.spark, "gold", "customer_features"):
-        raise InputError(f"gold/customer_features not found under {wh.root}: run features first")
+        raise InputError(no_customers)
     features = wh.read_as_of(ctx.spark, "gold", "customer_features", ctx.as_of)
+    if features.isEmpty():
+        raise InputError(no_customers)
     return features.select("customer_id", *PROFILE_MEANS)
 
 

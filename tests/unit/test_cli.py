@@ -120,3 +120,77 @@ def test_landing_paths_have_one_canonical_spelling() -> None:
     spellings = ["file:/data/a.json", "file:///data/a.json", "/data/a.json"]
     assert {canonical_path(p) for p in spellings} == {"file:///data/a.json"}
     assert canonical_path("s3://bucket/a.json") == "s3://bucket/a.json"
+
+
+class SparkStarted(AssertionError):
+    pass
+
+
+def _no_spark(*_args: object) -> None:
+    raise SparkStarted("the command started Spark before its checks")
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("warehouse_is_a_file", "is a file, not a folder: point paths.warehouse"),
+        ("no_orders_folder", "no orders folder at "),
+        ("no_pii_key", "PII key missing: set the environment variable SALESOPT_PII_KEY"),
+    ],
+)
+def test_refresh_checks_its_inputs_before_spark_starts(
+    case: str,
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import salesopt.cli as cli
+
+    monkeypatch.setattr(cli, "session", _no_spark)
+    monkeypatch.setenv("SALESOPT_PII_KEY", "a-key")
+    warehouse, landing = tmp_path / "warehouse", tmp_path / "landing"
+    (landing / "orders").mkdir(parents=True)
+    if case == "warehouse_is_a_file":
+        warehouse.write_text("not a folder")
+    elif case == "no_orders_folder":
+        (landing / "orders").rmdir()
+    else:
+        monkeypatch.delenv("SALESOPT_PII_KEY")
+    argv = ["refresh", "--conf", "conf/test.yaml", "--as-of", "2025-06-30",
+            "--warehouse", str(warehouse), "--landing", str(landing)]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("salesopt: ") and expected in err[0], err
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import salesopt.cli as cli
+
+    def fail(*_args: object) -> None:
+        raise RuntimeError("disk on fire\n\tat org.apache.Something(Something.java:1)")
+
+    monkeypatch.setattr(cli, "session", lambda settings: None)
+    monkeypatch.setattr(cli, "run", fail)
+    assert main(["maintain", "--conf", "conf/test.yaml"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "salesopt: unexpected RuntimeError: disk on fire (run with -v for the traceback; please "
+        "report it if the input looks right)"
+    ]
+
+
+def test_as_of_yesterday_is_the_day_before_the_trigger_date() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    args = parse_args(["refresh", "--as-of", "yesterday", "--trigger-date", "2025-03-01"])
+    assert args.as_of == date(2025, 2, 28)
+    today = datetime.now(timezone.utc).date()
+    assert parse_args(["refresh", "--as-of", "yesterday"]).as_of == today - timedelta(days=1)
+    # an explicit date ignores the trigger date (a backfill through the scheduler's parameters)
+    explicit = parse_args(["refresh", "--as-of", "2025-01-15", "--trigger-date", "2025-03-01"])
+    assert explicit.as_of == date(2025, 1, 15)
+    with pytest.raises(SystemExit):
+        parse_args(["refresh", "--as-of", "today"])
