@@ -7,9 +7,11 @@ copies the driver to dist/jobs/main.py); set SALESOPT_DIST to where dist/ is on 
 workers. Every task submits that driver with `refresh --stages <its slice>`: the same
 `salesopt` command line as the console script and the Databricks wheel tasks.
 
-`as_of` is Airflow's `{{ ds }}` (the logical date), so a backfill or a cleared task recomputes
-exactly that business date. `max_active_runs=1` keeps two refreshes off the same warehouse;
-Delta's optimistic concurrency rejects a conflicting commit if one ever runs beside it.
+The DAG runs at 02:30 UTC on a `CronTriggerTimetable`, so its logical date (`{{ ds }}`) is the
+day it runs, in Airflow 2 and 3 alike; `as_of` is the day before (`{{ macros.ds_add(ds, -1) }}`),
+the last complete day. A backfill or a cleared task recomputes exactly that business date.
+`max_active_runs=1` keeps two refreshes off the same warehouse; Delta's optimistic concurrency
+rejects a conflicting commit if one ever runs beside it.
 
 The argument lists are built by plain functions, importable and testable without Airflow.
 """
@@ -31,7 +33,8 @@ SLICES = {
     "forecast": "forecast",
     "optimize": "optimize,monitor",
 }
-AS_OF = "{{ ds }}"
+AS_OF = "{{ macros.ds_add(ds, -1) }}"  # the last complete day before the run
+SCHEDULE = "30 2 * * *"  # daily at 02:30 UTC
 SPARK_CONF = {
     "spark.sql.shuffle.partitions": "200",
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -65,10 +68,11 @@ def build_dag() -> object:
     """The DAG: ingest -> features -> segment -> recommend -> forecast -> optimize, daily."""
     from airflow import DAG
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from airflow.timetables.trigger import CronTriggerTimetable
 
     with DAG(
         dag_id="salesopt_refresh",
-        schedule="@daily",
+        schedule=CronTriggerTimetable(SCHEDULE, timezone="UTC"),
         start_date=datetime(2025, 1, 1),
         catchup=False,
         max_active_runs=1,

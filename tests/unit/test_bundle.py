@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def test_job_is_scheduled_and_never_overlaps() -> None:
     (job,) = load_bundle()["resources"]["jobs"].values()
     assert job["max_concurrent_runs"] == 1
     assert job["schedule"]["quartz_cron_expression"].split()[:3] == ["0", "30", "2"]
-    assert [p["name"] for p in job["parameters"]] == ["as_of"]
+    assert job["parameters"] == [{"name": "as_of", "default": "yesterday"}]
     env = job["job_clusters"][0]["new_cluster"]["spark_env_vars"]
     assert env["SALESOPT_CATALOG__CATALOG"] == "${var.catalog}"
     assert env["SALESOPT_CATALOG__SCHEMA_PREFIX"] == "${var.schema}"
@@ -81,13 +82,17 @@ def test_tasks_refresh_every_stage_once_in_pipeline_order_and_parse() -> None:
     covered: list[str] = []
     for task in tasks:
         argv = [
-            a.replace("{{job.parameters.as_of}}", "2025-06-30").replace("{{job.run_id}}", "42")
+            a.replace("{{job.parameters.as_of}}", "yesterday")
+            .replace("{{job.trigger.time.iso_date}}", "2025-07-01")
+            .replace("{{job.run_id}}", "42")
             for a in task["python_wheel_task"]["parameters"]
         ]
-        args = cli.parse_args(argv)
+        args = cli.parse_args(argv)  # the default parameter: the day before the trigger
         assert (args.command, str(args.as_of), args.run_id) == ("refresh", "2025-06-30", "42")
+        backfill = [a.replace("yesterday", "2025-05-31") for a in argv]
+        assert cli.parse_args(backfill).as_of == date(2025, 5, 31)  # a date given wins
         assert args.stages, f"task {task['task_key']} would refresh every stage"
-        cli.check(args)
+        parse_stages(args.stages)  # every stage of the task exists
         covered += parse_stages(args.stages)
     assert covered == list(STAGES)
     assert [t["task_key"] for t in tasks] == [
