@@ -1,5 +1,6 @@
 """Errors salesopt raises on purpose. The CLI (`salesopt.cli.main`) turns these into a one-line
-reason and a non-zero exit code; anything else is a bug and keeps its traceback."""
+reason and a non-zero exit code; anything else is unexpected: one line saying so, exit code 1,
+and the traceback in the debug log (`-v`)."""
 
 from __future__ import annotations
 
