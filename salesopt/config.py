@@ -75,6 +75,13 @@ class CleanSettings(_Section):
     pii_key_env: str = "SALESOPT_PII_KEY"
     unknown_product: Literal["quarantine", "flag"] = "quarantine"
     max_future_days: int = Field(default=1, ge=0)
+    # a file (or a whole batch) whose rejected share is above these is reported by name, and
+    # stops the refresh before the batch is written unless rejected_share_action is `warn`;
+    # files and batches with fewer than rejected_share_min_lines lines are not judged by share
+    max_rejected_share_per_file: float = Field(default=0.5, ge=0.0, le=1.0)
+    max_rejected_share_per_batch: float = Field(default=0.2, ge=0.0, le=1.0)
+    rejected_share_min_lines: int = Field(default=10, ge=1)
+    rejected_share_action: Literal["warn", "fail"] = "fail"
 
 
 class QualityRule(_Section):

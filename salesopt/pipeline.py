@@ -129,7 +129,7 @@ def preflight(settings: Settings, stages: Sequence[str]) -> None:
             "the landing root that holds orders/, customers/ and products/ "
             "(docs/source-contract.md)"
         )
-    if "silver" in stages:
+    if "silver" in stages and not settings.demo:  # the demo key is logged when used
         dims.pii_key(settings)
 
 

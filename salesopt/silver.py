@@ -20,7 +20,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from salesopt import clean, dims, quality
+from salesopt.config import CleanSettings
 from salesopt.context import StageContext, StageResult
+from salesopt.errors import QualityGateFailed
 from salesopt.io.tables import agg_row, materialized, sql_dates
 from salesopt.ops import BRONZE_ORDERS, ORDER_LINES, Batch, latest_batch_states, log_batch
 
@@ -28,7 +30,12 @@ log = logging.getLogger(__name__)
 
 SILVER = ORDER_LINES
 QUARANTINE = ("quarantine", "orders_rejected")
+SOURCE_FILES = ("ops", "source_files")
 SILVER_TABLE = "silver/order_lines"
+_SOURCE_FILES_SCHEMA = (
+    "batch_id string, source_file string, lines long, quarantined long, rejected_share double, "
+    "top_reason string, as_of date, run_id string"
+)
 
 
 @dataclass
@@ -39,6 +46,7 @@ class Reconciliation:
     superseded: int = 0
     rescued: int = 0  # accepted-or-superseded lines carrying unknown fields (schema drift)
     reasons: dict[str, int] = field(default_factory=dict)  # quarantined lines per reason code
+    findings: list[str] = field(default_factory=list)  # rejected shares above their limits
 
     def add(self, other: Reconciliation) -> None:
         self.read += other.read
@@ -48,6 +56,7 @@ class Reconciliation:
         self.rescued += other.rescued
         for reason, n in other.reasons.items():
             self.reasons[reason] = self.reasons.get(reason, 0) + n
+        self.findings += other.findings
 
     @property
     def balanced(self) -> bool:
@@ -61,6 +70,7 @@ class Reconciliation:
             "superseded_duplicates": self.superseded,
             "balanced": self.balanced,
             "rows_with_rescued_fields": self.rescued,
+            "rejected_share_findings": self.findings,
         }
 
 
@@ -82,6 +92,78 @@ def classify(ctx: StageContext, raw: DataFrame, products: DataFrame) -> DataFram
         .withColumn("value", F.when(F.col("_reason").isNotNull(), F.col("value")))
         .drop("_fields", "_parsed", "_type_error", *clean.RAW_COLUMNS)  # parsing intermediates
     )
+
+
+def file_lines(classified: DataFrame) -> DataFrame:
+    """Per source file: lines read, lines quarantined and the most frequent reason.
+    Grain: one row per `_source_file` of the batch."""
+    return classified.groupBy("_source_file").agg(
+        F.count(F.lit(1)).alias("lines"),
+        F.count("_reason").alias("quarantined"),
+        F.mode("_reason").alias("top_reason"),
+    )
+
+
+@dataclass(frozen=True)
+class FileLines:
+    source_file: str
+    lines: int
+    quarantined: int
+    top_reason: str | None
+
+    @property
+    def share(self) -> float:
+        return self.quarantined / self.lines if self.lines else 0.0
+
+
+def rejected_share_findings(batch_id: str, files: list[FileLines], cfg: CleanSettings) -> list[str]:
+    """One sentence per file, and for the batch, whose rejected share is above its limit
+    (files and batches under `rejected_share_min_lines` lines are not judged)."""
+    found = [
+        f"{f.source_file}: {f.quarantined} of {f.lines} lines rejected ({f.share:.0%}, mostly "
+        f"{f.top_reason}), above clean.max_rejected_share_per_file = "
+        f"{cfg.max_rejected_share_per_file:g}"
+        for f in sorted(files, key=lambda f: (-f.share, f.source_file))
+        if f.lines >= cfg.rejected_share_min_lines and f.share > cfg.max_rejected_share_per_file
+    ]
+    lines = sum(f.lines for f in files)
+    rejected = sum(f.quarantined for f in files)
+    judged = lines >= cfg.rejected_share_min_lines
+    if judged and rejected / lines > cfg.max_rejected_share_per_batch:
+        found.append(
+            f"batch {batch_id}: {rejected} of {lines} lines rejected ({rejected / lines:.0%}), "
+            f"above clean.max_rejected_share_per_batch = {cfg.max_rejected_share_per_batch:g}"
+        )
+    return found
+
+
+def _check_files(ctx: StageContext, batch_id: str, classified: DataFrame) -> list[str]:
+    """Records the batch's lines per source file in ops/source_files, then applies the
+    rejected-share limits: `warn` logs each finding, `fail` stops before the batch is written.
+    Returns the findings."""
+    files = [
+        FileLines(r["_source_file"], int(r["lines"]), int(r["quarantined"]), r["top_reason"])
+        for r in file_lines(classified).collect()
+    ]
+    rows = [
+        (batch_id, f.source_file, f.lines, f.quarantined, round(f.share, 6), f.top_reason,
+         ctx.as_of, ctx.run_id)
+        for f in files
+    ]  # fmt: skip
+    if rows:
+        ctx.warehouse.append(ctx.spark.createDataFrame(rows, _SOURCE_FILES_SCHEMA), *SOURCE_FILES)
+    cfg = ctx.settings.clean
+    findings = rejected_share_findings(batch_id, files, cfg)
+    if findings and cfg.rejected_share_action == "fail":
+        more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+        raise QualityGateFailed(
+            f"{findings[0]}{more}: nothing of batch {batch_id} was written; fix or remove the "
+            "file (its lines per file are in ops/source_files), or set "
+            "clean.rejected_share_action=warn to load the batch with the rejects quarantined"
+        )
+    for finding in findings:
+        log.warning("%s (clean.rejected_share_action = warn: loaded)", finding)
+    return findings
 
 
 def _write_quarantine(
@@ -241,6 +323,7 @@ def clean_batch(
             ],
         )
     )
+    findings = _check_files(ctx, batch_id, classified)
     _write_quarantine(
         ctx, classified.where(F.col("_reason").isNotNull()), batch_id, int(counts["quarantined"])
     )
@@ -266,6 +349,7 @@ def clean_batch(
     valid_lines = rec.read - rec.quarantined
     rec.superseded = (valid_lines - n_winners) + lost_to_silver
     rec.accepted = rec.read - rec.quarantined - rec.superseded
+    rec.findings = findings
     classified.unpersist()
     return rec
 

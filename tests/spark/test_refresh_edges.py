@@ -257,6 +257,46 @@ def test_fail_expectation_stops_before_anything_downstream(
     ] == [("silver/order_lines", "small_orders", "fail", 2, 1, False)]
 
 
+def test_a_binary_file_in_orders_is_named_and_stops_the_batch_unless_warned(
+    spark: SparkSession, settings_for, tmp_path: Path
+) -> None:
+    import random
+
+    landing = tmp_path / "landing"
+    good = [line(f"O{i}", 1) for i in range(12)]
+    truncated = good[-1][:40]  # a line cut off in transfer: one malformed line of twelve
+    write_landing(landing, {"batch_date=2025-03-03/a.json": [*good[:-1], truncated]})
+    noise = random.Random(7)
+    chunks = (noise.randbytes(60).replace(b"\n", b" ").replace(b"\r", b" ") for _ in range(30))
+    blob = b"\n".join(chunks)  # 30 lines of binary noise
+    (landing / "orders" / "batch_date=2025-03-03" / "export.xlsx").write_bytes(blob)
+    settings = settings_for()
+    with pytest.raises(
+        QualityGateFailed,
+        match=r"export\.xlsx: 30 of 30 lines rejected \(100%, mostly malformed_record\), above "
+        r"clean.max_rejected_share_per_file = 0.5 \(and 1 more\): nothing of batch b00000001 "
+        r"was written",
+    ):
+        refresh(spark, settings, date(2025, 3, 3), ("ingest", "silver"))
+    wh = Warehouse.from_settings(settings)
+    assert not wh.exists(spark, "silver", "order_lines")
+    assert not wh.exists(spark, "quarantine", "orders_rejected")
+    per_file = {
+        Path(r["source_file"]).name: (r["lines"], r["quarantined"], r["top_reason"])
+        for r in wh.read(spark, "ops", "source_files").collect()
+    }
+    assert per_file == {"a.json": (12, 1, "malformed_record"), "export.xlsx": (30, 30,
+                        "malformed_record")}  # fmt: skip
+    # warned instead: the batch loads, the rejects are quarantined, the findings are reported
+    warned = settings.with_overrides(clean={"rejected_share_action": "warn"})
+    summary = refresh(spark, warned, date(2025, 3, 3), ("ingest", "silver"))
+    rec = summary.stage("silver").summary["reconciliation"]
+    assert (rec["raw_lines_read"], rec["accepted"], rec["quarantined"]) == (42, 11, 31)
+    assert [f.split(": ")[0].rsplit("/", 1)[-1] for f in rec["rejected_share_findings"]] == [
+        "export.xlsx", "batch b00000001"
+    ]  # fmt: skip
+
+
 def test_failing_gold_rule_is_recorded_and_stops_before_gold_tables(
     spark: SparkSession, settings_for, tmp_path: Path
 ) -> None:
