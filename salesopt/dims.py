@@ -1,10 +1,11 @@
 """Reference data: landing customers/products/inventory -> silver, PII pseudonymised.
 
-Customer name, email and phone never reach silver in clear: each becomes a keyed SHA-256
-pseudonym `sha2(key || '|' || normalised value)`, with the key from the environment variable
-named by `clean.pii_key_env`. Without it the refresh stops, except under `salesopt demo`, which
-uses a fixed, logged demo key. Equal inputs give equal pseudonyms (joins still work); without the
-key they cannot be reversed or recomputed.
+Customer name, email and phone never reach silver in clear: each becomes a keyed pseudonym,
+HMAC-SHA256(key, trimmed lower-case value) in hex, with the key from the environment variable
+named by `clean.pii_key_env`. The key is applied inside a pandas UDF, so it never appears in a
+Spark plan, the Spark UI or an event log. Without it the refresh stops before Spark starts,
+except under `salesopt demo`, which uses a fixed, logged demo key. Equal inputs give equal
+pseudonyms (joins still work); without the key they cannot be reversed or recomputed.
 
 Each file is read by its own header (columns matched by name, case-insensitive; absent optional
 columns are NULL; unknown columns are reported, and kept in `_rescued_data` except for
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -62,12 +65,30 @@ def pii_key(settings: Settings) -> str:
     )
 
 
-def pseudonym(value: Column, key: str) -> Column:
-    """Keyed SHA-256 of the trimmed, lower-cased value (null stays null)."""
-    norm = F.lower(F.trim(value))
-    return F.when(norm.isNull() | (norm == ""), F.lit(None)).otherwise(
-        F.sha2(F.concat(F.lit(key), F.lit("|"), norm), 256)
-    )
+def hmac_hex(value: str | None, key: bytes) -> str | None:
+    """HMAC-SHA256 of a normalised value (trimmed, lower-case) as hex; None for null or blank."""
+    if value is None or pd.isna(value):
+        return None
+    norm = str(value).strip().lower()
+    if not norm:
+        return None
+    return hmac.new(key, norm.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def pseudonym_udf(key: str) -> Callable[[Column], Column]:
+    """A pandas UDF `pii_hmac(value)` = `hmac_hex(value, key)`.
+
+    The key travels to the executors inside the serialised function, like any closure, and
+    never as an expression: Spark plans, the Spark UI and event logs show `pii_hmac(email)`,
+    not the key (a `sha2(concat(<key>, ...))` expression would print it).
+    """
+    secret = key.encode("utf-8")
+
+    @F.pandas_udf("string")  # type: ignore[call-overload]
+    def pii_hmac(values: pd.Series) -> pd.Series:
+        return values.map(lambda v: hmac_hex(v, secret))
+
+    return pii_hmac
 
 
 @dataclass(frozen=True)
@@ -232,9 +253,10 @@ def products_silver(rows: DataFrame) -> DataFrame:
 
 def customers_silver(rows: DataFrame, key: str) -> DataFrame:
     """Customers with PII replaced by pseudonyms. Grain: one row per customer_id."""
+    pseudonym = pseudonym_udf(key)
     return latest_per_key(rows, CUSTOMERS.key).select(
         "customer_id",
-        *[pseudonym(F.col(c), key).alias(f"{c}_hash") for c in PII_FIELDS],
+        *[pseudonym(F.col(c)).alias(f"{c}_hash") for c in PII_FIELDS],
         F.col("region"),
         F.to_date("signup_date").alias("signup_date"),
     )
@@ -251,7 +273,7 @@ def _exists(spark: SparkSession, folder: str) -> bool:
 
 
 # Bump when a dimension transformation changes: every table is then rebuilt once.
-DIMS_FORMAT = "dims-v2"  # v2: files read by their own headers; the newest row per key wins
+DIMS_FORMAT = "dims-v2"  # v2: read by headers, newest row per key, HMAC pseudonyms
 
 
 def source_fingerprint(spark: SparkSession, folder: str, extra: str = "") -> str:

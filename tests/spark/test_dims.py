@@ -4,6 +4,7 @@ columns, blank values, repeated keys across files. Small CSV files written inlin
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 from datetime import date
@@ -21,8 +22,8 @@ KEY = "dims-test-key"
 
 
 def sha(value: str) -> str:
-    """The documented pseudonym: SHA-256 of key, '|', trimmed lower-case value."""
-    return hashlib.sha256(f"{KEY}|{value.strip().lower()}".encode()).hexdigest()
+    """The documented pseudonym: HMAC-SHA256 with the key of the trimmed lower-case value."""
+    return hmac.new(KEY.encode(), value.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
 def write(folder: Path, name: str, text: str, modified: int) -> Path:
@@ -136,3 +137,14 @@ def test_refresh_dims_reports_duplicates_and_unknown_columns(
     assert wh.read(spark, "silver", "products").first()["category"] == "bakery"  # last row
     _versions, again = dims.refresh_dims(spark, settings, wh)
     assert again == {}  # unchanged files: nothing read again
+
+
+def test_the_pii_key_is_in_no_plan(spark: SparkSession, tmp_path: Path) -> None:
+    folder = tmp_path / "customers"
+    write(folder, "c.csv", "customer_id,email\nC1, Ann@Example.com \nC2,\n", 1000)
+    rows = dims.read_reference(spark, str(folder), dims.CUSTOMERS)
+    silver = dims.customers_silver(rows, KEY)
+    plans = silver._jdf.queryExecution().toString()  # parsed, analysed, optimised, physical
+    assert "pii_hmac" in plans and KEY not in plans
+    hashes = {r["customer_id"]: r["email_hash"] for r in silver.collect()}
+    assert hashes == {"C1": sha("ann@example.com"), "C2": None}
