@@ -95,7 +95,12 @@ def read_raw_lines(spark: SparkSession, batch: Batch, ingested_at: datetime) -> 
     """Raw text lines of the batch's files with ingest metadata. Grain: one row per line."""
     return (
         spark.read.text(list(batch.files))
-        .withColumn("_source_file", F.input_file_name())
+        # the file source's metadata column (input_file_name() is not supported on Unity
+        # Catalog clusters); local paths spelled file:///x, as `canonical_path` spells them
+        .withColumn(
+            "_source_file",
+            F.regexp_replace(F.col("_metadata.file_path"), "^file:/+", "file:///"),
+        )
         .withColumn(
             "_delivery_date",
             F.to_date(F.regexp_extract("_source_file", _DELIVERY.pattern, 1), "yyyy-MM-dd"),
