@@ -172,6 +172,27 @@ def get_spark(settings: SparkSettings, checkpoint_dir: str | None = None) -> Spa
     return spark
 
 
+def ensure_checkpoint_dir(spark: SparkSession, checkpoint_dir: str) -> str | None:
+    """The session's checkpoint folder, set to `checkpoint_dir` when it has none.
+
+    A session salesopt did not start (a Databricks notebook or job, a reused session) may have
+    no checkpoint folder, and ALS then runs without checkpoints: its lineage grows with every
+    iteration. Under Spark Connect there is no context to set it on; that is logged and None
+    returned.
+    """
+    try:
+        context = spark.sparkContext
+    except Exception:  # Spark Connect: no SparkContext on the client
+        log.info("Spark Connect session: ALS runs without checkpoints")
+        return None
+    current = context.getCheckpointDir()
+    if current:
+        return current
+    context.setCheckpointDir(checkpoint_dir)
+    log.info("checkpoints in %s", checkpoint_dir)
+    return context.getCheckpointDir()
+
+
 def _apply_session_conf(spark: SparkSession, settings: SparkSettings) -> None:
     """Applies the runtime-modifiable keys of `settings.conf` to a reused session."""
     for key, value in settings.conf.items():

@@ -23,6 +23,7 @@ from salesopt import features
 from salesopt.context import StageContext, StageResult
 from salesopt.errors import InputError
 from salesopt.recommend import als, buy_again, evaluate, serve
+from salesopt.session import ensure_checkpoint_dir
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ def _metrics_frame(
 def run(ctx: StageContext) -> StageResult:
     """Evaluates, fits, scores and writes the recommendation tables for `ctx.as_of`."""
     s, hl, wh = ctx.settings.recommend, ctx.settings.features.recency_half_life_days, ctx.warehouse
+    ensure_checkpoint_dir(ctx.spark, ctx.settings.paths.checkpoint_dir)  # for ALS, wherever run
     lines, interactions, products, segments = _inputs(ctx)
     holdout = evaluate.prepare(lines, ctx.as_of, s, hl)
     rows = evaluate.evaluate(holdout, lines, s, hl)

@@ -124,3 +124,31 @@ def test_session_starts_and_writes_delta_without_network(tmp_path: Path) -> None
     # known-harmless Spark warnings are silenced (salesopt/log4j2.properties): no stack traces
     assert "FileStreamSink" not in proc.stderr
     assert not [line for line in proc.stderr.splitlines() if line.startswith("\tat ")]
+
+
+def test_a_session_keeps_its_checkpoint_folder(spark: SparkSession, tmp_path) -> None:
+    from salesopt.session import ensure_checkpoint_dir
+
+    current = spark.sparkContext.getCheckpointDir()
+    assert current  # the fixture's session was started with one
+    assert ensure_checkpoint_dir(spark, str(tmp_path / "other")) == current
+
+
+@pytest.mark.slow  # a second JVM: make test-e2e
+def test_a_session_without_a_checkpoint_folder_gets_one(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        from pyspark.sql import SparkSession
+        from salesopt.session import ensure_checkpoint_dir
+        spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")\\
+            .getOrCreate()
+        assert spark.sparkContext.getCheckpointDir() is None
+        print(ensure_checkpoint_dir(spark, {str(tmp_path / "ckpt")!r}))
+        spark.stop()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1].startswith(f"file:{tmp_path / 'ckpt'}/")
