@@ -1,4 +1,4 @@
-"""`salesopt` command line: refresh, generate, report, maintain, demo.
+"""`salesopt` command line: refresh, generate, report, maintain, demo, setup.
 
 The one entry of every deployment: the console script, `spark-submit jobs/main.py`, Databricks
 wheel tasks and the Airflow example all call `main`, which parses the arguments, configures
@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _conf_flags(maint)
     maint.add_argument("--no-vacuum", action="store_true")
+
+    setup = sub.add_parser(
+        "setup", allow_abbrev=False,
+        help="download the pinned Delta Lake jars for the embedded session (once, no Spark)",
+    )  # fmt: skip
+    setup.add_argument(
+        "--dest", type=Path, default=None,
+        help="folder for the jars (default: the user cache, where sessions look for them)",
+    )  # fmt: skip
 
     demo = sub.add_parser(
         "demo", allow_abbrev=False, help="generate sample data, refresh, print a summary"
@@ -246,6 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     log.info("salesopt %s loaded from %s", salesopt.__version__, Path(salesopt.__file__).parent)
     try:
+        if args.command == "setup":  # needs no settings and no Spark
+            from salesopt.jars import fetch_delta_jars
+
+            emit_summary(fetch_delta_jars(args.dest))
+            return EXIT_OK
         settings = settings_from(args)
         check(args, settings)
         result = run(session(settings), settings, args)

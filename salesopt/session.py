@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 
 from salesopt.config import SparkSettings
 from salesopt.errors import SetupError
+from salesopt.jars import user_jars_dir
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,11 @@ LOG4J_CONF = Path(__file__).with_name("log4j2.properties")
 
 
 def jar_locations(jars_dir: str | None = None) -> list[str]:
-    """Where Delta jars are looked for, in order: setting, $SALESOPT_JARS_DIR, ./.jars, checkout."""
+    """Where Delta jars are looked for, in order: setting, $SALESOPT_JARS_DIR, ./.jars, the
+    checkout's .jars, then the user cache `salesopt setup` fills."""
     candidates = [jars_dir, os.environ.get(_JARS_ENV), ".jars"]
     candidates.append(str(Path(__file__).resolve().parents[1] / ".jars"))
+    candidates.append(str(user_jars_dir()))
     return [c for c in candidates if c]
 
 
@@ -46,8 +49,9 @@ def find_delta_jars(jars_dir: str | None = None, locations: list[str] | None = N
         if any(j.name.startswith("delta-spark") for j in jars):
             return jars
     raise SetupError(
-        "Delta Lake jars not found (looked in spark.jars_dir, $SALESOPT_JARS_DIR and ./.jars); "
-        "run `make setup` to fetch them with Maven"
+        "Delta Lake jars not found (looked in spark.jars_dir, $SALESOPT_JARS_DIR, ./.jars and "
+        f"{user_jars_dir()}): run `salesopt setup` once to download them (or `make setup` in a "
+        "checkout)"
     )
 
 
