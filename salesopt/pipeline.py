@@ -14,6 +14,7 @@ optimistic concurrency and reported as one line (`delta.exceptions`).
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -73,8 +74,21 @@ def new_run_id(as_of: date) -> str:
     return f"{as_of.isoformat()}_{stamp}_{uuid.uuid4().hex[:6]}"
 
 
+_CHECKSUM = re.compile(r"ChecksumException: Checksum error: (\S+)")
+
+
 def _failure_message(exc: Exception) -> str:
-    first = str(exc).split("\n")[0][:300]
+    text = str(exc)
+    first = text.split("\n")[0][:300]
+    checksum = _CHECKSUM.search(text)
+    if checksum:
+        path = checksum.group(1)
+        folder, _, name = path.rpartition("/")
+        return (
+            f"{path} no longer matches its checksum file {folder}/.{name}.crc: the file was "
+            "changed after it was written; restore it (or rerun the stage that writes it), or "
+            "delete the .crc file if the change was deliberate"
+        )
     if isinstance(exc, COMMIT_CONFLICTS):
         return (
             f"a concurrent write to the same Delta table was committed first ({first}); "

@@ -194,3 +194,20 @@ def test_as_of_yesterday_is_the_day_before_the_trigger_date() -> None:
     assert explicit.as_of == date(2025, 1, 15)
     with pytest.raises(SystemExit):
         parse_args(["refresh", "--as-of", "today"])
+
+
+def test_a_stale_checksum_file_is_named_with_the_fix() -> None:
+    from salesopt.pipeline import _failure_message
+
+    trace = (
+        "An error occurred while calling o83.collectToPython.\n"
+        ": org.apache.spark.SparkException: Job aborted due to stage failure: ...\n"
+        "Caused by: org.apache.hadoop.fs.ChecksumException: Checksum error: "
+        "file:/w/silver/order_lines/part-0.snappy.parquet at 0 exp: 1195 got: -1120\n"
+    )
+    assert _failure_message(RuntimeError(trace)) == (
+        "file:/w/silver/order_lines/part-0.snappy.parquet no longer matches its checksum file "
+        "file:/w/silver/order_lines/.part-0.snappy.parquet.crc: the file was changed after it "
+        "was written; restore it (or rerun the stage that writes it), or delete the .crc file "
+        "if the change was deliberate"
+    )
