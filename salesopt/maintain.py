@@ -86,10 +86,14 @@ def _listing_parallelism(spark: SparkSession) -> Iterator[None]:
     that setting was changed, it is set to twice the default parallelism for the duration.
     """
     previous = spark.conf.get(LISTING_PARALLELISM)
-    if previous != SPARK_DEFAULT_LISTING_PARALLELISM:
+    try:
+        cores = spark.sparkContext.defaultParallelism
+    except Exception:  # Spark Connect: no SparkContext on the client; the server sizes it
+        cores = None
+    if previous != SPARK_DEFAULT_LISTING_PARALLELISM or cores is None:
         yield
         return
-    spark.conf.set(LISTING_PARALLELISM, str(max(8, 2 * spark.sparkContext.defaultParallelism)))
+    spark.conf.set(LISTING_PARALLELISM, str(max(8, 2 * cores)))
     try:
         yield
     finally:
