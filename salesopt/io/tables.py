@@ -22,6 +22,7 @@ from salesopt.config import CatalogSettings, Settings
 log = logging.getLogger(__name__)
 
 LAYERS = ("bronze", "silver", "gold", "quarantine", "ops")
+_VOLUME_WARNED: list[bool] = []  # the Volume warning is logged once per process
 
 
 def agg_row(df: DataFrame) -> Row:
@@ -208,12 +209,31 @@ class Warehouse:
         writer.save(self.path(layer, name))
         self.register(df.sparkSession, layer, name)
 
+    def registration_sql(self, layer: str, name: str) -> list[str]:
+        """The statements that register a table by name: none without a catalog or schema
+        prefix, and none for a Unity Catalog table on a Volume (Unity Catalog refuses a table
+        LOCATION under /Volumes: such a warehouse is read by path; docs/operations.md)."""
+        qualified = self.qualified_name(layer, name)
+        location = self.path(layer, name)
+        on_volume = location.startswith(("/Volumes/", "dbfs:/Volumes/"))
+        if qualified is None or (self.catalog.catalog and on_volume):
+            return []
+        schema = qualified.rsplit(".", 1)[0]
+        return [
+            f"CREATE SCHEMA IF NOT EXISTS {schema}",
+            f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION '{location}'",
+        ]
+
     def register(self, spark: SparkSession, layer: str, name: str) -> None:
         """Registers the table by name when a catalog or schema prefix is configured."""
-        qualified = self.qualified_name(layer, name)
-        if qualified is None:
-            return
-        schema = qualified.rsplit(".", 1)[0]
-        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        location = self.path(layer, name)
-        spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION '{location}'")
+        statements = self.registration_sql(layer, name)
+        if not statements and self.catalog.catalog and not _VOLUME_WARNED:
+            _VOLUME_WARNED.append(True)
+            log.warning(
+                "the warehouse %s is on a Unity Catalog Volume, where tables cannot be "
+                "registered by name: read them by path (delta.`%s/<layer>/<name>`), or put "
+                "paths.warehouse on an external location to query them as %s.<layer>.<name>",
+                self.root, self.root, self.catalog.catalog,
+            )  # fmt: skip
+        for statement in statements:
+            spark.sql(statement)
