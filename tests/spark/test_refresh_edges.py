@@ -257,6 +257,7 @@ def test_fail_expectation_stops_before_anything_downstream(
     ] == [("silver/order_lines", "small_orders", "fail", 2, 1, False)]
 
 
+@pytest.mark.slow  # whole refreshes: make test-e2e (the limits: tests/unit/test_rejected_share.py)
 def test_a_binary_file_in_orders_is_named_and_stops_the_batch_unless_warned(
     spark: SparkSession, settings_for, tmp_path: Path
 ) -> None:

@@ -85,7 +85,8 @@ def test_settings_conf_overrides_any_key() -> None:
 
 def test_missing_jars_is_a_clear_setup_error(tmp_path: Path) -> None:
     (tmp_path / "other.jar").write_text("not delta")
-    with pytest.raises(SetupError, match="run `make setup`"):
+    expected = r"run `salesopt setup` once to download them \(or `make setup` in a checkout\)"
+    with pytest.raises(SetupError, match=expected):
         find_delta_jars(locations=[str(tmp_path), str(tmp_path / "absent")])
 
 
