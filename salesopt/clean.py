@@ -96,7 +96,10 @@ def parse_records(raw: DataFrame, fmt: str = "json") -> DataFrame:
     )
     return (
         raw.withColumn("_fields", struct)
-        .withColumn("_parsed", F.col("_fields").getField(_CORRUPT).isNull())
+        .withColumn(
+            "_parsed",  # a blank line (tabs) parses to no struct at all
+            F.col("_fields").isNotNull() & F.col("_fields").getField(_CORRUPT).isNull(),
+        )
         .withColumn("_rescued_data", F.when(F.col("_parsed") & has_unknown, F.to_json(unknown)))
     )
 

@@ -11,8 +11,10 @@ touches the network.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -71,29 +73,33 @@ def fetch_delta_jars(
     folder = dest or user_jars_dir()
     folder.mkdir(parents=True, exist_ok=True)
     fetched, kept = [], []
-    for repo_path, sha256 in DELTA_JARS:
-        target = folder / repo_path.rsplit("/", 1)[1]
-        if target.exists() and _sha256(target) == sha256:
-            kept.append(target.name)
-            continue
-        url = f"{repository.rstrip('/')}/{repo_path}"
-        partial = target.with_name(target.name + ".part")
-        log.info("downloading %s", url)
-        try:
-            with urllib.request.urlopen(url, timeout=120) as response, partial.open("wb") as out:
-                while block := response.read(1 << 20):
-                    out.write(block)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise SetupError(
-                f"could not download {url} ({exc}): check the network or proxy, or copy the "
-                f"jars into {folder} (or set spark.jars_dir)"
-            ) from None
-        if _sha256(partial) != sha256:
-            partial.unlink()
-            raise SetupError(
-                f"{url}: checksum mismatch, not installed (a proxy or mirror changed it?)"
-            )
-        partial.replace(target)
-        fetched.append(target.name)
+    # every missing file is downloaded and checked first, in a staging folder; the set moves
+    # into place only when complete, so a failed set-up never leaves a partial set that a
+    # session would take (it looks for delta-spark)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".staging-") as staging:
+        for repo_path, sha256 in DELTA_JARS:
+            name = repo_path.rsplit("/", 1)[1]
+            if (folder / name).exists() and _sha256(folder / name) == sha256:
+                kept.append(name)
+                continue
+            _download(f"{repository.rstrip('/')}/{repo_path}", Path(staging) / name, sha256)
+            fetched.append(name)
+        for name in fetched:
+            (Path(staging) / name).replace(folder / name)
     return {"jars_dir": str(folder), "fetched": fetched, "kept": kept}
+
+
+def _download(url: str, target: Path, sha256: str) -> None:
+    """`url` into `target`, checked against `sha256`; SetupError (one line) when it fails."""
+    log.info("downloading %s", url)
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response, target.open("wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+    except (OSError, http.client.HTTPException) as exc:
+        raise SetupError(
+            f"could not download {url} ({exc}): check the network or proxy, or copy the jars "
+            "into a folder and set spark.jars_dir"
+        ) from None
+    if _sha256(target) != sha256:
+        raise SetupError(f"{url}: checksum mismatch, not installed (a proxy or mirror changed it?)")

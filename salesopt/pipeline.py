@@ -77,17 +77,32 @@ def new_run_id(as_of: date) -> str:
 _CHECKSUM = re.compile(r"ChecksumException: Checksum error: (\S+)")
 
 
-def _failure_message(exc: Exception) -> str:
+def _bare(path: str) -> str:
+    """A path without its scheme and outer slashes (a local one made absolute), to compare."""
+    root = ops.local_root(path)
+    if root is not None:
+        return str(root.resolve()).strip("/")
+    return path.split(":", 1)[-1].strip("/")
+
+
+def _failure_message(exc: Exception, warehouse: str = "") -> str:
     text = str(exc)
     first = text.split("\n")[0][:300]
     checksum = _CHECKSUM.search(text)
     if checksum:
         path = checksum.group(1)
         folder, _, name = path.rpartition("/")
+        changed = f"{path} no longer matches its checksum file {folder}/.{name}.crc"
+        in_warehouse = bool(warehouse) and _bare(path).startswith(_bare(warehouse) + "/")
+        if in_warehouse:  # a table's file: never accept an edited one
+            return (
+                f"{changed}: a warehouse file was changed after it was written; restore it "
+                "from a backup or snapshot, or rebuild the table (rerun from the stage that "
+                "writes it); do not edit files under the warehouse"
+            )
         return (
-            f"{path} no longer matches its checksum file {folder}/.{name}.crc: the file was "
-            "changed after it was written; restore it (or rerun the stage that writes it), or "
-            "delete the .crc file if the change was deliberate"
+            f"{changed}: the file was edited after it was written; if the edit is the "
+            "intended content, delete that .crc file, else restore the file"
         )
     if isinstance(exc, COMMIT_CONFLICTS):
         return (
@@ -105,7 +120,7 @@ def run_stage(ctx: StageContext, name: str) -> StageReport:
     try:
         result = STAGES[name](ctx)
     except Exception as exc:
-        message = _failure_message(exc)
+        message = _failure_message(exc, ctx.settings.paths.warehouse)
         report = StageReport(name, "failed", round(time.perf_counter() - t0, 2), message=message)
         ops.record_stage(ctx, report, started)
         log.error("stage %s: failed after %.1fs: %s", name, report.seconds, message)

@@ -16,7 +16,7 @@ from datetime import date
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from salesopt import clean, dims, quality
@@ -24,7 +24,14 @@ from salesopt.config import CleanSettings
 from salesopt.context import StageContext, StageResult
 from salesopt.errors import QualityGateFailed
 from salesopt.io.tables import agg_row, materialized, sql_dates
-from salesopt.ops import BRONZE_ORDERS, ORDER_LINES, Batch, latest_batch_states, log_batch
+from salesopt.ops import (
+    BRONZE_ORDERS,
+    ORDER_LINES,
+    Batch,
+    latest_batch_states,
+    log_batch,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +41,7 @@ SOURCE_FILES = ("ops", "source_files")
 SILVER_TABLE = "silver/order_lines"
 _SOURCE_FILES_SCHEMA = (
     "batch_id string, source_file string, lines long, quarantined long, rejected_share double, "
-    "top_reason string, as_of date, run_id string"
+    "top_reason string, as_of date, run_id string, recorded_at timestamp"
 )
 
 
@@ -100,7 +107,7 @@ def file_lines(classified: DataFrame) -> DataFrame:
     return classified.groupBy("_source_file").agg(
         F.count(F.lit(1)).alias("lines"),
         F.count("_reason").alias("quarantined"),
-        F.mode("_reason").alias("top_reason"),
+        F.mode("_reason", deterministic=True).alias("top_reason"),
     )
 
 
@@ -137,17 +144,20 @@ def rejected_share_findings(batch_id: str, files: list[FileLines], cfg: CleanSet
     return found
 
 
-def _check_files(ctx: StageContext, batch_id: str, classified: DataFrame) -> list[str]:
+def _check_files(
+    ctx: StageContext, batch_id: str, classified: DataFrame, results: list[quality.RuleResult]
+) -> list[str]:
     """Records the batch's lines per source file in ops/source_files, then applies the
-    rejected-share limits: `warn` logs each finding, `fail` stops before the batch is written.
-    Returns the findings."""
+    rejected-share limits: `warn` logs each finding, `fail` records the stage's quality
+    `results` so far and stops before the batch is written. Returns the findings."""
     files = [
         FileLines(r["_source_file"], int(r["lines"]), int(r["quarantined"]), r["top_reason"])
         for r in file_lines(classified).collect()
     ]
+    recorded_at = utc_now()
     rows = [
         (batch_id, f.source_file, f.lines, f.quarantined, round(f.share, 6), f.top_reason,
-         ctx.as_of, ctx.run_id)
+         ctx.as_of, ctx.run_id, recorded_at)
         for f in files
     ]  # fmt: skip
     if rows:
@@ -156,10 +166,13 @@ def _check_files(ctx: StageContext, batch_id: str, classified: DataFrame) -> lis
     findings = rejected_share_findings(batch_id, files, cfg)
     if findings and cfg.rejected_share_action == "fail":
         more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+        quality.record(ctx.spark, ctx.warehouse, results, ctx.run_id, ctx.as_of)
         raise QualityGateFailed(
-            f"{findings[0]}{more}: nothing of batch {batch_id} was written; fix or remove the "
-            "file (its lines per file are in ops/source_files), or set "
-            "clean.rejected_share_action=warn to load the batch with the rejects quarantined"
+            f"{findings[0]}{more}: nothing of batch {batch_id} was written. The batch is in "
+            "bronze already, so removing the landing file does not change it: check the file "
+            "(lines per file are in ops/source_files), then rerun with --set "
+            "clean.rejected_share_action=warn to load the batch with those lines quarantined, "
+            "and deliver any corrected file under a new name"
         )
     for finding in findings:
         log.warning("%s (clean.rejected_share_action = warn: loaded)", finding)
@@ -217,6 +230,11 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> t
     if not wh.exists(ctx.spark, *SILVER):
         wh.overwrite(winners.limit(0), *SILVER, partition_by=("order_date",))
     in_range = f"order_date IN ({sql_dates(dates)})"
+    # the newest version silver holds per key in those dates (one row per key, so the
+    # comparison below has exactly one row per winner even if a key sits on two dates)
+    latest = Window.partitionBy(*clean.KEY).orderBy(
+        F.col("updated_at").desc(), F.col("_ingested_at").desc()
+    )
     silver = (
         wh.read(ctx.spark, *SILVER)
         .where(in_range)
@@ -226,6 +244,9 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> t
             F.col("_ingested_at").alias("_t_ingested"),
             F.col("_batch_id").alias("_t_batch"),
         )
+        .withColumn("_t_rank", F.row_number().over(latest))
+        .where(F.col("_t_rank") == 1)
+        .drop("_t_rank")
     )
     newer = (
         (F.col("_t_updated").isNull())
@@ -323,7 +344,7 @@ def clean_batch(
             ],
         )
     )
-    findings = _check_files(ctx, batch_id, classified)
+    findings = _check_files(ctx, batch_id, classified, results)
     _write_quarantine(
         ctx, classified.where(F.col("_reason").isNotNull()), batch_id, int(counts["quarantined"])
     )
@@ -348,6 +369,11 @@ def clean_batch(
         )
     valid_lines = rec.read - rec.quarantined
     rec.superseded = (valid_lines - n_winners) + lost_to_silver
+    if not 0 <= n_winners <= valid_lines or not 0 <= rec.superseded <= valid_lines:
+        raise AssertionError(
+            f"batch {batch_id}: {n_winners} winners and {rec.superseded} superseded lines do not "
+            f"fit its {valid_lines} valid lines"
+        )
     rec.accepted = rec.read - rec.quarantined - rec.superseded
     rec.findings = findings
     classified.unpersist()

@@ -209,15 +209,20 @@ class Warehouse:
         writer.save(self.path(layer, name))
         self.register(df.sparkSession, layer, name)
 
+    @property
+    def on_volume(self) -> bool:
+        """The warehouse is on a Unity Catalog Volume."""
+        return self.root.startswith(("/Volumes/", "dbfs:/Volumes/"))
+
     def registration_sql(self, layer: str, name: str) -> list[str]:
         """The statements that register a table by name: none without a catalog or schema
-        prefix, and none for a Unity Catalog table on a Volume (Unity Catalog refuses a table
-        LOCATION under /Volumes: such a warehouse is read by path; docs/operations.md)."""
+        prefix, and none for a warehouse on a Volume (Unity Catalog refuses a table LOCATION
+        under /Volumes, whichever catalog the name is in: such a warehouse is read by path;
+        docs/operations.md)."""
         qualified = self.qualified_name(layer, name)
-        location = self.path(layer, name)
-        on_volume = location.startswith(("/Volumes/", "dbfs:/Volumes/"))
-        if qualified is None or (self.catalog.catalog and on_volume):
+        if qualified is None or self.on_volume:
             return []
+        location = self.path(layer, name)
         schema = qualified.rsplit(".", 1)[0]
         return [
             f"CREATE SCHEMA IF NOT EXISTS {schema}",
@@ -227,13 +232,14 @@ class Warehouse:
     def register(self, spark: SparkSession, layer: str, name: str) -> None:
         """Registers the table by name when a catalog or schema prefix is configured."""
         statements = self.registration_sql(layer, name)
-        if not statements and self.catalog.catalog and not _VOLUME_WARNED:
+        named = self.qualified_name(layer, name) is not None
+        if not statements and named and not _VOLUME_WARNED:
             _VOLUME_WARNED.append(True)
             log.warning(
                 "the warehouse %s is on a Unity Catalog Volume, where tables cannot be "
                 "registered by name: read them by path (delta.`%s/<layer>/<name>`), or put "
-                "paths.warehouse on an external location to query them as %s.<layer>.<name>",
-                self.root, self.root, self.catalog.catalog,
+                "paths.warehouse on an external location to query them by name",
+                self.root, self.root,
             )  # fmt: skip
         for statement in statements:
             spark.sql(statement)

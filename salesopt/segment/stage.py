@@ -189,7 +189,7 @@ def _read_features(ctx: StageContext) -> DataFrame:
         "running stages one at a time)"
     )
     if not wh.exists(ctx.spark, "gold", "customer_features"):
-        raise InputError(no_customers)
+        raise InputError(f"{no_customers}; no gold/customer_features under {wh.root}")
     features = wh.read_as_of(ctx.spark, "gold", "customer_features", ctx.as_of)
     if features.isEmpty():
         raise InputError(no_customers)

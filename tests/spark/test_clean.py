@@ -48,6 +48,7 @@ def test_each_reason_code_in_its_order(spark: SparkSession) -> None:
         "{not json": "malformed_record",
         '[{"order_id": "O1"}]': "malformed_record",  # JSON, but not an object
         '"O1"': "malformed_record",
+        "\t\t": "malformed_record",  # blank but for tabs
         record(customer_id=None): "missing_required",
         record(order_id=""): "missing_required",
         record(quantity="two"): "wrong_type",

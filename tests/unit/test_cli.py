@@ -199,15 +199,23 @@ def test_as_of_yesterday_is_the_day_before_the_trigger_date() -> None:
 def test_a_stale_checksum_file_is_named_with_the_fix() -> None:
     from salesopt.pipeline import _failure_message
 
-    trace = (
-        "An error occurred while calling o83.collectToPython.\n"
-        ": org.apache.spark.SparkException: Job aborted due to stage failure: ...\n"
-        "Caused by: org.apache.hadoop.fs.ChecksumException: Checksum error: "
-        "file:/w/silver/order_lines/part-0.snappy.parquet at 0 exp: 1195 got: -1120\n"
+    def trace(path: str) -> RuntimeError:
+        return RuntimeError(
+            "An error occurred while calling o83.collectToPython.\n"
+            ": org.apache.spark.SparkException: Job aborted due to stage failure: ...\n"
+            f"Caused by: org.apache.hadoop.fs.ChecksumException: Checksum error: {path} at 0 "
+            "exp: 1195 got: -1120\n"
+        )
+
+    landing = _failure_message(trace("file:/l/customers/part-0.csv"), "/w")
+    assert landing == (
+        "file:/l/customers/part-0.csv no longer matches its checksum file "
+        "file:/l/customers/.part-0.csv.crc: the file was edited after it was written; if the "
+        "edit is the intended content, delete that .crc file, else restore the file"
     )
-    assert _failure_message(RuntimeError(trace)) == (
-        "file:/w/silver/order_lines/part-0.snappy.parquet no longer matches its checksum file "
-        "file:/w/silver/order_lines/.part-0.snappy.parquet.crc: the file was changed after it "
-        "was written; restore it (or rerun the stage that writes it), or delete the .crc file "
-        "if the change was deliberate"
+    table = _failure_message(trace("file:/w/silver/order_lines/part-0.parquet"), "/w")
+    assert table.endswith(
+        "a warehouse file was changed after it was written; restore it from a backup or "
+        "snapshot, or rebuild the table (rerun from the stage that writes it); do not edit "
+        "files under the warehouse"
     )

@@ -52,7 +52,17 @@ def test_a_changed_file_in_the_repository_is_refused(tmp_path: Path) -> None:
     dest = tmp_path / "jars"
     with pytest.raises(SetupError, match="checksum mismatch, not installed"):
         fetch_delta_jars(dest, repository=repo)
-    assert not list(dest.glob("*.jar")) and not list(dest.glob("*.part"))
+    assert list(dest.iterdir()) == []  # nothing half-installed, no staging left behind
+
+
+def test_a_failed_download_installs_none_of_the_set(tmp_path: Path) -> None:
+    repo_root = tmp_path / "repo"
+    repo = _repository(repo_root)
+    (repo_root / DELTA_JARS[-1][0]).unlink()  # the last file of the set is missing
+    dest = tmp_path / "jars"
+    with pytest.raises(SetupError, match="could not download"):
+        fetch_delta_jars(dest, repository=repo)
+    assert list(dest.iterdir()) == []  # not even delta-spark, which a session would take
 
 
 def test_an_unreachable_repository_is_one_clear_error(tmp_path: Path) -> None:

@@ -29,3 +29,9 @@ def test_unity_catalog_registers_an_external_location_but_never_a_volume() -> No
     )
     volume = Warehouse("/Volumes/main/salesopt/warehouse", CatalogSettings(catalog="main"))
     assert volume.registration_sql("gold", "sales_daily") == []
+
+
+def test_a_volume_is_never_registered_even_with_only_a_schema_prefix() -> None:
+    # the bundle's dev target: the workspace's default (Unity) catalog, a schema prefix
+    dev = Warehouse("/Volumes/dev/salesopt/warehouse_jane", CatalogSettings(schema_prefix="so"))
+    assert dev.registration_sql("silver", "order_lines") == []
