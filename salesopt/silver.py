@@ -233,7 +233,7 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> t
     # the newest version silver holds per key in those dates (one row per key, so the
     # comparison below has exactly one row per winner even if a key sits on two dates)
     latest = Window.partitionBy(*clean.KEY).orderBy(
-        F.col("updated_at").desc(), F.col("_ingested_at").desc()
+        F.col("_t_updated").desc(), F.col("_t_ingested").desc()
     )
     silver = (
         wh.read(ctx.spark, *SILVER)
