@@ -130,4 +130,4 @@ def test_failed_run_exits_1_with_one_line_reason(
     assert cli.main(argv) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert f"salesopt: landing folder not found: {tmp_path / 'missing'}/orders" in captured.err
+    assert f"salesopt: no orders folder at {tmp_path / 'missing'}/orders: " in captured.err
