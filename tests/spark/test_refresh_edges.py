@@ -298,6 +298,7 @@ def test_a_binary_file_in_orders_is_named_and_stops_the_batch_unless_warned(
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # whole refreshes: make test-e2e
 def test_failing_gold_rule_is_recorded_and_stops_before_gold_tables(
     spark: SparkSession, settings_for, tmp_path: Path
 ) -> None:
@@ -388,6 +389,7 @@ def test_dimensions_reload_only_when_their_files_or_the_key_change(
     assert rehashed["email_hash"] != hashes["email_hash"]
 
 
+@pytest.mark.slow  # whole refreshes: make test-e2e
 def test_maintain_expires_old_slices_keeps_month_ends_compacts_and_vacuums(
     spark: SparkSession, settings_for, tmp_path: Path
 ) -> None:
@@ -428,6 +430,7 @@ def test_maintain_expires_old_slices_keeps_month_ends_compacts_and_vacuums(
     assert wh.read(spark, "ops", "runs").count() == len(days)
 
 
+@pytest.mark.slow  # whole refreshes: make test-e2e
 def test_maintain_keeps_only_the_window_without_month_ends(
     spark: SparkSession, settings_for
 ) -> None:
