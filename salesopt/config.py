@@ -197,13 +197,15 @@ class ForecastSettings(_Section):
     order: tuple[int, int, int] | None = None  # fixed (p, d, q); None = automatic selection
     time_limit_s: float = Field(default=20.0, gt=0)
     backtest_folds: int = Field(default=3, ge=0, le=52)
-    backtest_horizon: int = Field(default=4, ge=1)
+    backtest_horizon: int | None = Field(default=None, ge=1)  # None: the forecast horizon
     max_failure_share: float = Field(default=0.05, ge=0, le=1)
     partitions: int | None = Field(default=None, ge=1)  # default: 4 x default parallelism
     max_models: int = Field(default=16, ge=1, le=100)  # stepwise candidates ranked per series
     max_iter: int = Field(default=100, ge=1)  # optimizer iterations of the final MLE fit
     explode_factor: float = Field(default=3.0, gt=1)  # forecast > factor x max(history): fallback
     intermittent_share: float = Field(default=0.5, ge=0, le=1)  # zero share above: Croston
+    calibrate: bool = True  # scale interval widths to the backtest coverage (conformal)
+    calibration_min_points: int = Field(default=200, ge=1)  # scores a group needs for a factor
 
 
 OVERRIDE_KEYS = ("lead_time_days", "review_period_days", "service_level")

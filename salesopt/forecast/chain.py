@@ -1,12 +1,13 @@
-"""One series in, one forecast out: checks, automatic ARIMA, sanity bound and the fallback chain.
+"""One series in, one forecast out: checks, model families, sanity bound and the fallback chain.
 
 Order of decisions (docs/forecasting.md):
 no observations or all zero -> `zero`; shorter than `min_obs` -> `seasonal_naive` if it has a
 full season, else `mean`; constant -> `mean`; share of zero periods above `intermittent_share`
--> `croston`; otherwise automatic ARIMA on log1p(units). The ARIMA falls back to seasonal naive
-(else mean) when no candidate fits or converges, when the time limit passes, or when its forecast
-is not finite or exceeds `explode_factor` x the largest observation. Every result is truncated
-at zero and its intervals are ordered so that lower <= yhat <= upper.
+-> `croston`; otherwise the families (automatic ARIMA, ETS, Theta) on log1p(units), served as
+the mean (in units) of those that fit, converge and stay within `explode_factor` x the largest
+observation. With no eligible family, or when the time limit passes, it falls back to the
+seasonal naive (else mean). Every result is truncated at zero and its intervals are ordered so
+that lower <= yhat <= upper.
 """
 
 from __future__ import annotations
@@ -17,20 +18,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from salesopt.forecast import fallbacks
-from salesopt.forecast.selection import (
-    SEASONALITY,
-    Seasonality,
-    TimeLimitError,
-    fit_final,
-    forecast_fit,
-    select,
-)
-
-FINAL_CANDIDATES = 3  # ranked candidates tried by MLE before falling back
+from salesopt.forecast import fallbacks, families
+from salesopt.forecast.fallbacks import Intervals
+from salesopt.forecast.families import FAMILIES, Member
+from salesopt.forecast.selection import SEASONALITY, Seasonality, TimeLimitError
 
 
 @dataclass(frozen=True)
@@ -46,6 +41,7 @@ class ChainSpec:
     max_iter: int = 100
     explode_factor: float = 3.0
     intermittent_share: float = 0.5
+    families: tuple[str, ...] = FAMILIES
 
     @property
     def season(self) -> Seasonality:
@@ -64,6 +60,9 @@ class Outcome:
     reason: str | None = None
     aicc: float | None = None
     notes: list[str] = field(default_factory=list)
+    # each family's forecast in units, and the structures to refit (served by a combination)
+    members: dict[str, tuple[np.ndarray, Intervals]] = field(default_factory=dict)
+    specs: dict[str, Any] = field(default_factory=dict)
 
 
 @contextmanager
@@ -98,30 +97,82 @@ def _fallback(y: np.ndarray, horizon: int, spec: ChainSpec, reason: str) -> Outc
     return Outcome("fallback", "mean", point, iv, reason=reason)
 
 
-def _arima(y: np.ndarray, horizon: int, spec: ChainSpec, deadline: float) -> Outcome:
+def _members(
+    y: np.ndarray, horizon: int, spec: ChainSpec, deadline: float, fixed: dict[str, Any] | None
+) -> tuple[list[tuple[Member, np.ndarray]], list[str]]:
+    """Each family's forecast with its point in units; notes for the families left out."""
     z = np.log1p(y)
-    ranked, tried = select(z, spec.season, deadline, spec.order, spec.max_models)
-    for approx in ranked[:FINAL_CANDIDATES]:
-        fit = fit_final(z, approx, spec.season, deadline, spec.max_iter)
-        if fit is None:
+    bound = spec.explode_factor * max(float(y.max()), 1.0)
+    kept: list[tuple[Member, np.ndarray]] = []
+    notes: list[str] = []
+    for family in spec.families:
+        if fixed is not None and family not in fixed:
             continue
-        mean, iv = forecast_fit(fit, len(z), horizon, spec.season, spec.levels)
-        point = np.expm1(mean)
-        bound = spec.explode_factor * max(float(y.max()), 1.0)
+        given = fixed.get(family) if fixed is not None else None
+        if family == "arima":
+            member = families.arima(
+                z, horizon, spec.levels, spec.season, deadline, order=spec.order,
+                max_models=spec.max_models, max_iter=spec.max_iter, spec=given,
+            )  # fmt: skip
+        elif family == "ets":
+            member = families.ets(z, horizon, spec.levels, spec.season, deadline, spec=given)
+        else:
+            member = families.theta(z, horizon, spec.levels, spec.season, deadline, spec=given)
+        if member is None:
+            notes.append(f"{family} could not be fitted")
+            continue
+        point = np.expm1(member.mean)
         if not np.all(np.isfinite(point)) or float(point.max()) > bound:
-            return _fallback(y, horizon, spec, f"forecast exploded beyond {bound:.4g}")
-        intervals = {lv: (np.expm1(lo), np.expm1(hi)) for lv, (lo, hi) in iv.items()}
-        notes = [] if fit.candidate == ranked[0].candidate else ["best candidate did not converge"]
-        label = fit.label(spec.season)
-        return Outcome("ok", "arima", point, intervals, label, None, fit.aicc, notes)
-    what = f"none of {min(len(ranked), FINAL_CANDIDATES)} ranked of {tried} candidates converged"
-    return _fallback(
-        y, horizon, spec, what if ranked else f"no candidate of {tried} could be fitted"
-    )
+            notes.append(f"{family} forecast beyond {bound:.4g} (explode_factor)")
+            continue
+        notes.extend(member.notes)
+        kept.append((member, point))
+    return kept, notes
 
 
-def choose(y: np.ndarray, horizon: int, spec: ChainSpec) -> Outcome:
-    """The forecast for `y` (complete, zero-filled, non-negative, no NaN) by the chain above."""
+def _combined(
+    y: np.ndarray, horizon: int, spec: ChainSpec, deadline: float, fixed: dict[str, Any] | None
+) -> Outcome:
+    """The served forecast: the mean, in units, of the eligible families' forecasts.
+
+    Interval bounds are the means of the families' bounds. Because the point is a plain mean,
+    its absolute error is never above the mean of the families' absolute errors (per period,
+    so per fold and per product). A single eligible family is served alone; none falls back
+    to the seasonal naive (else the mean).
+    """
+    kept, notes = _members(y, horizon, spec, deadline, fixed)
+    if not kept:
+        return _fallback(y, horizon, spec, "; ".join(notes) or "no model family to fit")
+    members = {
+        m.family: (np.maximum(point, 0.0),
+                   {lv: (np.expm1(lo), np.expm1(hi)) for lv, (lo, hi) in m.intervals.items()})
+        for m, point in kept
+    }  # fmt: skip
+    point = np.mean([p for p, _ in members.values()], axis=0)
+    intervals = {
+        lv: (np.mean([iv[lv][0] for _, iv in members.values()], axis=0),
+             np.mean([iv[lv][1] for _, iv in members.values()], axis=0))
+        for lv in spec.levels
+    }  # fmt: skip
+    names = list(members)
+    model = "combination" if len(names) > 1 else names[0]
+    label = " + ".join(m.label for m, _ in kept)
+    why = f"mean of {', '.join(names)}" if len(names) > 1 else f"only {names[0]} eligible"
+    aicc = next((m.aicc for m, _ in kept if m.family == "arima"), None)
+    out = Outcome("ok", model, point, intervals, label, None, aicc, [why, *notes])
+    out.members = members
+    out.specs = {m.family: m.spec for m, _ in kept}
+    return out
+
+
+def choose(
+    y: np.ndarray, horizon: int, spec: ChainSpec, fixed: dict[str, Any] | None = None
+) -> Outcome:
+    """The forecast for `y` (complete, zero-filled, non-negative, no NaN) by the chain above.
+
+    `fixed` (family -> structure, from `Outcome.specs`) refits those structures instead of
+    selecting them again; the backtest uses it.
+    """
     if len(y) == 0 or not np.any(y > 0):
         point, iv = fallbacks.zero(horizon, spec.levels)
         reason = "no complete period of history" if len(y) == 0 else "all zero"
@@ -140,7 +191,7 @@ def choose(y: np.ndarray, horizon: int, spec: ChainSpec) -> Outcome:
     deadline = time.monotonic() + spec.time_limit_s
     try:
         with time_limit(spec.time_limit_s + 0.5):
-            return _arima(y, horizon, spec, deadline)
+            return _combined(y, horizon, spec, deadline, fixed)
     except TimeLimitError:
         return _fallback(y, horizon, spec, f"time limit {spec.time_limit_s:g}s exceeded")
 

@@ -36,26 +36,28 @@ def _ratios() -> list[Column]:
 
 
 def product_metrics(metric_rows: DataFrame) -> DataFrame:
-    """Grain: (product_id, method). Sums repeat per level in the input, so one level is used."""
-    one_level = metric_rows.groupBy("product_id", "method").agg(
+    """Grain: (product_id, method, horizon). Sums repeat per level in the input: one is used."""
+    keys = ["product_id", "method", "horizon"]
+    one_level = metric_rows.groupBy(*keys).agg(
         F.max("n_folds").alias("n_folds"),
         *[F.max(c).alias(c) for c in (*SUMS, "sum_smape")],
     )
-    return one_level.join(
-        _coverage(metric_rows, ["product_id", "method"]), on=["product_id", "method"], how="inner"
-    ).select("product_id", "method", "n_folds", *SUMS, "sum_smape", *_ratios(), "coverage")
+    return one_level.join(_coverage(metric_rows, keys), on=keys, how="inner").select(
+        *keys, "n_folds", *SUMS, "sum_smape", *_ratios(), "coverage"
+    )
 
 
 def overall_metrics(per_product: DataFrame, metric_rows: DataFrame) -> DataFrame:
-    """Grain: method. MASE is the median of per-product MASE; the rest are ratios of sums."""
-    sums = per_product.groupBy("method").agg(
+    """Grain: (method, horizon). MASE is the median of per-product MASE; the rest ratios of sums."""
+    keys = ["method", "horizon"]
+    sums = per_product.groupBy(*keys).agg(
         F.count("product_id").alias("n_products"),
         F.max("n_folds").alias("n_folds"),
         *[F.sum(c).alias(c) for c in (*SUMS, "sum_smape")],
         F.percentile(F.col("mase"), 0.5).alias("median_mase"),
     )
-    return sums.join(_coverage(metric_rows, ["method"]), on="method", how="inner").select(
-        "method",
+    return sums.join(_coverage(metric_rows, keys), on=keys, how="inner").select(
+        *keys,
         "n_products",
         "n_folds",
         *SUMS,

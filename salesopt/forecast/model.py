@@ -6,7 +6,10 @@ three kinds in one frame (OUTPUT_SCHEMA), which the stage splits into the three 
 
 - `forecast`: one row per horizon step and interval level;
 - `status`: exactly one row (ok / fallback / failed, model, order, reason, n_obs, AICc, seconds);
-- `metric`: rolling-origin backtest error sums per method (`model`, `seasonal_naive`) and level.
+- `metric`: rolling-origin backtest error sums per method (`model`, each family of the served
+  combination, `seasonal_naive`), horizon bucket and level;
+- `score`: per backtest point and level of the served forecast, its calibration score
+  (`calibration.scores`), labelled with the product's served model and horizon bucket.
 
 A domain problem (short, constant, zero, intermittent, non-converging, slow, exploding series)
 becomes a fallback forecast; an unexpected error becomes a `failed` status row with no forecast.
@@ -25,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from salesopt.config import ForecastSettings
-from salesopt.forecast import backtest, fallbacks
+from salesopt.forecast import backtest, calibration, fallbacks
 from salesopt.forecast.chain import ChainSpec, Outcome, choose, finish
 
 log = logging.getLogger(__name__)
@@ -33,9 +36,10 @@ log = logging.getLogger(__name__)
 OUTPUT_SCHEMA = (
     "product_id string, kind string, step int, ds date, level double, yhat double, "
     "yhat_lower double, yhat_upper double, model string, status string, model_order string, "
-    "reason string, n_obs int, aicc double, fit_seconds double, method string, n_folds int, "
+    "reason string, n_obs int, aicc double, fit_seconds double, method string, horizon string, "
+    "n_folds int, "
     "n_points double, sum_abs_error double, sum_actual double, sum_error double, "
-    "sum_scaled_error double, n_scaled double, sum_smape double, covered double"
+    "sum_scaled_error double, n_scaled double, sum_smape double, covered double, score double"
 )
 OUTPUT_TYPES = dict(part.strip().split(" ") for part in OUTPUT_SCHEMA.split(","))
 OUTPUT_COLUMNS = list(OUTPUT_TYPES)
@@ -59,7 +63,7 @@ class ForecastSpec(ChainSpec):
 
     horizon: int = 8
     backtest_folds: int = 3
-    backtest_horizon: int = 4
+    backtest_horizon: int | None = None  # None: the forecast horizon
 
     @classmethod
     def from_settings(cls, s: ForecastSettings) -> ForecastSpec:
@@ -127,35 +131,86 @@ def _forecast_rows(pid: str, out: Outcome, ds: list[date]) -> list[dict[str, Any
     ]  # fmt: skip
 
 
-def _backtest_rows(pid: str, y: np.ndarray, spec: ForecastSpec) -> list[dict[str, Any]]:
-    """Error sums of the chain and of the seasonal naive on the same out-of-sample folds."""
+def horizon_buckets(horizon: int) -> list[tuple[str, int, int]]:
+    """(label, first step, last step): `all`, then steps 1-4, 5-8 and 9 to the horizon."""
+    out = [("all", 1, horizon)]
+    for first, last in ((1, 4), (5, 8), (9, horizon)):
+        if first <= horizon:
+            last = min(last, horizon)
+            out.append((f"{first}-{last}" if last > first else str(first), first, last))
+    return out
+
+
+def _fold_methods(out: Outcome, served: Outcome, families: tuple[str, ...]) -> dict[str, Outcome]:
+    """The served forecast and each family's; a family the fold has not fitted counts the served."""
+    runs = {"model": served}
+    if not served.members and not out.members:
+        return runs
+    for family in families:
+        if family not in out.members:
+            continue  # not part of the served forecast on the whole history
+        if family in served.members:
+            point, iv = served.members[family]
+            runs[family] = finish(Outcome(served.status, family, point, iv))
+        else:
+            runs[family] = served
+    return runs
+
+
+def _backtest_rows(
+    pid: str, y: np.ndarray, spec: ForecastSpec, out: Outcome
+) -> list[dict[str, Any]]:
+    """Error sums per method and horizon bucket on the same out-of-sample folds.
+
+    Methods: `model` (the served procedure), each family of the served combination (its
+    structure refitted on the fold, see docs/forecasting.md) and `seasonal_naive`.
+    """
     lag = spec.season.naive_lag
     chain = spec.chain()
-    sums: dict[str, dict[str, float]] = {"model": {}, "seasonal_naive": {}}
-    hits: dict[tuple[str, float], float] = {}
-    splits = backtest.folds(len(y), spec.backtest_folds, spec.backtest_horizon, lag + 1)
+    horizon = spec.backtest_horizon or spec.horizon
+    buckets = horizon_buckets(horizon)
+    sums: dict[tuple[str, str], dict[str, float]] = {}
+    hits: dict[tuple[str, str, float], float] = {}
+    score_rows: list[dict[str, Any]] = []
+    steps = np.arange(1, horizon + 1)
+    # scores are labelled by the buckets of the delivered forecast they calibrate
+    step_bucket = {
+        step: label for label, first, last in horizon_buckets(spec.horizon)[1:]
+        for step in range(first, last + 1)
+    }  # fmt: skip
+    splits = backtest.folds(len(y), spec.backtest_folds, horizon, lag + 1)
+    fixed = out.specs or None
     for train_end, test_end in splits:
         train, actual = y[:train_end], y[train_end:test_end]
         scale = backtest.mase_scale(train, lag)
-        runs = {
-            "model": finish(choose(train, len(actual), chain)),
-            "seasonal_naive": finish(
-                Outcome("fallback", "seasonal_naive",
-                        *fallbacks.seasonal_naive(train, len(actual), spec.levels, lag))
-            ),
-        }  # fmt: skip
-        for method, out in runs.items():
-            sums[method] = backtest.add(sums[method], backtest.error_sums(actual, out.point, scale))
-            for lv, (lo, hi) in out.intervals.items():
-                hits[(method, lv)] = hits.get((method, lv), 0.0) + backtest.covered(actual, lo, hi)
-    if not splits:
-        return []
+        served = finish(choose(train, len(actual), chain, fixed))
+        runs = _fold_methods(out, served, chain.families)
+        runs["seasonal_naive"] = finish(
+            Outcome("fallback", "seasonal_naive",
+                    *fallbacks.seasonal_naive(train, len(actual), spec.levels, lag))
+        )  # fmt: skip
+        for lv, (lo, hi) in served.intervals.items():
+            values = calibration.scores(actual, served.point, lo, hi)
+            score_rows += [
+                {"product_id": pid, "kind": "score", "model": out.model, "level": lv,
+                 "step": int(step), "horizon": step_bucket[int(step)], "score": float(value)}
+                for step, value in zip(steps, values, strict=True)
+                if step in step_bucket
+            ]  # fmt: skip
+        for method, run in runs.items():
+            for label, first, last in buckets:
+                cut = slice(first - 1, last)
+                part = backtest.error_sums(actual[cut], run.point[cut], scale)
+                sums[(method, label)] = backtest.add(sums.get((method, label), {}), part)
+                for lv, (lo, hi) in run.intervals.items():
+                    key = (method, label, lv)
+                    hits[key] = hits.get(key, 0.0) + backtest.covered(actual[cut], lo[cut], hi[cut])
     return [
-        {"product_id": pid, "kind": "metric", "method": method, "level": lv,
-         "n_folds": len(splits), "covered": hits[(method, lv)], **sums[method]}
-        for method in sums
+        {"product_id": pid, "kind": "metric", "method": method, "horizon": label, "level": lv,
+         "n_folds": len(splits), "covered": hits[(method, label, lv)], **sums[(method, label)]}
+        for (method, label) in sums
         for lv in spec.levels
-    ]  # fmt: skip
+    ] + score_rows  # fmt: skip
 
 
 def forecast_product(series: pd.DataFrame, spec: ForecastSpec, origin: date) -> pd.DataFrame:
@@ -170,7 +225,7 @@ def forecast_product(series: pd.DataFrame, spec: ForecastSpec, origin: date) -> 
         out = finish(choose(y, spec.horizon, spec.chain()))
         seconds = time.perf_counter() - start
         rows = _forecast_rows(pid, out, period_starts(origin, spec.horizon, spec.frequency))
-        rows += _backtest_rows(pid, y, spec)
+        rows += _backtest_rows(pid, y, spec, out)
         notes = [*([out.reason] if out.reason else []), *out.notes]
         if n_nan:
             notes.append(f"{n_nan} missing values interpolated")

@@ -108,6 +108,43 @@ def choose_sd(z: np.ndarray, season: Seasonality) -> int:
     return int(seasonal_strength(z, season.s) > SEASONAL_STRENGTH_THRESHOLD)
 
 
+def deseasonalised(z: np.ndarray, season: Seasonality) -> np.ndarray:
+    """`z` without its Fourier season (weekly, daily), for the differencing test.
+
+    Like auto.arima with Fourier regressors, the test runs on what the regression leaves: a
+    strong season left in would hide a trend from KPSS. The pairs are chosen by
+    `fourier_pairs`; the season is fitted with an intercept only, so a trend stays in.
+    """
+    k = fourier_pairs(z, season.period)
+    x = fourier(np.arange(len(z), dtype=float), season.period, k)
+    if x is None:
+        return z
+    design = np.column_stack([np.ones(len(z)), x])
+    coef = np.linalg.lstsq(design, z, rcond=None)[0]
+    return np.asarray(z - x @ coef[1:], dtype=float)
+
+
+def fourier_pairs(z: np.ndarray, period: float) -> int:
+    """Fourier pairs 0..MAX_K by AICc of an OLS on level + linear trend + pairs.
+
+    0 when the series is shorter than one season plus the coefficients.
+    """
+    n = len(z)
+    t = np.arange(n, dtype=float)
+    if period <= 0 or n < period + 2 * MAX_K + 3:
+        return 0
+    best_k, best = 0, float("inf")
+    for k in range(MAX_K + 1):
+        x = fourier(t, period, k)
+        design = np.column_stack([np.ones(n), t] + ([x] if x is not None else []))
+        coef = np.linalg.lstsq(design, z, rcond=None)[0]
+        rss = float(np.sum((z - design @ coef) ** 2))
+        score = aicc(-0.5 * n * np.log(max(rss, 1e-12) / n), design.shape[1] + 1, n)
+        if score < best:
+            best_k, best = k, score
+    return best_k
+
+
 def choose_d(z: np.ndarray) -> int:
     """Differencing order d by repeated KPSS level-stationarity tests (like forecast::ndiffs)."""
     d = 0
@@ -210,6 +247,7 @@ def fit_final(
                 maxiter=max_iter,
                 method="lbfgs",
                 callback=check,
+                cov_type="none",  # parameter covariances are not used: no numerical Hessian
             )
         except (ValueError, np.linalg.LinAlgError):
             return None
@@ -264,7 +302,7 @@ def select(
     """
     sd = choose_sd(z, season)
     zs = z[season.s :] - z[: -season.s] if sd else z
-    d = order[1] if order is not None else choose_d(zs)
+    d = order[1] if order is not None else choose_d(deseasonalised(zs, season))
     scored: list[Fit] = []
     expanded: Candidate | None = None
     tried: set[Candidate] = set()

@@ -1,7 +1,7 @@
 """Forecasting stage: reads gold sales, fits every product in parallel, writes three gold tables.
 
     gold/sales_weekly (or sales_daily) -> gold/forecasts, gold/forecast_status,
-                                          gold/forecast_metrics
+                                          gold/forecast_metrics, gold/forecast_calibration
 
 The per-product function (salesopt.forecast.model) runs through `groupBy(...).applyInPandas`.
 The fan-out is made explicit: products are dealt round-robin by series length into
@@ -31,6 +31,7 @@ from salesopt.forecast.model import (
     OUTPUT_SCHEMA,
     ForecastSpec,
     forecast_product,
+    horizon_buckets,
     limit_blas_threads,
 )
 
@@ -112,18 +113,90 @@ def _stamp(df: DataFrame, ctx: StageContext) -> DataFrame:
     return df.withColumn("as_of", F.lit(ctx.as_of)).withColumn("run_id", F.lit(ctx.run_id))
 
 
-def split_tables(out: DataFrame) -> dict[str, DataFrame]:
-    """The three gold tables (without as_of/run_id) from the forecaster's rows."""
-    forecasts = out.where(F.col("kind") == "forecast").select(
+def calibration_factors(scores: DataFrame, levels: tuple[float, ...], min_points: int) -> DataFrame:
+    """Grain: (model, level, horizon). The `level` quantile of the backtest scores.
+
+    `applied` when the group has at least `min_points` scores and a finite factor; otherwise the
+    factor used is 1 (intervals as the model gives them).
+    """
+    parts = []
+    for lv in levels:
+        rows = scores.where(F.col("level") == lv)
+        parts.append(
+            rows.groupBy("model", "level", "horizon").agg(
+                F.count("*").alias("n_points"),
+                F.avg((F.col("score") <= 1.0).cast("double")).alias("raw_coverage"),
+                F.percentile_approx("score", lv, 10_000).alias("quantile"),
+            )
+        )
+    factors = parts[0]
+    for part in parts[1:]:
+        factors = factors.unionByName(part)
+    applied = (F.col("n_points") >= min_points) & (F.col("quantile") < F.lit(float("inf")))
+    return factors.select(
+        "model", "level", "horizon", "n_points", "raw_coverage",
+        F.when(applied, F.col("quantile")).otherwise(F.lit(1.0)).alias("factor"),
+        applied.alias("applied"),
+    )  # fmt: skip
+
+
+def calibrated(forecasts: DataFrame, factors: DataFrame, horizon_of_step: DataFrame) -> DataFrame:
+    """Forecast rows with each log1p half-width times its group's factor (1 without one)."""
+    joined = forecasts.join(horizon_of_step, on="step", how="left").join(
+        factors.select("model", "level", "horizon", "factor"),
+        on=["model", "level", "horizon"],
+        how="left",
+    )
+    c = F.coalesce(F.col("factor"), F.lit(1.0))
+    p = F.log1p("yhat")
+    lower = F.greatest(F.expm1(p - c * (p - F.log1p("yhat_lower"))), F.lit(0.0))
+    upper = F.expm1(p + c * (F.log1p("yhat_upper") - p))
+    return joined.select(
+        "product_id", "ds", "step", "level", "yhat",
+        F.least(lower, F.col("yhat")).alias("yhat_lower"),
+        F.greatest(upper, F.col("yhat")).alias("yhat_upper"),
+        "model",
+    )  # fmt: skip
+
+
+def split_tables(out: DataFrame, settings: ForecastSettings) -> dict[str, DataFrame]:
+    """The four gold tables (without as_of/run_id) from the forecaster's rows."""
+    spark = out.sparkSession
+    raw = out.where(F.col("kind") == "forecast").select(
         "product_id", "ds", "step", "level", "yhat", "yhat_lower", "yhat_upper", "model"
     )
+    levels = tuple(settings.interval_levels)
+    scores = out.where(F.col("kind") == "score")
+    factors = calibration_factors(scores, levels, settings.calibration_min_points)
+    buckets = horizon_buckets(settings.horizon)[1:]
+    horizon_of_step = spark.createDataFrame(
+        [(step, label) for label, first, last in buckets for step in range(first, last + 1)],
+        "step int, horizon string",
+    )
+    if settings.calibrate:
+        forecasts = calibrated(raw, factors, horizon_of_step)
+        scored = scores.join(
+            factors.select("model", "level", "horizon", "factor"),
+            on=["model", "level", "horizon"],
+        )
+        coverage = scored.groupBy("model", "level", "horizon").agg(
+            F.avg((F.col("score") <= F.col("factor")).cast("double")).alias("calibrated_coverage")
+        )
+        calibration_table = factors.join(coverage, on=["model", "level", "horizon"], how="left")
+    else:
+        forecasts = raw
+        calibration_table = (
+            factors.withColumn("factor", F.lit(1.0))
+            .withColumn("applied", F.lit(False))
+            .withColumn("calibrated_coverage", F.col("raw_coverage"))
+        )
     status = out.where(F.col("kind") == "status").select(
         "product_id", "status", "model", "model_order", "reason", "n_obs", "aicc", "fit_seconds"
     )
     rows = out.where(F.col("kind") == "metric")
     per_product = metrics.product_metrics(rows)
     overall = metrics.overall_metrics(per_product, rows)
-    columns = ["scope", "product_id", "method", "n_products", "n_folds", *metrics.SUMS,
+    columns = ["scope", "product_id", "method", "horizon", "n_products", "n_folds", *metrics.SUMS,
                "mase", "smape", "wape", "bias", "coverage"]  # fmt: skip
     table = (
         per_product.select(
@@ -136,20 +209,31 @@ def split_tables(out: DataFrame) -> dict[str, DataFrame]:
             ).select(*columns)
         )
     )
-    return {"forecasts": forecasts, "forecast_status": status, "forecast_metrics": table}
+    return {
+        "forecasts": forecasts,
+        "forecast_status": status,
+        "forecast_metrics": table,
+        "forecast_calibration": calibration_table.select(
+            "model", "level", "horizon", "n_points", "raw_coverage", "factor", "applied",
+            "calibrated_coverage",
+        ),
+    }  # fmt: skip
 
 
-def _summary(status: pd.DataFrame, overall: pd.DataFrame, tasks: int, n: int) -> dict[str, Any]:
+def _summary(
+    status: pd.DataFrame, overall: pd.DataFrame, tasks: int, n: int, horizon: int
+) -> dict[str, Any]:
     by_method = {
         r["method"]: {k: (None if pd.isna(r[k]) else round(float(r[k]), 4))
                       for k in ("mase", "smape", "wape", "bias")}
-        for _, r in overall.iterrows()
+        for _, r in overall[overall["horizon"] == "all"].iterrows()
     }  # fmt: skip
     return {
         "products": len(status),
         "status_counts": {str(k): int(v) for k, v in status["status"].value_counts().items()},
         "model_counts": {str(k): int(v) for k, v in status["model"].value_counts().items()},
         "backtest": by_method,
+        "backtest_horizon": horizon,
         "backtest_mase_model": by_method.get("model", {}).get("mase"),
         "backtest_mase_seasonal_naive": by_method.get("seasonal_naive", {}).get("mase"),
         "fanout_partitions": n,
@@ -170,7 +254,7 @@ def run(ctx: StageContext) -> StageResult:
     finally:
         ctx.spark.conf.set(COALESCE_CONF, previous or "true")
     try:
-        tables = split_tables(out)
+        tables = split_tables(out, settings)
         status: pd.DataFrame = tables["forecast_status"].toPandas()
         tasks = out.select("task_partition").distinct().count()
         status_df = _stamp(tables["forecast_status"], ctx)
@@ -182,7 +266,7 @@ def run(ctx: StageContext) -> StageResult:
         check_failure_share(
             int((status["status"] == "failed").sum()), len(status), settings.max_failure_share
         )
-        for name in ("forecasts", "forecast_metrics"):
+        for name in ("forecasts", "forecast_metrics", "forecast_calibration"):
             df = _stamp(tables[name], ctx)
             versions[f"gold/{name}"] = ctx.warehouse.write_slice(df, "gold", name, ctx.as_of)
         overall: pd.DataFrame = (
@@ -194,7 +278,8 @@ def run(ctx: StageContext) -> StageResult:
         }
     finally:
         out.unpersist()
-    summary = _summary(status, overall, tasks, fanout_partitions(ctx.spark, settings))
+    horizon = settings.backtest_horizon or settings.horizon
+    summary = _summary(status, overall, tasks, fanout_partitions(ctx.spark, settings), horizon)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     log.info("forecast summary: %s", summary)
     return StageResult(tables=versions, rows_in=len(status), rows_out=rows_out, summary=summary)

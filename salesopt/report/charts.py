@@ -63,7 +63,7 @@ def forecast_accuracy(data: ReportData, out: Path) -> str | None:
         return None
     df = data.forecast_overall.set_index("method")
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar(df.index, df["mase"], color=[COLORS[0], COLORS[1]][: len(df)])
+    ax.bar(df.index, df["mase"], color=[COLORS[i % len(COLORS)] for i in range(len(df))])
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_title("Backtest median MASE (lower is better)")
     return _save(fig, out / "forecast_accuracy.png")

@@ -119,7 +119,7 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
     metrics = _slice(spark, wh, "gold", "forecast_metrics", as_of, data)
     if metrics is not None:
         data.forecast_overall = (
-            metrics.where("scope = 'overall'")
+            metrics.where("scope = 'overall' AND horizon = 'all'")
             .select("method", "n_products", "mase", "smape", "wape", "bias")
             .toPandas()
         )

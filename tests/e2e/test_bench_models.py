@@ -124,3 +124,22 @@ def test_forecast_bench(tmp_path: Path) -> None:
     real = r["real_monthly_backtest"]
     assert {name: real[name]["n_obs"] for name in REAL_MONTHS} == REAL_MONTHS
     assert {f"MASE, {name}" for name in REAL_MONTHS} <= set(rows)
+
+
+def test_forecast_real_bench(tmp_path: Path) -> None:
+    rows, r = _run(tmp_path, "forecast-real", "--series", "6", "--folds", "1")
+    assert r["series"] == 6 and r["horizon"] == 18
+    methods = r["methods"]
+    assert set(methods) == {"model", "arima", "ets", "theta", "seasonal_naive"}
+    for method, v in methods.items():
+        shown = rows[f"{method}: MASE mean / median, sMAPE"][1]
+        assert shown == f"{v['mean_mase']:.3f} / {v['median_mase']:.3f}, {v['mean_smape']:.2f}"
+    best = min(methods[f]["mean_mase"] for f in ("arima", "ets", "theta"))
+    served = rows["served mean MASE below each family's"]
+    assert served[2] == f"< {best:.3f}"
+    assert served[3] == ("met" if methods["model"]["mean_mase"] < best else "missed")
+    for level in ("80%", "95%"):
+        coverage = rows[f"served {level} interval coverage"]
+        assert 0.0 <= float(coverage[1]) <= 1.0
+    assert sum(r["served_by"].values()) == 6
+    assert 0 < r["cpu_s_per_series_forecast"] < r["cpu_s_per_series_with_backtest"]

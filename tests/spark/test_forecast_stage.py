@@ -79,18 +79,66 @@ def test_fanout_runs_in_more_than_one_task(result) -> None:
     assert res.summary["fanout_tasks_used"] > 1
 
 
-def test_metrics_have_product_and_overall_rows_for_both_methods(result) -> None:
+def test_metrics_have_product_and_overall_rows_per_method_and_horizon(result) -> None:
     ctx, res = result
     m = ctx.warehouse.read_as_of(ctx.spark, "gold", "forecast_metrics", AS_OF).toPandas()
-    overall = m[m["scope"] == "overall"].set_index("method")
-    assert set(overall.index) == {"model", "seasonal_naive"}
-    assert overall.loc["model", "n_products"] == len(
-        m[(m["scope"] == "product") & (m["method"] == "model")]
+    overall = m[m["scope"] == "overall"].set_index(["method", "horizon"])
+    methods = {"model", "arima", "ets", "theta", "seasonal_naive"}
+    assert set(overall.index) == {(method, h) for method in methods for h in ("all", "1-4")}
+    whole = overall.xs("all", level="horizon")
+    assert whole.loc["model", "n_products"] == len(
+        m[(m["scope"] == "product") & (m["method"] == "model") & (m["horizon"] == "all")]
     )
-    assert set(overall.loc["model", "coverage"]) == {0.8, 0.95}
-    assert res.summary["backtest_mase_model"] == pytest.approx(
-        overall.loc["model", "mase"], abs=1e-3
+    assert whole.loc["model", "n_products"] > whole.loc["arima", "n_products"]  # fallbacks too
+    assert set(whole.loc["model", "coverage"]) == {0.8, 0.95}
+    assert res.summary["backtest_mase_model"] == pytest.approx(whole.loc["model", "mase"], abs=1e-3)
+    assert res.summary["backtest_horizon"] == 4
+
+
+def test_calibration_table_reports_every_group_of_the_run(result) -> None:
+    ctx, _ = result
+    cal = ctx.warehouse.read_as_of(ctx.spark, "gold", "forecast_calibration", AS_OF).toPandas()
+    assert set(cal["level"]) == {0.8, 0.95} and set(cal["horizon"]) == {"1-4"}
+    assert "combination" in set(cal["model"])
+    # 1 fold of 4 points per product: far under calibration_min_points, so nothing is scaled
+    assert (~cal["applied"]).all() and (cal["factor"] == 1.0).all()
+    assert (cal["calibrated_coverage"] == cal["raw_coverage"]).all()
+
+
+def test_calibration_factor_is_the_level_quantile_of_the_scores(spark: SparkSession) -> None:
+    scores = [("combination", 0.8, "1-4", v / 10.0) for v in range(1, 21)]
+    scores += [("croston", 0.8, "1-4", 0.5)] * 3
+    scores += [("zero", 0.8, "1-4", float("inf"))] * 30
+    df = spark.createDataFrame(scores, "model string, level double, horizon string, score double")
+    got = stage.calibration_factors(df, (0.8,), min_points=20).toPandas().set_index("model")
+    assert got.loc["combination", "factor"] == pytest.approx(1.6)
+    assert got.loc["combination", "raw_coverage"] == pytest.approx(0.5)
+    assert bool(got.loc["combination", "applied"])
+    assert not got.loc["croston", "applied"] and got.loc["croston", "factor"] == 1.0  # too few
+    assert not got.loc["zero", "applied"] and got.loc["zero", "factor"] == 1.0  # not finite
+
+
+def test_calibrated_intervals_scale_the_log1p_half_widths(spark: SparkSession) -> None:
+    import math
+
+    fc = spark.createDataFrame(
+        [("P", date(2025, 1, 6), 1, 0.8, math.expm1(1.0), math.expm1(0.5), math.expm1(1.5),
+          "combination"),
+         ("P", date(2025, 1, 13), 5, 0.8, math.expm1(1.0), math.expm1(0.5), math.expm1(1.5),
+          "combination")],
+        "product_id string, ds date, step int, level double, yhat double, yhat_lower double, "
+        "yhat_upper double, model string",
+    )  # fmt: skip
+    factors = spark.createDataFrame(
+        [("combination", 0.8, "1-4", 1.6)],
+        "model string, level double, horizon string, factor double",
     )
+    steps = spark.createDataFrame([(1, "1-4"), (5, "5-8")], "step int, horizon string")
+    got = stage.calibrated(fc, factors, steps).orderBy("step").toPandas()
+    assert got.loc[0, "yhat_lower"] == pytest.approx(math.expm1(0.2))
+    assert got.loc[0, "yhat_upper"] == pytest.approx(math.expm1(1.8))
+    assert got.loc[1, "yhat_lower"] == pytest.approx(math.expm1(0.5))  # no factor: unchanged
+    assert got.loc[1, "yhat_upper"] == pytest.approx(math.expm1(1.5))
 
 
 def test_bucketing_sends_each_bucket_to_its_own_partition(spark: SparkSession) -> None:

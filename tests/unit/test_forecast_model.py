@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from salesopt.forecast import chain
+from salesopt.forecast import families
 from salesopt.forecast.model import OUTPUT_COLUMNS, ForecastSpec, forecast_product
 from salesopt.forecast.synthetic import planted_series
 
@@ -37,11 +37,14 @@ def _assert_intervals_ordered(fc: pd.DataFrame) -> None:
     assert (fc["yhat_lower"] >= 0).all()
 
 
-def test_good_series_gets_an_arima_with_ordered_intervals() -> None:
+def test_good_series_gets_the_combination_with_ordered_intervals() -> None:
     y = planted_series(1, 104, "weekly", seed=11)["y"].to_numpy()
     status, fc, metric = _run(y)
-    assert status["status"] == "ok" and status["model"] == "arima"
-    assert "K=" in status["model_order"] and np.isfinite(status["aicc"])
+    assert status["status"] == "ok" and status["model"] == "combination"
+    assert status["reason"] == "mean of arima, ets, theta"
+    order = status["model_order"].split(" + ")
+    assert len(order) == 3 and "K=" in order[0] and order[1].startswith("ETS(A,")
+    assert order[2].startswith("Theta") and np.isfinite(status["aicc"])
     assert status["n_obs"] == 104
     assert len(fc) == 6 * 2
     assert fc.loc[fc["step"] == 1, "ds"].tolist() == [ORIGIN + timedelta(days=7)] * 2
@@ -49,8 +52,11 @@ def test_good_series_gets_an_arima_with_ordered_intervals() -> None:
     wide = fc[fc["level"] == 0.95].set_index("step")
     narrow = fc[fc["level"] == 0.8].set_index("step")
     assert (wide["yhat_upper"] >= narrow["yhat_upper"]).all()
-    assert set(metric["method"]) == {"model", "seasonal_naive"}
-    assert (metric["n_points"] == 8).all()
+    assert set(metric["method"]) == {"model", "arima", "ets", "theta", "seasonal_naive"}
+    points = metric[metric["level"] == 0.8].set_index(["method", "horizon"])["n_points"]
+    assert (points.xs("all", level="horizon") == 8).all()  # 2 folds x backtest_horizon 4
+    assert (points.xs("1-4", level="horizon") == 8).all()
+    assert set(metric["horizon"]) == {"all", "1-4"}
 
 
 @pytest.mark.parametrize(
@@ -103,7 +109,8 @@ def test_exploding_forecast_falls_back_to_seasonal_naive() -> None:
     spec = ForecastSpec(horizon=26, backtest_folds=0, explode_factor=1.5)
     status, fc, _ = _run(y, spec)
     assert status["model"] == "seasonal_naive"
-    assert status["reason"].startswith("forecast exploded beyond")
+    assert "arima forecast beyond" in status["reason"]
+    assert "theta forecast beyond" in status["reason"]
     assert fc["yhat"].max() <= y.max()
 
 
@@ -112,7 +119,7 @@ def test_time_limit_stops_a_slow_series_and_falls_back(monkeypatch) -> None:
         time.sleep(5)
         raise AssertionError("the time limit did not interrupt the search")
 
-    monkeypatch.setattr(chain, "select", slow)
+    monkeypatch.setattr(families, "select", slow)
     y = planted_series(1, 80, "weekly", seed=3)["y"].to_numpy()
     spec = ForecastSpec(time_limit_s=0.3, backtest_folds=0)
     started = time.monotonic()
@@ -146,7 +153,7 @@ def test_monthly_series_uses_a_seasonal_arima() -> None:
     spec = ForecastSpec(frequency="monthly", horizon=12, backtest_folds=0)
     out = forecast_product(frame, spec, frame["ds"].max())
     status = out[out["kind"] == "status"].iloc[0]
-    assert status["model"] == "arima" and status["model_order"].endswith("[12]")
+    assert status["model"] == "combination" and "[12] + ETS(A," in status["model_order"]
     assert out.loc[out["kind"] == "forecast", "ds"].min() == date(
         2032, 2, 1
     )  # the month after the last observation

@@ -1,0 +1,259 @@
+"""The three model families of the served forecast, all from statsmodels, on the log1p scale.
+
+- `arima`: the automatic ARIMA of `selection` (stepwise AICc search, MLE of the best ranked);
+- `ets`: `ETSModel` with additive error (on log1p, i.e. multiplicative in units), trend none or
+  damped additive, seasonal additive when the season can be estimated; chosen by AICc;
+- `theta`: `ThetaModel` (the classical Theta method: SES with half the linear trend), with its
+  own seasonality test and additive deseasonalising.
+
+Monthly series use the native seasonal form (period 12). Weekly and daily series are adjusted
+with the Fourier terms of their season first (`fourier_adjust`; 52.18 weeks is not an integer
+period), the non-seasonal model is fitted to what is left and the season is added back.
+
+Every family returns a `Member` (mean and interval bounds on the log1p scale, a label and the
+`spec` needed to refit the same structure on a shorter history, which the backtest does) or
+None when it cannot be fitted or does not converge after its retries.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+from statsmodels.tsa.forecasting.theta import ThetaModel
+
+from salesopt.forecast.selection import (
+    Fit,
+    Seasonality,
+    TimeLimitError,
+    fit_final,
+    forecast_fit,
+    fourier,
+    fourier_pairs,
+    score_candidate,
+    select,
+)
+
+FAMILIES = ("arima", "ets", "theta")
+FINAL_CANDIDATES = 3  # ranked ARIMA candidates tried by MLE before the family gives up
+ETS_INITIALISATIONS = ("estimated", "heuristic")  # a fit that does not converge: the next
+
+Intervals = dict[float, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class Member:
+    """One family's forecast on the log1p scale."""
+
+    family: str
+    label: str
+    mean: np.ndarray
+    intervals: Intervals
+    spec: Any  # structure to refit on a shorter history (backtest)
+    aicc: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _check(deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise TimeLimitError
+
+
+# --- seasonal adjustment for non-integer or Fourier seasons -------------------------------------
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """Fourier season removed before fitting: `k` pairs with coefficients `beta`."""
+
+    k: int
+    beta: np.ndarray
+
+    def at(self, t: np.ndarray, period: float) -> np.ndarray:
+        x = fourier(t.astype(float), period, self.k)
+        return np.zeros(len(t)) if x is None else x @ self.beta
+
+
+def fourier_adjust(z: np.ndarray, period: float, k: int | None = None) -> Adjustment:
+    """The Fourier season of `z`: `k` pairs (else `fourier_pairs`), fitted with level and trend."""
+    n = len(z)
+    k = fourier_pairs(z, period) if k is None else k
+    t = np.arange(n, dtype=float)
+    x = fourier(t, period, k)
+    if x is None:
+        return Adjustment(0, np.zeros(0))
+    design = np.column_stack([np.ones(n), t, x])
+    coef = np.linalg.lstsq(design, z, rcond=None)[0]
+    return Adjustment(k, np.asarray(coef[2:], dtype=float))
+
+
+# --- ARIMA ---------------------------------------------------------------------------------------
+
+
+def arima(
+    z: np.ndarray,
+    horizon: int,
+    levels: tuple[float, ...],
+    season: Seasonality,
+    deadline: float,
+    *,
+    order: tuple[int, int, int] | None = None,
+    max_models: int = 16,
+    max_iter: int = 100,
+    spec: Fit | None = None,
+) -> Member | None:
+    """Automatic ARIMA (or the structure of `spec` refitted). None when nothing converges."""
+    if spec is not None:
+        approx = score_candidate(z, spec.candidate, spec.d, spec.sd, season)
+        ranked = [approx] if approx is not None else []
+    else:
+        ranked, _ = select(z, season, deadline, order, max_models)
+    for i, approx in enumerate(ranked[:FINAL_CANDIDATES]):
+        fit = fit_final(z, approx, season, deadline, max_iter)
+        if fit is None:
+            continue
+        mean, iv = forecast_fit(fit, len(z), horizon, season, levels)
+        notes = ["best ARIMA candidate did not converge"] if i else []
+        return Member("arima", fit.label(season), mean, iv, fit, fit.aicc, notes)
+    return None
+
+
+# --- ETS -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EtsSpec:
+    damped: bool
+    seasonal: bool
+    fourier_k: int = 0
+
+    def label(self) -> str:
+        return f"ETS(A,{'Ad' if self.damped else 'N'},{'A' if self.seasonal else 'N'})"
+
+
+def _ets_fit(z: pd.Series, spec: EtsSpec, period: int, deadline: float) -> Any | None:
+    """MLE with estimated initial states; if that does not converge, again from heuristic ones."""
+    for init in ETS_INITIALISATIONS:
+        _check(deadline)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                model = ETSModel(
+                    z,
+                    error="add",
+                    trend="add" if spec.damped else None,
+                    damped_trend=spec.damped,
+                    seasonal="add" if spec.seasonal else None,
+                    seasonal_periods=period if spec.seasonal else None,
+                    initialization_method=init,
+                )
+                res = model.fit(disp=False, maxiter=1000)
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+        if res.mle_retvals.get("converged", True) and np.isfinite(res.aicc):
+            return res
+    return None
+
+
+def ets(
+    z: np.ndarray,
+    horizon: int,
+    levels: tuple[float, ...],
+    season: Seasonality,
+    deadline: float,
+    *,
+    spec: EtsSpec | None = None,
+) -> Member | None:
+    """ETS chosen by AICc among trend none / damped and seasonal none / additive."""
+    n = len(z)
+    adj = fourier_adjust(z, season.period, spec.fourier_k if spec else None)
+    base = z - adj.at(np.arange(n), season.period)
+    period = season.s
+    can_season = bool(period) and n >= 2 * period + 2
+    if spec is not None:
+        specs = [spec]
+    else:
+        seasonal = [False, True] if can_season else [False]
+        specs = [EtsSpec(damped, s, adj.k) for s in seasonal for damped in (False, True)]
+    best: tuple[Any, EtsSpec] | None = None
+    series = pd.Series(base)
+    for cand in specs:
+        if cand.damped and n < 10:
+            continue
+        res = _ets_fit(series, cand, period, deadline)
+        if res is not None and (best is None or res.aicc < best[0].aicc):
+            best = (res, cand)
+    if best is None:
+        return None
+    res, chosen = best
+    frame = [res.get_prediction(start=n, end=n + horizon - 1).summary_frame(alpha=1 - lv)
+             for lv in levels]  # fmt: skip
+    shift = adj.at(np.arange(n, n + horizon), season.period)
+    mean = np.asarray(frame[0]["mean"], dtype=float) + shift
+    iv = {
+        lv: (np.asarray(f["pi_lower"], dtype=float) + shift,
+             np.asarray(f["pi_upper"], dtype=float) + shift)
+        for lv, f in zip(levels, frame, strict=True)
+    }  # fmt: skip
+    label = chosen.label() + (f" K={adj.k}" if adj.k else "")
+    return Member("ets", label, mean, iv, chosen, float(res.aicc))
+
+
+# --- Theta ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThetaSpec:
+    deseasonalize: bool
+    fourier_k: int = 0
+
+
+def theta(
+    z: np.ndarray,
+    horizon: int,
+    levels: tuple[float, ...],
+    season: Seasonality,
+    deadline: float,
+    *,
+    spec: ThetaSpec | None = None,
+) -> Member | None:
+    """The Theta method; monthly seasonality by ThetaModel's own test (or `spec`)."""
+    _check(deadline)
+    n = len(z)
+    adj = fourier_adjust(z, season.period, spec.fourier_k if spec else None)
+    base = z - adj.at(np.arange(n), season.period)
+    period = season.s if season.s and n >= 2 * season.s else 1
+    deseason = (spec.deseasonalize and period > 1) if spec is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model = ThetaModel(
+                base,
+                period=period,
+                deseasonalize=bool(deseason) if deseason is not None else period > 1,
+                use_test=deseason is None,
+                method="additive",
+            )
+            res = model.fit()
+            mean = np.asarray(res.forecast(horizon), dtype=float)
+            bounds = {
+                lv: np.asarray(res.prediction_intervals(horizon, alpha=1 - lv), dtype=float)
+                for lv in levels
+            }
+        except (ValueError, np.linalg.LinAlgError):
+            return None
+    if not np.all(np.isfinite(mean)):
+        return None
+    shift = adj.at(np.arange(n, n + horizon), season.period)
+    # the outcome of ThetaModel's seasonality test is only kept in this attribute
+    chosen = ThetaSpec(bool(getattr(model, "_has_seasonality", False)), adj.k)
+    iv = {lv: (b[:, 0] + shift, b[:, 1] + shift) for lv, b in bounds.items()}
+    label = (
+        "Theta" + (" seasonal" if chosen.deseasonalize else "") + (f" K={adj.k}" if adj.k else "")
+    )
+    return Member("theta", label, mean + shift, iv, chosen)
