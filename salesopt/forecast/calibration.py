@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import numpy as np
 
-INF = float("inf")
-
 
 def scores(
     actual: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.ndarray
 ) -> np.ndarray:
-    """Scores of each point (0 on the forecast, 1 on the bound, inf outside a zero width)."""
+    """Scores of each point (0 on the forecast, 1 on the bound).
+
+    NaN where that side of the interval has zero width (a constant or zero forecast): no
+    factor can widen it, so such points say nothing about a factor and are left out.
+    """
     y, p = np.log1p(actual), np.log1p(point)
     above = actual >= point
     width = np.where(above, np.log1p(upper) - p, p - np.log1p(lower))
-    distance = np.abs(y - p)
-    out = np.full(len(actual), INF)
-    np.divide(distance, width, out=out, where=width > 0)
-    out[distance == 0] = 0.0
+    out = np.full(len(actual), np.nan)
+    np.divide(np.abs(y - p), width, out=out, where=width > 0)
     return out
 
 

@@ -63,6 +63,7 @@ class Outcome:
     # each family's forecast in units, and the structures to refit (served by a combination)
     members: dict[str, tuple[np.ndarray, Intervals]] = field(default_factory=dict)
     specs: dict[str, Any] = field(default_factory=dict)
+    families_tried: bool = False  # the series reached the families (served by them or not)
 
 
 @contextmanager
@@ -142,7 +143,9 @@ def _combined(
     """
     kept, notes = _members(y, horizon, spec, deadline, fixed)
     if not kept:
-        return _fallback(y, horizon, spec, "; ".join(notes) or "no model family to fit")
+        fallback = _fallback(y, horizon, spec, "; ".join(notes) or "no model family to fit")
+        fallback.families_tried = True
+        return fallback
     members = {
         m.family: (np.maximum(point, 0.0),
                    {lv: (np.expm1(lo), np.expm1(hi)) for lv, (lo, hi) in m.intervals.items()})
@@ -162,6 +165,7 @@ def _combined(
     out = Outcome("ok", model, point, intervals, label, None, aicc, [why, *notes])
     out.members = members
     out.specs = {m.family: m.spec for m, _ in kept}
+    out.families_tried = True
     return out
 
 
@@ -171,7 +175,7 @@ def choose(
     """The forecast for `y` (complete, zero-filled, non-negative, no NaN) by the chain above.
 
     `fixed` (family -> structure, from `Outcome.specs`) refits those structures instead of
-    selecting them again; the backtest uses it.
+    selecting them again, and fits no other family (`{}`: none); the backtest uses it.
     """
     if len(y) == 0 or not np.any(y > 0):
         point, iv = fallbacks.zero(horizon, spec.levels)
@@ -193,7 +197,9 @@ def choose(
         with time_limit(spec.time_limit_s + 0.5):
             return _combined(y, horizon, spec, deadline, fixed)
     except TimeLimitError:
-        return _fallback(y, horizon, spec, f"time limit {spec.time_limit_s:g}s exceeded")
+        out = _fallback(y, horizon, spec, f"time limit {spec.time_limit_s:g}s exceeded")
+        out.families_tried = True
+        return out
 
 
 def finish(outcome: Outcome) -> Outcome:

@@ -33,8 +33,7 @@ from salesopt.forecast.selection import (
     TimeLimitError,
     fit_final,
     forecast_fit,
-    fourier,
-    fourier_pairs,
+    fourier_adjust,
     score_candidate,
     select,
 )
@@ -62,34 +61,6 @@ class Member:
 def _check(deadline: float) -> None:
     if time.monotonic() > deadline:
         raise TimeLimitError
-
-
-# --- seasonal adjustment for non-integer or Fourier seasons -------------------------------------
-
-
-@dataclass(frozen=True)
-class Adjustment:
-    """Fourier season removed before fitting: `k` pairs with coefficients `beta`."""
-
-    k: int
-    beta: np.ndarray
-
-    def at(self, t: np.ndarray, period: float) -> np.ndarray:
-        x = fourier(t.astype(float), period, self.k)
-        return np.zeros(len(t)) if x is None else x @ self.beta
-
-
-def fourier_adjust(z: np.ndarray, period: float, k: int | None = None) -> Adjustment:
-    """The Fourier season of `z`: `k` pairs (else `fourier_pairs`), fitted with level and trend."""
-    n = len(z)
-    k = fourier_pairs(z, period) if k is None else k
-    t = np.arange(n, dtype=float)
-    x = fourier(t, period, k)
-    if x is None:
-        return Adjustment(0, np.zeros(0))
-    design = np.column_stack([np.ones(n), t, x])
-    coef = np.linalg.lstsq(design, z, rcond=None)[0]
-    return Adjustment(k, np.asarray(coef[2:], dtype=float))
 
 
 # --- ARIMA ---------------------------------------------------------------------------------------

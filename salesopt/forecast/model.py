@@ -2,7 +2,7 @@
 
 `forecast_product(series, spec, origin)` takes one product's complete series (columns
 `product_id`, `ds`, `y`; one row per period, zero-filled, ending at `origin`) and returns rows of
-three kinds in one frame (OUTPUT_SCHEMA), which the stage splits into the three gold tables:
+four kinds in one frame (OUTPUT_SCHEMA), which the stage turns into the four gold tables:
 
 - `forecast`: one row per horizon step and interval level;
 - `status`: exactly one row (ok / fallback / failed, model, order, reason, n_obs, AICc, seconds);
@@ -137,15 +137,13 @@ def horizon_buckets(horizon: int) -> list[tuple[str, int, int]]:
     for first, last in ((1, 4), (5, 8), (9, horizon)):
         if first <= horizon:
             last = min(last, horizon)
-            out.append((f"{first}-{last}" if last > first else str(first), first, last))
+            out.append((f"{first}-{last}", first, last))
     return out
 
 
 def _fold_methods(out: Outcome, served: Outcome, families: tuple[str, ...]) -> dict[str, Outcome]:
     """The served forecast and each family's; a family the fold has not fitted counts the served."""
     runs = {"model": served}
-    if not served.members and not out.members:
-        return runs
     for family in families:
         if family not in out.members:
             continue  # not part of the served forecast on the whole history
@@ -173,13 +171,16 @@ def _backtest_rows(
     hits: dict[tuple[str, str, float], float] = {}
     score_rows: list[dict[str, Any]] = []
     steps = np.arange(1, horizon + 1)
-    # scores are labelled by the buckets of the delivered forecast they calibrate
+    # scores are labelled by the buckets of the delivered forecast they calibrate; a bucket the
+    # backtest horizon does not cover whole gets none (its intervals keep factor 1)
     step_bucket = {
         step: label for label, first, last in horizon_buckets(spec.horizon)[1:]
+        if last <= horizon
         for step in range(first, last + 1)
     }  # fmt: skip
     splits = backtest.folds(len(y), spec.backtest_folds, horizon, lag + 1)
-    fixed = out.specs or None
+    # the structures of the whole history; {} when the families were tried and none served
+    fixed = out.specs if out.families_tried else None
     for train_end, test_end in splits:
         train, actual = y[:train_end], y[train_end:test_end]
         scale = backtest.mase_scale(train, lag)
@@ -195,7 +196,7 @@ def _backtest_rows(
                 {"product_id": pid, "kind": "score", "model": out.model, "level": lv,
                  "step": int(step), "horizon": step_bucket[int(step)], "score": float(value)}
                 for step, value in zip(steps, values, strict=True)
-                if step in step_bucket
+                if step in step_bucket and not np.isnan(value)
             ]  # fmt: skip
         for method, run in runs.items():
             for label, first, last in buckets:

@@ -112,16 +112,36 @@ def deseasonalised(z: np.ndarray, season: Seasonality) -> np.ndarray:
     """`z` without its Fourier season (weekly, daily), for the differencing test.
 
     Like auto.arima with Fourier regressors, the test runs on what the regression leaves: a
-    strong season left in would hide a trend from KPSS. The pairs are chosen by
-    `fourier_pairs`; the season is fitted with an intercept only, so a trend stays in.
+    strong season left in would hide a trend from KPSS. The season is fitted together with a
+    level and a linear trend (`fourier_adjust`) and only the season is removed.
     """
-    k = fourier_pairs(z, season.period)
-    x = fourier(np.arange(len(z), dtype=float), season.period, k)
+    adj = fourier_adjust(z, season.period)
+    return z - adj.at(np.arange(len(z)), season.period)
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """Fourier season removed before fitting: `k` pairs with coefficients `beta`."""
+
+    k: int
+    beta: np.ndarray
+
+    def at(self, t: np.ndarray, period: float) -> np.ndarray:
+        x = fourier(t.astype(float), period, self.k)
+        return np.zeros(len(t)) if x is None else x @ self.beta
+
+
+def fourier_adjust(z: np.ndarray, period: float, k: int | None = None) -> Adjustment:
+    """The Fourier season of `z`: `k` pairs (else `fourier_pairs`), fitted with level and trend."""
+    n = len(z)
+    k = fourier_pairs(z, period) if k is None else k
+    t = np.arange(n, dtype=float)
+    x = fourier(t, period, k)
     if x is None:
-        return z
-    design = np.column_stack([np.ones(len(z)), x])
+        return Adjustment(0, np.zeros(0))
+    design = np.column_stack([np.ones(n), t, x])
     coef = np.linalg.lstsq(design, z, rcond=None)[0]
-    return np.asarray(z - x @ coef[1:], dtype=float)
+    return Adjustment(k, np.asarray(coef[2:], dtype=float))
 
 
 def fourier_pairs(z: np.ndarray, period: float) -> int:

@@ -1,4 +1,4 @@
-"""Forecasting stage: reads gold sales, fits every product in parallel, writes three gold tables.
+"""Forecasting stage: reads gold sales, fits every product in parallel, writes four gold tables.
 
     gold/sales_weekly (or sales_daily) -> gold/forecasts, gold/forecast_status,
                                           gold/forecast_metrics, gold/forecast_calibration
@@ -116,8 +116,8 @@ def _stamp(df: DataFrame, ctx: StageContext) -> DataFrame:
 def calibration_factors(scores: DataFrame, levels: tuple[float, ...], min_points: int) -> DataFrame:
     """Grain: (model, level, horizon). The `level` quantile of the backtest scores.
 
-    `applied` when the group has at least `min_points` scores and a finite factor; otherwise the
-    factor used is 1 (intervals as the model gives them).
+    `applied` when the group has at least `min_points` scores and a positive, finite factor;
+    otherwise the factor used is 1 (intervals as the model gives them).
     """
     parts = []
     for lv in levels:
@@ -132,7 +132,8 @@ def calibration_factors(scores: DataFrame, levels: tuple[float, ...], min_points
     factors = parts[0]
     for part in parts[1:]:
         factors = factors.unionByName(part)
-    applied = (F.col("n_points") >= min_points) & (F.col("quantile") < F.lit(float("inf")))
+    finite = (F.col("quantile") > 0) & (F.col("quantile") < F.lit(float("inf")))
+    applied = (F.col("n_points") >= min_points) & finite
     return factors.select(
         "model", "level", "horizon", "n_points", "raw_coverage",
         F.when(applied, F.col("quantile")).otherwise(F.lit(1.0)).alias("factor"),
@@ -168,12 +169,12 @@ def split_tables(out: DataFrame, settings: ForecastSettings) -> dict[str, DataFr
     levels = tuple(settings.interval_levels)
     scores = out.where(F.col("kind") == "score")
     factors = calibration_factors(scores, levels, settings.calibration_min_points)
-    buckets = horizon_buckets(settings.horizon)[1:]
-    horizon_of_step = spark.createDataFrame(
-        [(step, label) for label, first, last in buckets for step in range(first, last + 1)],
-        "step int, horizon string",
-    )
     if settings.calibrate:
+        buckets = horizon_buckets(settings.horizon)[1:]
+        horizon_of_step = spark.createDataFrame(
+            [(step, label) for label, first, last in buckets for step in range(first, last + 1)],
+            "step int, horizon string",
+        )
         forecasts = calibrated(raw, factors, horizon_of_step)
         scored = scores.join(
             factors.select("model", "level", "horizon", "factor"),
@@ -242,7 +243,7 @@ def _summary(
 
 
 def run(ctx: StageContext) -> StageResult:
-    """Forecasts every product in the sales table and writes the three gold tables."""
+    """Forecasts every product in the sales table and writes the four gold tables."""
     settings = ctx.settings.forecast
     started = time.perf_counter()
     sales = _read_sales(ctx)

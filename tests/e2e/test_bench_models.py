@@ -138,8 +138,13 @@ def test_forecast_real_bench(tmp_path: Path) -> None:
     served = rows["served mean MASE below each family's"]
     assert served[2] == f"< {best:.3f}"
     assert served[3] == ("met" if methods["model"]["mean_mase"] < best else "missed")
-    for level in ("80%", "95%"):
-        coverage = rows[f"served {level} interval coverage"]
-        assert 0.0 <= float(coverage[1]) <= 1.0
+    for level, key in (("80%", "coverage_0.8"), ("95%", "coverage_0.95")):
+        raw = rows[f"served {level} interval coverage, uncalibrated"]
+        assert raw[1] == f"{methods['model'][key]:.3f}"
+        calibrated = rows[f"served {level} interval coverage, calibrated"]
+        assert calibrated[1] == f"{r['calibration'][key]:.3f}"
+        nominal = float(level[:2]) / 100
+        within = abs(r["calibration"][key] - nominal) <= 0.05
+        assert calibrated[3] == ("met" if within else "missed")
     assert sum(r["served_by"].values()) == 6
     assert 0 < r["cpu_s_per_series_forecast"] < r["cpu_s_per_series_with_backtest"]

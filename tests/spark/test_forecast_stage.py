@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
@@ -11,7 +12,8 @@ from pyspark.sql import functions as F
 
 from salesopt.context import StageContext
 from salesopt.errors import StageFailed
-from salesopt.forecast import prepare, stage
+from salesopt.forecast import calibration, prepare, stage
+from salesopt.forecast.model import ForecastSpec, forecast_product
 from salesopt.forecast.synthetic import planted_series
 from salesopt.io.tables import Warehouse
 
@@ -39,7 +41,13 @@ def result(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, base_s
     root = tmp_path_factory.mktemp("fc")
     settings = base_settings.with_overrides(
         paths={"warehouse": str(root / "warehouse")},
-        forecast={"frequency": "weekly", "horizon": 4, "backtest_folds": 1, "partitions": 4},
+        forecast={
+            "frequency": "weekly",
+            "horizon": 4,
+            "backtest_folds": 1,
+            "partitions": 4,
+            "calibration_min_points": 8,
+        },
     )
     warehouse = Warehouse.from_settings(settings)
     warehouse.overwrite(_weekly_sales(spark), "gold", "sales_weekly")
@@ -95,14 +103,33 @@ def test_metrics_have_product_and_overall_rows_per_method_and_horizon(result) ->
     assert res.summary["backtest_horizon"] == 4
 
 
-def test_calibration_table_reports_every_group_of_the_run(result) -> None:
+def test_calibration_is_applied_to_the_served_intervals(result) -> None:
     ctx, _ = result
     cal = ctx.warehouse.read_as_of(ctx.spark, "gold", "forecast_calibration", AS_OF).toPandas()
     assert set(cal["level"]) == {0.8, 0.95} and set(cal["horizon"]) == {"1-4"}
-    assert "combination" in set(cal["model"])
-    # 1 fold of 4 points per product: far under calibration_min_points, so nothing is scaled
-    assert (~cal["applied"]).all() and (cal["factor"] == 1.0).all()
-    assert (cal["calibrated_coverage"] == cal["raw_coverage"]).all()
+    combo = cal[cal["model"] == "combination"].set_index("level")
+    # 3 planted products x 1 fold x 4 steps = 12 scores per level, above the fixture's 8
+    assert (combo["n_points"] == 12).all() and combo["applied"].all()
+    assert (combo["calibrated_coverage"] >= combo.index.to_numpy() - 1e-9).all()
+    assert (cal.loc[cal["n_points"] < 8, "factor"] == 1.0).all()
+    # end to end: the stage's interval is the per-product function's, scaled by the factor
+    origin = prepare.origin_for(AS_OF, "weekly")
+    good = planted_series(3, 78, "weekly", seed=5, start=START)
+    series = good[(good["product_id"] == "S000000") & (good["ds"] <= origin)]
+    spec = ForecastSpec.from_settings(ctx.settings.forecast)
+    raw = forecast_product(series.assign(y=series["y"].astype(int)), spec, origin)
+    raw = raw[(raw["kind"] == "forecast") & (raw["level"] == 0.8)].set_index("step")
+    fc = ctx.warehouse.read_as_of(ctx.spark, "gold", "forecasts", AS_OF).toPandas()
+    got = fc[(fc["product_id"] == "S000000") & (fc["level"] == 0.8)].set_index("step")
+    lower, upper = calibration.scaled_bounds(
+        raw["yhat"].to_numpy(),
+        raw["yhat_lower"].to_numpy(),
+        raw["yhat_upper"].to_numpy(),
+        float(combo.loc[0.8, "factor"]),
+    )
+    assert got["yhat"].to_numpy() == pytest.approx(raw["yhat"].to_numpy())
+    assert got["yhat_lower"].to_numpy() == pytest.approx(lower)
+    assert got["yhat_upper"].to_numpy() == pytest.approx(upper)
 
 
 def test_calibration_factor_is_the_level_quantile_of_the_scores(spark: SparkSession) -> None:
@@ -112,6 +139,8 @@ def test_calibration_factor_is_the_level_quantile_of_the_scores(spark: SparkSess
     df = spark.createDataFrame(scores, "model string, level double, horizon string, score double")
     got = stage.calibration_factors(df, (0.8,), min_points=20).toPandas().set_index("model")
     assert got.loc["combination", "factor"] == pytest.approx(1.6)
+    values = np.array([v / 10.0 for v in range(1, 21)])
+    assert got.loc["combination", "factor"] == calibration.factor(values, 0.8)  # same rule
     assert got.loc["combination", "raw_coverage"] == pytest.approx(0.5)
     assert bool(got.loc["combination", "applied"])
     assert not got.loc["croston", "applied"] and got.loc["croston", "factor"] == 1.0  # too few

@@ -16,10 +16,12 @@ def test_scores_measure_distance_in_half_widths_on_log1p() -> None:
     assert got == pytest.approx([0.0, 0.5, 2.0, 2.0])
 
 
-def test_zero_width_interval_scores_zero_on_the_point_and_inf_off_it() -> None:
-    zero = np.zeros(2)
-    got = calibration.scores(np.array([0.0, 3.0]), zero, zero, zero)
-    assert got[0] == 0.0 and np.isinf(got[1])
+def test_a_zero_width_side_gives_no_score() -> None:
+    zero = np.zeros(3)
+    upper = np.array([0.0, 0.0, 2.0])
+    got = calibration.scores(np.array([0.0, 3.0, 1.0]), zero, zero, upper)
+    assert np.isnan(got[0]) and np.isnan(got[1])  # nothing can widen a zero width
+    assert got[2] == pytest.approx(np.log1p(1.0) / np.log1p(2.0))
 
 
 def test_factor_is_the_smallest_score_covering_the_level() -> None:

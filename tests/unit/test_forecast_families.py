@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
-from salesopt.forecast import chain, families
+from salesopt.forecast import chain, families, selection
 from salesopt.forecast.model import ForecastSpec, forecast_product, horizon_buckets
 from salesopt.forecast.selection import SEASONALITY
 from salesopt.forecast.synthetic import planted_mixture, planted_series
@@ -57,15 +57,28 @@ def test_theta_deseasonalises_when_its_test_finds_the_season() -> None:
 def test_weekly_season_is_removed_by_fourier_terms_before_ets_and_theta() -> None:
     y = planted_series(1, 156, "weekly", seed=8)["y"].to_numpy()
     z = np.log1p(y)
-    adj = families.fourier_adjust(z, WEEKLY.period)
+    adj = selection.fourier_adjust(z, WEEKLY.period)
     assert adj.k >= 1
     ets = families.ets(z, 8, LEVELS, WEEKLY, _deadline())
     assert ets is not None and f"K={adj.k}" in ets.label
     assert ets.spec.fourier_k == adj.k
 
 
-def test_a_short_series_gets_no_fourier_season() -> None:
-    assert families.fourier_adjust(np.zeros(50), WEEKLY.period).k == 0  # < one season
+def test_a_series_shorter_than_a_season_gets_no_fourier_season() -> None:
+    t = np.arange(80)
+    z = np.log1p(50 + 20 * np.sin(2 * np.pi * t / WEEKLY.period))
+    assert selection.fourier_adjust(z[:50], WEEKLY.period).k == 0  # < one season + coefficients
+    assert selection.fourier_adjust(z, WEEKLY.period).k >= 1
+
+
+def test_the_differencing_test_sees_a_trend_under_a_strong_season() -> None:
+    t = np.arange(104)
+    trend = 0.01 * t
+    z = np.log1p(50) + trend + 0.5 * np.sin(2 * np.pi * t / WEEKLY.period)
+    left = selection.deseasonalised(z, WEEKLY)
+    slope = np.polyfit(t, left, 1)[0]
+    assert slope == pytest.approx(0.01, rel=0.02)  # the trend stays whole
+    assert np.std(left - np.polyval(np.polyfit(t, left, 1), t)) < 0.01  # the season is gone
 
 
 def test_refit_with_a_spec_keeps_the_structure() -> None:
@@ -75,7 +88,12 @@ def test_refit_with_a_spec_keeps_the_structure() -> None:
         assert full is not None
         again = fit(z[:-24], 12, LEVELS, MONTHLY, _deadline(), spec=full.spec)
         assert again is not None and again.label == full.label
-        assert not np.allclose(again.mean, full.mean)  # estimated on the shorter history
+        if isinstance(full.spec, selection.Fit):  # same orders, parameters of the shorter data
+            assert (again.spec.candidate, again.spec.d, again.spec.sd) == (
+                full.spec.candidate, full.spec.d, full.spec.sd)  # fmt: skip
+            assert not np.allclose(again.spec.result.params, full.spec.result.params)
+        else:
+            assert again.spec == full.spec
 
 
 def test_served_forecast_is_the_mean_of_the_families_in_units() -> None:
@@ -124,7 +142,8 @@ def test_ets_retries_from_heuristic_initial_states(monkeypatch) -> None:
 def test_horizon_buckets() -> None:
     assert horizon_buckets(18) == [("all", 1, 18), ("1-4", 1, 4), ("5-8", 5, 8), ("9-18", 9, 18)]
     assert horizon_buckets(6) == [("all", 1, 6), ("1-4", 1, 4), ("5-6", 5, 6)]
-    assert horizon_buckets(9) == [("all", 1, 9), ("1-4", 1, 4), ("5-8", 5, 8), ("9", 9, 9)]
+    assert horizon_buckets(9) == [("all", 1, 9), ("1-4", 1, 4), ("5-8", 5, 8), ("9-9", 9, 9)]
+    assert horizon_buckets(1) == [("all", 1, 1), ("1-1", 1, 1)]
 
 
 def test_bucket_sums_add_up_to_the_whole_horizon() -> None:
