@@ -118,9 +118,9 @@ def test_calibration_is_applied_to_the_served_intervals(result) -> None:
     series = good[(good["product_id"] == "S000000") & (good["ds"] <= origin)]
     spec = ForecastSpec.from_settings(ctx.settings.forecast)
     raw = forecast_product(series.assign(y=series["y"].astype(int)), spec, origin)
-    raw = raw[(raw["kind"] == "forecast") & (raw["level"] == 0.8)].set_index("step")
+    raw = raw[(raw["kind"] == "forecast") & (raw["level"] == 0.8)].set_index("step").sort_index()
     fc = ctx.warehouse.read_as_of(ctx.spark, "gold", "forecasts", AS_OF).toPandas()
-    got = fc[(fc["product_id"] == "S000000") & (fc["level"] == 0.8)].set_index("step")
+    got = fc[(fc["product_id"] == "S000000") & (fc["level"] == 0.8)].set_index("step").sort_index()
     lower, upper = calibration.scaled_bounds(
         raw["yhat"].to_numpy(),
         raw["yhat_lower"].to_numpy(),
