@@ -243,34 +243,46 @@ def score_candidate(
     return Fit(cand, d, sd, score, params, beta, converged=False)
 
 
+RETRY_METHOD = "nm"  # Nelder-Mead from where L-BFGS stopped, when L-BFGS does not converge
+RETRY_ITER_FACTOR = 10  # its iterations: this x max_iter (it needs many more, each cheap)
+
+
 def fit_final(
     z: np.ndarray, approx: Fit, season: Seasonality, deadline: float, max_iter: int
 ) -> Fit | None:
     """Maximum likelihood fit of a ranked candidate; None if it fails or does not converge.
 
-    The optimizer checks the deadline at every iteration and raises `TimeLimitError`.
+    L-BFGS from the fast estimates first; if it does not converge, Nelder-Mead from where it
+    stopped. The optimizers check the deadline at every iteration and raise `TimeLimitError`.
     """
 
-    def check(_: Any) -> None:
+    def check(*_: Any) -> None:
         if time.monotonic() > deadline:
             raise TimeLimitError
 
     cand = approx.candidate
     n_eff = len(z) - approx.d - approx.sd * season.s
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            model, beta = _model(z, cand, approx.d, approx.sd, season)
-            res = model.fit(
-                start_params=approx.result,
-                disp=False,
-                maxiter=max_iter,
-                method="lbfgs",
-                callback=check,
-                cov_type="none",  # parameter covariances are not used: no numerical Hessian
-            )
-        except (ValueError, np.linalg.LinAlgError):
-            return None
+    start = approx.result
+    res = None
+    for method, iterations in (("lbfgs", max_iter), (RETRY_METHOD, RETRY_ITER_FACTOR * max_iter)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                model, beta = _model(z, cand, approx.d, approx.sd, season)
+                res = model.fit(
+                    start_params=start,
+                    disp=False,
+                    maxiter=iterations,
+                    method=method,
+                    callback=check,
+                    cov_type="none",  # parameter covariances are not used: no numerical Hessian
+                )
+            except (ValueError, np.linalg.LinAlgError):
+                return None
+        if res.mle_retvals.get("converged", False):
+            break
+        start = np.asarray(res.params, dtype=float)
+    assert res is not None
     score = _aicc_of(float(res.llf), len(res.params), cand, n_eff)
     if not res.mle_retvals.get("converged", False) or not np.isfinite(score):
         return None

@@ -209,3 +209,24 @@ def test_score_rows_calibrate_each_backtest_point_of_the_served_forecast() -> No
     for level in (0.8, 0.95):  # a score <= 1 is a point inside the interval
         inside = (scores.loc[scores["level"] == level, "score"] <= 1.0 + 1e-12).sum()
         assert inside == covered[level]
+
+
+def test_arima_retries_with_nelder_mead_when_lbfgs_does_not_converge(monkeypatch) -> None:
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    methods: list[str] = []
+    fit = SARIMAX.fit
+
+    def lbfgs_fails(self, *args, **kwargs):
+        methods.append(kwargs["method"])
+        res = fit(self, *args, **kwargs)
+        if kwargs["method"] == "lbfgs":
+            res.mle_retvals["converged"] = False
+        return res
+
+    monkeypatch.setattr(SARIMAX, "fit", lbfgs_fails)
+    z = _seasonal_monthly(96)
+    ranked, _ = selection.select(z, MONTHLY, _deadline())
+    got = selection.fit_final(z, ranked[0], MONTHLY, _deadline(), max_iter=100)
+    assert methods == ["lbfgs", "nm"]
+    assert got is not None and got.converged and got.result.mle_retvals["converged"]
