@@ -161,7 +161,8 @@ def _backtest_rows(
     """Error sums per method and horizon bucket on the same out-of-sample folds.
 
     Methods: `model` (the served procedure), each family of the served combination (its
-    structure refitted on the fold, see docs/forecasting.md) and `seasonal_naive`.
+    structure refitted on the fold, see docs/forecasting.md) and `seasonal_naive` (the naive,
+    lag 1, where the fold's training part is shorter than a season).
     """
     lag = spec.season.naive_lag
     chain = spec.chain()
@@ -178,7 +179,8 @@ def _backtest_rows(
         if last <= horizon
         for step in range(first, last + 1)
     }  # fmt: skip
-    splits = backtest.folds(len(y), spec.backtest_folds, horizon, lag + 1)
+    # a fold needs the history the served procedure needs (shorter series fall back anyway)
+    splits = backtest.folds(len(y), spec.backtest_folds, horizon, max(spec.min_obs, 2))
     # the structures of the whole history; {} when the families were tried and none served
     fixed = out.specs if out.families_tried else None
     for train_end, test_end in splits:
@@ -188,7 +190,8 @@ def _backtest_rows(
         runs = _fold_methods(out, served, chain.families)
         runs["seasonal_naive"] = finish(
             Outcome("fallback", "seasonal_naive",
-                    *fallbacks.seasonal_naive(train, len(actual), spec.levels, lag))
+                    *fallbacks.seasonal_naive(train, len(actual), spec.levels,
+                                              lag if len(train) >= lag else 1))
         )  # fmt: skip
         for lv, (lo, hi) in served.intervals.items():
             values = calibration.scores(actual, served.point, lo, hi)

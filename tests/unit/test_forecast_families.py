@@ -230,3 +230,13 @@ def test_arima_retries_with_nelder_mead_when_lbfgs_does_not_converge(monkeypatch
     got = selection.fit_final(z, ranked[0], MONTHLY, _deadline(), max_iter=100)
     assert methods == ["lbfgs", "nm"]
     assert got is not None and got.converged and got.result.mle_retvals["converged"]
+
+
+def test_a_year_of_weekly_history_still_gets_folds_at_the_full_horizon() -> None:
+    frame = planted_series(1, 57, "weekly", seed=4)  # shorter than a season plus 3 x 8 weeks
+    spec = ForecastSpec(horizon=8, backtest_folds=3)
+    out = forecast_product(frame, spec, frame["ds"].max())
+    m = out.query("kind == 'metric' and horizon == 'all' and level == 0.8").set_index("method")
+    assert (m["n_folds"] == 3).all() and (m["n_points"] == 24).all()
+    # the baseline is the naive (last value) where a fold has less than a season of training
+    assert m.loc["seasonal_naive", "sum_abs_error"] > 0 and m.loc["model", "n_scaled"] == 24
