@@ -18,20 +18,17 @@ from __future__ import annotations
 import argparse
 import ast
 import os
-import subprocess
 import sys
 import time
 import zipfile
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.common import Row, Timer, add_json_option, report, status
+from bench.common import Row, Timer, add_json_option, downloaded_wheel, report, status
 
 PMDARIMA = "pmdarima==2.1.1"
-CACHE = Path.home() / ".cache" / "salesopt-bench"  # the downloaded wheel; outside the repo
 EFFICIENCY_TARGET = 0.8  # Spark series/s over cores x the serial loop's series/s
 COST_TARGET = 0.5  # CPU seconds per series: all families, selection, backtest at the horizon
 REAL_SERIES = {"wineind": (date(1980, 1, 1), "wineind.py"),
@@ -121,16 +118,8 @@ def cost_per_series(frequency: str, periods: int, n: int, folds: int) -> dict[st
 
 def real_series() -> dict[str, pd.DataFrame]:
     """Monthly series read from the pmdarima wheel (downloaded once, not installed)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(CACHE.glob("pmdarima-*.whl"))
-    if not wheels:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             PMDARIMA, "-d", str(CACHE)], check=True, capture_output=True,
-        )  # fmt: skip
-        wheels = sorted(CACHE.glob("pmdarima-*.whl"))
     frames = {}
-    with zipfile.ZipFile(wheels[-1]) as wheel:
+    with zipfile.ZipFile(downloaded_wheel(PMDARIMA)) as wheel:
         for name, (start, member) in REAL_SERIES.items():
             source = wheel.read(f"pmdarima/datasets/{member}").decode()
             values = _array_literal(source)

