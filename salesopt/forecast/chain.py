@@ -3,11 +3,11 @@
 Order of decisions (docs/forecasting.md):
 no observations or all zero -> `zero`; shorter than `min_obs` -> `seasonal_naive` if it has a
 full season, else `mean`; constant -> `mean`; share of zero periods above `intermittent_share`
--> `croston`; otherwise the families (automatic ARIMA, ETS, Theta) on log1p(units), served as
-the mean (in units) of those that fit, converge and stay within `explode_factor` x the largest
-observation. With no eligible family, or when the time limit passes, it falls back to the
-seasonal naive (else mean). Every result is truncated at zero and its intervals are ordered so
-that lower <= yhat <= upper.
+-> `tsb` (Croston and SBA beside it for the backtest); otherwise the families (automatic
+ARIMA, ETS, Theta) on log1p(units), served as the mean (in units) of those that fit, converge
+and stay within `explode_factor` x the largest observation. With no eligible family, or when
+the time limit passes, it falls back to the seasonal naive (else mean). Every result is
+truncated at zero and its intervals are ordered so that lower <= yhat <= upper.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from salesopt.forecast import fallbacks, families
+from salesopt.forecast import fallbacks, families, intermittent
 from salesopt.forecast.fallbacks import Intervals
 from salesopt.forecast.families import FAMILIES, Member
 from salesopt.forecast.selection import SEASONALITY, Seasonality, TimeLimitError
@@ -166,6 +166,18 @@ def _combined(
     return out
 
 
+def _intermittent(y: np.ndarray, horizon: int, spec: ChainSpec, zero_share: float) -> Outcome:
+    """TSB served; Croston and SBA kept as members, so the backtest compares all three."""
+    runs = intermittent.forecasts(y, horizon, spec.levels, spec.season.naive_lag)
+    point, iv, label = runs[intermittent.SERVED]
+    others = ", ".join(m for m in runs if m != intermittent.SERVED)
+    why = f"{intermittent.SERVED} served ({others} compared in the backtest)"
+    out = Outcome("ok", intermittent.SERVED, point, iv, label,
+                  f"intermittent: {zero_share:.0%} zero", notes=[why])  # fmt: skip
+    out.members = {method: (p, bounds) for method, (p, bounds, _) in runs.items()}
+    return out
+
+
 def choose(
     y: np.ndarray, horizon: int, spec: ChainSpec, fixed: dict[str, Any] | None = None
 ) -> Outcome:
@@ -185,10 +197,7 @@ def choose(
         return Outcome("fallback", "mean", point, iv, reason="constant")
     zero_share = float(np.mean(y == 0))
     if zero_share > spec.intermittent_share:
-        point, iv = fallbacks.croston_sba(y, horizon, spec.levels, spec.season.naive_lag)
-        return Outcome(
-            "fallback", "croston", point, iv, reason=f"intermittent: {zero_share:.0%} zero"
-        )
+        return _intermittent(y, horizon, spec, zero_share)
     deadline = time.monotonic() + spec.time_limit_s
     try:
         with time_limit(spec.time_limit_s + 0.5):

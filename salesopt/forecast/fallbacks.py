@@ -2,18 +2,15 @@
 
 Each returns `(point, {level: (lower, upper)})` for steps 1..horizon. The chain is documented in
 docs/forecasting.md: zero (no or only zero sales) -> seasonal naive (at least one season of
-history) -> mean of the last season; intermittent series use Croston's method (SBA variant).
+history) -> mean of the last season. Intermittent series have their own methods (intermittent.py).
 """
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 from scipy.stats import norm
 
 Intervals = dict[float, tuple[np.ndarray, np.ndarray]]
-CROSTON_ALPHA = 0.1
 
 
 def z_value(level: float) -> float:
@@ -47,26 +44,3 @@ def seasonal_naive(
     sd = float(np.sqrt(np.mean(diffs**2))) if len(diffs) else float(y.std())
     width = sd * np.sqrt(steps // lag + 1.0)
     return point, {lv: (point - z_value(lv) * width, point + z_value(lv) * width) for lv in levels}
-
-
-def croston_sba(
-    y: np.ndarray, horizon: int, levels: tuple[float, ...], window: int
-) -> tuple[np.ndarray, Intervals]:
-    """Croston's method with the Syntetos-Boylan bias correction; empirical intervals.
-
-    Demand sizes and the intervals between demands are smoothed separately; the forecast is
-    `(1 - alpha / 2) * size / interval`. Intervals are quantiles of the last `window` periods.
-    """
-    nonzero = np.flatnonzero(y > 0)
-    size = float(y[nonzero[0]])
-    gap = float(nonzero[0] + 1)
-    for prev, cur in itertools.pairwise(nonzero):
-        size += CROSTON_ALPHA * (float(y[cur]) - size)
-        gap += CROSTON_ALPHA * (float(cur - prev) - gap)
-    point = np.full(horizon, (1.0 - CROSTON_ALPHA / 2.0) * size / gap)
-    recent = y[-window:]
-    bounds = {}
-    for lv in levels:
-        lo, hi = np.quantile(recent, [0.5 - lv / 2.0, 0.5 + lv / 2.0])
-        bounds[lv] = (np.full(horizon, float(lo)), np.full(horizon, float(hi)))
-    return point, bounds

@@ -141,12 +141,14 @@ def horizon_buckets(horizon: int) -> list[tuple[str, int, int]]:
     return out
 
 
-def _fold_methods(out: Outcome, served: Outcome, families: tuple[str, ...]) -> dict[str, Outcome]:
-    """The served forecast and each family's; a family the fold has not fitted counts the served."""
+def _fold_methods(out: Outcome, served: Outcome) -> dict[str, Outcome]:
+    """The served forecast and each member's; a member the fold has not fitted counts the served.
+
+    Members are the families of the served combination, or Croston, SBA and TSB for an
+    intermittent series (on the whole history).
+    """
     runs = {"model": served}
-    for family in families:
-        if family not in out.members:
-            continue  # not part of the served forecast on the whole history
+    for family in out.members:
         if family in served.members:
             point, iv = served.members[family]
             runs[family] = finish(Outcome(served.status, family, point, iv))
@@ -187,7 +189,7 @@ def _backtest_rows(
         train, actual = y[:train_end], y[train_end:test_end]
         scale = backtest.mase_scale(train, lag)
         served = finish(choose(train, len(actual), chain, fixed))
-        runs = _fold_methods(out, served, chain.families)
+        runs = _fold_methods(out, served)
         runs["seasonal_naive"] = finish(
             Outcome("fallback", "seasonal_naive",
                     *fallbacks.seasonal_naive(train, len(actual), spec.levels,

@@ -65,7 +65,7 @@ def test_every_product_has_one_status_row(result) -> None:
     assert by_id.loc["ZERO", "model"] == "zero"
     assert by_id.loc["NEWBIE", "reason"] == "no complete period of history"
     assert by_id.loc["CONST", "reason"] == "constant"
-    assert by_id.loc["SPARSE", "model"] == "croston"
+    assert tuple(by_id.loc["SPARSE", ["status", "model"]]) == ("ok", "tsb")
     assert by_id.loc["SHORT", "n_obs"] == 5  # the partial week is not part of the series
     assert res.summary["status_counts"]["ok"] >= 2
     assert sum(res.summary["status_counts"].values()) == 8
@@ -134,7 +134,7 @@ def test_calibration_is_applied_to_the_served_intervals(result) -> None:
 
 def test_calibration_factor_is_the_level_quantile_of_the_scores(spark: SparkSession) -> None:
     scores = [("combination", 0.8, "1-4", v / 10.0) for v in range(1, 21)]
-    scores += [("croston", 0.8, "1-4", 0.5)] * 3
+    scores += [("tsb", 0.8, "1-4", 0.5)] * 3
     scores += [("zero", 0.8, "1-4", float("inf"))] * 30
     df = spark.createDataFrame(scores, "model string, level double, horizon string, score double")
     got = stage.calibration_factors(df, (0.8,), min_points=20).toPandas().set_index("model")
@@ -143,7 +143,7 @@ def test_calibration_factor_is_the_level_quantile_of_the_scores(spark: SparkSess
     assert got.loc["combination", "factor"] == calibration.factor(values, 0.8)  # same rule
     assert got.loc["combination", "raw_coverage"] == pytest.approx(0.5)
     assert bool(got.loc["combination", "applied"])
-    assert not got.loc["croston", "applied"] and got.loc["croston", "factor"] == 1.0  # too few
+    assert not got.loc["tsb", "applied"] and got.loc["tsb", "factor"] == 1.0  # too few
     assert not got.loc["zero", "applied"] and got.loc["zero", "factor"] == 1.0  # not finite
 
 

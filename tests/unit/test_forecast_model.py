@@ -65,7 +65,6 @@ def test_good_series_gets_the_combination_with_ordered_intervals() -> None:
         ([4.0] * 10, "mean", "too short: 10 < min_obs 16"),
         ([7.0] * 60, "mean", "constant"),
         ([0.0] * 60, "zero", "all zero"),
-        ([0, 0, 0, 3, 0, 0, 0, 0, 1, 0] * 6, "croston", "intermittent: 80% zero"),
     ],
 )
 def test_awkward_series_fall_back_with_a_reason(values, model: str, reason: str) -> None:
