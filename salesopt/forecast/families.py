@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+from statsmodels.tools.decorators import cache_readonly
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel, ETSResults, ETSResultsWrapper
 from statsmodels.tsa.forecasting.theta import ThetaModel
+from statsmodels.tsa.statespace.sarimax import SARIMAX
 
 from salesopt.forecast.selection import (
     Fit,
@@ -81,6 +83,10 @@ def arima(
     """Automatic ARIMA (or the structure of `spec` refitted). None when nothing converges."""
     if spec is not None:
         approx = score_candidate(z, spec.candidate, spec.d, spec.sd, season)
+        if approx is not None:  # warm start: the estimates on the whole history
+            warm = np.asarray(spec.result.params, dtype=float)
+            if warm.shape == np.shape(approx.result):
+                approx = replace(approx, result=warm)
         ranked = [approx] if approx is not None else []
     else:
         ranked, _ = select(z, season, deadline, order, max_models)
@@ -102,19 +108,65 @@ class EtsSpec:
     damped: bool
     seasonal: bool
     fourier_k: int = 0
+    # where the whole-history fit ended: a refit on a shorter history starts there
+    init: str | None = field(default=None, compare=False)
+    start: tuple[float, ...] | None = field(default=None, compare=False, repr=False)
 
     def label(self) -> str:
         return f"ETS(A,{'Ad' if self.damped else 'N'},{'A' if self.seasonal else 'N'})"
 
 
-def _ets_fit(z: pd.Series, spec: EtsSpec, period: int, deadline: float) -> Any | None:
-    """MLE with estimated initial states; if that does not converge, again from heuristic ones."""
-    for init in ETS_INITIALISATIONS:
+class _EtsResults(ETSResults):
+    """ETSResults without the parameter covariance, a numerical Hessian statsmodels computes
+    for every fit; forecasts, intervals and AICc do not use it."""
+
+    @cache_readonly
+    def cov_params_approx(self) -> np.ndarray:
+        return np.full((self.k_params, self.k_params), np.nan)
+
+
+class _Ets(ETSModel):
+    """ETSModel whose fits return `_EtsResults`."""
+
+    @property
+    def _res_classes(self) -> dict[str, Any]:
+        return {"fit": (_EtsResults, ETSResultsWrapper)}
+
+
+def _from_undamped(model: ETSModel, undamped: Any | None) -> np.ndarray | None:
+    """Start values for a damped model: the undamped fit's estimates, no trend yet."""
+    if undamped is None or undamped.model.initialization_method != model.initialization_method:
+        return None
+    known = dict(zip(undamped.model.param_names, np.asarray(undamped.params), strict=True))
+    start = np.asarray(model.start_params, dtype=float).copy()
+    for i, name in enumerate(model.param_names):
+        if name in known:
+            start[i] = known[name]
+        elif name == "initial_trend":
+            start[i] = 0.0
+    names = list(model.param_names)
+    alpha, beta = names.index("smoothing_level"), names.index("smoothing_trend")
+    start[beta] = min(start[beta], 0.5 * start[alpha])  # the trend's constant stays below alpha
+    return start
+
+
+def _ets_fit(
+    z: pd.Series, spec: EtsSpec, period: int, deadline: float, undamped: Any | None = None
+) -> Any | None:
+    """MLE with estimated initial states; if that does not converge, again from heuristic ones.
+
+    A spec carrying the whole-history estimates starts from them, with their initialisation;
+    a damped model starts from the `undamped` fit of the same form when given.
+    """
+    inits: tuple[str, ...] = ETS_INITIALISATIONS
+    if spec.init is not None:
+        inits = (spec.init, *(i for i in ETS_INITIALISATIONS if i != spec.init))
+    for init in inits:
         _check(deadline)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                model = ETSModel(
+                model = _Ets(
                     z,
                     error="add",
                     trend="add" if spec.damped else None,
@@ -123,7 +175,12 @@ def _ets_fit(z: pd.Series, spec: EtsSpec, period: int, deadline: float) -> Any |
                     seasonal_periods=period if spec.seasonal else None,
                     initialization_method=init,
                 )
-                res = model.fit(disp=False, maxiter=1000)
+                start: np.ndarray | None = None
+                if init == spec.init and spec.start:
+                    start = np.asarray(spec.start)
+                else:
+                    start = _from_undamped(model, undamped) if spec.damped else None
+                res = model.fit(start_params=start, disp=False, maxiter=1000)
             except (ValueError, np.linalg.LinAlgError):
                 continue
         if res.mle_retvals.get("converged", True) and np.isfinite(res.aicc):
@@ -153,10 +210,13 @@ def ets(
         specs = [EtsSpec(damped, s, adj.k) for s in seasonal for damped in (False, True)]
     best: tuple[Any, EtsSpec] | None = None
     series = pd.Series(base)
+    undamped: dict[bool, Any] = {}  # seasonal -> fit without trend (specs list it first)
     for cand in specs:
         if cand.damped and n < 10:
             continue
-        res = _ets_fit(series, cand, period, deadline)
+        res = _ets_fit(series, cand, period, deadline, undamped.get(cand.seasonal))
+        if res is not None and not cand.damped:
+            undamped[cand.seasonal] = res
         if res is not None and (best is None or res.aicc < best[0].aicc):
             best = (res, cand)
     if best is None:
@@ -172,7 +232,9 @@ def ets(
         for lv, f in zip(levels, frame, strict=True)
     }  # fmt: skip
     label = chosen.label() + (f" K={adj.k}" if adj.k else "")
-    return Member("ets", label, mean, iv, chosen, float(res.aicc))
+    fitted = replace(chosen, init=res.model.initialization_method,
+                     start=tuple(float(v) for v in res.params))  # fmt: skip
+    return Member("ets", label, mean, iv, fitted, float(res.aicc))
 
 
 # --- Theta ---------------------------------------------------------------------------------------
@@ -182,6 +244,19 @@ def ets(
 class ThetaSpec:
     deseasonalize: bool
     fourier_k: int = 0
+    # the whole-history estimates of the IMA(1,1) whose variance scales Theta's intervals
+    variance_start: tuple[float, ...] | None = field(default=None, compare=False, repr=False)
+
+
+def _theta_variance(res: Any, y: np.ndarray, start: tuple[float, ...] | None) -> tuple[float, ...]:
+    """Set Theta's residual variance as `ThetaModelResults.sigma2` does (MLE of an IMA(1,1)
+    with drift), without parameter covariances and from `start` when given; its estimates."""
+    ima = SARIMAX(y, order=(0, 1, 1), trend="c").fit(
+        start_params=None if start is None else np.asarray(start), disp=False, cov_type="none"
+    )
+    params = tuple(float(v) for v in np.asarray(ima.params))
+    res._sigma2 = params[-1]
+    return params
 
 
 def theta(
@@ -211,6 +286,7 @@ def theta(
                 method="additive",
             )
             res = model.fit()
+            variance = _theta_variance(res, model._y, spec.variance_start if spec else None)
             mean = np.asarray(res.forecast(horizon), dtype=float)
             bounds = {
                 lv: np.asarray(res.prediction_intervals(horizon, alpha=1 - lv), dtype=float)
@@ -222,7 +298,7 @@ def theta(
         return None
     shift = adj.at(np.arange(n, n + horizon), season.period)
     # the outcome of ThetaModel's seasonality test is only kept in this attribute
-    chosen = ThetaSpec(bool(getattr(model, "_has_seasonality", False)), adj.k)
+    chosen = ThetaSpec(bool(getattr(model, "_has_seasonality", False)), adj.k, variance)
     iv = {lv: (b[:, 0] + shift, b[:, 1] + shift) for lv, b in bounds.items()}
     label = (
         "Theta" + (" seasonal" if chosen.deseasonalize else "") + (f" K={adj.k}" if adj.k else "")

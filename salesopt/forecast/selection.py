@@ -244,6 +244,7 @@ def score_candidate(
 
 
 RETRY_METHOD = "nm"  # Nelder-Mead from where L-BFGS stopped, when L-BFGS does not converge
+FACTR = 1e9  # L-BFGS stops when a step improves the mean log-likelihood by < 1e9 x 2.2e-16
 RETRY_ITER_FACTOR = 10  # its iterations: this x max_iter (it needs many more, each cheap)
 
 
@@ -276,6 +277,7 @@ def fit_final(
                     method=method,
                     callback=check,
                     cov_type="none",  # parameter covariances are not used: no numerical Hessian
+                    **({"factr": FACTR} if method == "lbfgs" else {}),
                 )
             except (ValueError, np.linalg.LinAlgError):
                 return None

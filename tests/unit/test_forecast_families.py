@@ -183,7 +183,7 @@ def test_served_combination_on_the_planted_mixture() -> None:
     )
     status = out[out["kind"] == "status"].set_index("product_id")
     intermittent = frame.loc[frame["pattern"] == "intermittent", "product_id"].unique()
-    assert set(status.loc[intermittent, "model"]) == {"croston"}
+    assert set(status.loc[intermittent, "model"]) == {"tsb"}
     m = out[(out["kind"] == "metric") & (out["level"] == 0.8) & (out["horizon"] == "all")]
     m = m[~m["product_id"].isin(intermittent)]
     m = m.assign(mase=m["sum_scaled_error"] / m["n_scaled"])
@@ -240,3 +240,80 @@ def test_a_year_of_weekly_history_still_gets_folds_at_the_full_horizon() -> None
     assert (m["n_folds"] == 3).all() and (m["n_points"] == 24).all()
     # the baseline is the naive (last value) where a fold has less than a season of training
     assert m.loc["seasonal_naive", "sum_abs_error"] > 0 and m.loc["model", "n_scaled"] == 24
+
+
+def test_backtest_refits_start_from_the_whole_history_estimates(monkeypatch) -> None:
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    z = _seasonal_monthly(120)
+    full = {f.__name__: f(z, 12, LEVELS, MONTHLY, _deadline()) for f in
+            (families.arima, families.ets, families.theta)}  # fmt: skip
+    starts: list[tuple[str, np.ndarray | None]] = []
+    sarimax_fit, ets_fit = SARIMAX.fit, ETSModel.fit
+
+    def record_sarimax(self, *args, **kwargs):
+        starts.append(("sarimax", kwargs.get("start_params")))
+        return sarimax_fit(self, *args, **kwargs)
+
+    def record_ets(self, *args, **kwargs):
+        starts.append(("ets", kwargs.get("start_params")))
+        return ets_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(SARIMAX, "fit", record_sarimax)
+    monkeypatch.setattr(ETSModel, "fit", record_ets)
+    for name, fit in (("arima", families.arima), ("ets", families.ets),
+                      ("theta", families.theta)):  # fmt: skip
+        starts.clear()
+        again = fit(z[:-24], 12, LEVELS, MONTHLY, _deadline(), spec=full[name].spec)
+        assert again is not None
+        first = np.asarray(starts[0][1])
+        if name == "arima":
+            expected = np.asarray(full[name].spec.result.params)
+        elif name == "ets":
+            expected = np.asarray(full[name].spec.start)
+        else:  # Theta's IMA(1,1) for the interval variance
+            expected = np.asarray(full[name].spec.variance_start)
+        assert np.array_equal(first, expected), name
+
+
+def test_ets_results_skip_the_hessian_and_match_statsmodels() -> None:
+    z = pd.Series(_seasonal_monthly(96))
+    kwargs = dict(error="add", trend="add", damped_trend=True, seasonal="add",
+                  seasonal_periods=12, initialization_method="estimated")  # fmt: skip
+    ours = families._Ets(z, **kwargs).fit(disp=False)
+    theirs = ETSModel(z, **kwargs).fit(disp=False)
+    assert np.isnan(np.asarray(ours.cov_params())).all()
+    assert np.isfinite(np.asarray(theirs.cov_params())).all()
+    assert ours.aicc == theirs.aicc
+    assert np.array_equal(np.asarray(ours.forecast(6)), np.asarray(theirs.forecast(6)))
+    ours_pi = ours.get_prediction(96, 101).summary_frame(alpha=0.2)
+    theirs_pi = theirs.get_prediction(96, 101).summary_frame(alpha=0.2)
+    pd.testing.assert_frame_equal(ours_pi, theirs_pi)
+
+
+def test_damped_ets_starts_from_the_undamped_fit() -> None:
+    z = pd.Series(_seasonal_monthly(96))
+    undamped = families._Ets(z, error="add", seasonal="add", seasonal_periods=12,
+                             initialization_method="estimated").fit(disp=False)  # fmt: skip
+    damped = families._Ets(z, error="add", trend="add", damped_trend=True, seasonal="add",
+                           seasonal_periods=12, initialization_method="estimated")  # fmt: skip
+    start = families._from_undamped(damped, undamped)
+    assert start is not None
+    got = dict(zip(damped.param_names, start, strict=True))
+    known = dict(zip(undamped.model.param_names, undamped.params, strict=True))
+    for name, value in known.items():
+        assert got[name] == value, name
+    assert got["initial_trend"] == 0.0
+    assert got["smoothing_trend"] <= 0.5 * got["smoothing_level"]
+
+
+def test_theta_interval_variance_is_statsmodels_own() -> None:
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+
+    z = _seasonal_monthly(96)
+    member = families.theta(z, 12, LEVELS, MONTHLY, _deadline())
+    assert member is not None
+    res = ThetaModel(z, period=12, method="additive").fit()
+    expected = np.asarray(res.prediction_intervals(12, alpha=0.2))
+    assert np.allclose(member.intervals[0.8][0], expected[:, 0], rtol=0, atol=1e-10)
+    assert np.allclose(member.intervals[0.8][1], expected[:, 1], rtol=0, atol=1e-10)
