@@ -104,7 +104,7 @@ def test_elasticity_bench(tmp_path: Path) -> None:
 
 def test_forecast_bench(tmp_path: Path) -> None:
     args = ("--series", "24", "--weeks", "80", "--loop-sample", "6", "--folds", "1",
-            "--cost-sample", "3")  # fmt: skip
+            "--cost-sample", "3", "--mixture", "8")  # fmt: skip
     rows, r = _run(tmp_path, "forecast", *args)
     # every series gets a status through the Spark fan-out
     assert sum(r["spark"]["status_counts"].values()) == 24 and r["loop"]["series"] == 6
@@ -121,6 +121,15 @@ def test_forecast_bench(tmp_path: Path) -> None:
         assert float(cost[1]) > 0 and cost[3] == _status(cost)
     # one backtest fold: the chosen models and the seasonal naive have a median MASE
     assert rows["median MASE, Spark run"][1]
+    for frequency in ("weekly", "monthly"):  # 8 planted series: 2 of each pattern
+        mixture = r["planted_mixture"][frequency]
+        assert set(mixture["regular"]) == {"model", "arima", "ets", "theta", "seasonal_naive"}
+        assert set(mixture["intermittent"]) == {"model", "croston", "sba", "tsb",
+                                                "seasonal_naive"}  # fmt: skip
+        check = rows[f"served median below each family's, {frequency}"]
+        best = min(v for m, v in mixture["regular"].items() if m != "model")
+        assert check[1:] == (f"{mixture['regular']['model']:.3f}", f"< {best:.3f}",
+                             "met" if mixture["regular"]["model"] < best else "missed")  # fmt: skip
     real = r["real_monthly_backtest"]
     assert {name: real[name]["n_obs"] for name in REAL_MONTHS} == REAL_MONTHS
     assert {f"MASE, {name}" for name in REAL_MONTHS} <= set(rows)
