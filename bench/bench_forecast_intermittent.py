@@ -4,8 +4,9 @@
 
 The CDNOW master file (69,659 CD purchases of 23,570 customers, January 1997 to June 1998)
 ships in the `Lifetimes` wheel (downloaded once with `pip download --no-deps`, read from the
-wheel, not installed). Each customer's CDs bought per week form a count series of 78 weeks; a
-customer with at least `--min-weeks` weeks of purchases in the first 70 weeks is one series
+wheel, not installed). Each customer's CDs bought per week, from the week of the first purchase
+(as the pipeline starts a product's series at its first sale) to week 78, form a count series;
+a customer with at least `--min-weeks` weeks of purchases before the last 8 weeks is one series
 (most such series are zero in four weeks of five; the cohort buys less and less over time, as a
 range of products does when it ages). The last 8 weeks are held out; salesopt's per-product
 chain forecasts 8 weeks from the first 70 and is scored against:
@@ -48,9 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def cdnow_weekly(min_weeks: int) -> np.ndarray:
-    """Customers x 78 weeks of CDs bought, for customers with `min_weeks` purchase weeks
-    before the holdout."""
+def cdnow_weekly(min_weeks: int) -> list[np.ndarray]:
+    """Weekly CDs bought, from each customer's first purchase week to week 78, for customers
+    with `min_weeks` purchase weeks before the holdout."""
     with zipfile.ZipFile(downloaded_wheel(LIFETIMES)) as wheel:
         raw = wheel.read("lifetimes/datasets/CDNOW_master.txt")
     lines = pd.read_csv(io.BytesIO(raw), sep=r"\s+", dtype={"customer_id": str, "date": str})
@@ -59,10 +60,11 @@ def cdnow_weekly(min_weeks: int) -> np.ndarray:
     weekly = lines[lines["week"] < WEEKS].groupby(["customer_id", "week"])["number_of_cds"].sum()
     grid = weekly.unstack(fill_value=0).reindex(columns=range(WEEKS), fill_value=0)
     values = grid.to_numpy(dtype=float)
-    return values[(values[:, :-HORIZON] > 0).sum(axis=1) >= min_weeks]
+    kept = values[(values[:, :-HORIZON] > 0).sum(axis=1) >= min_weeks]
+    return [row[int(np.flatnonzero(row)[0]) :] for row in kept]
 
 
-def evaluate(series: np.ndarray) -> dict[str, Any]:
+def evaluate(series: list[np.ndarray]) -> dict[str, Any]:
     """Holdout errors per method, the served models, CPU seconds per series of the chain."""
     from salesopt.forecast import backtest, fallbacks
     from salesopt.forecast.chain import choose, finish
@@ -98,12 +100,13 @@ def evaluate(series: np.ndarray) -> dict[str, Any]:
         n += 1
     methods = {
         m: {"mase": round(v["mase"] / n, 4), "rmsse": round(v["rmsse"] / n, 4),
-            "bias": round(v["error"] / actual_total, 4)}
+            "bias": round(v["error"] / actual_total, 4) if actual_total else float("nan")}
         for m, v in sums.items()
     }  # fmt: skip
+    training = np.concatenate([y[:-HORIZON] for y in series])
     return {
         "series": n,
-        "zero_share": round(float(np.mean(series[:, :-HORIZON] == 0)), 3),
+        "zero_share": round(float(np.mean(training == 0)), 3),
         "served_by": served,
         "cpu_s_per_series": round(cpu / n, 5),
         "methods": methods,

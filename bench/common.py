@@ -143,10 +143,12 @@ CACHE = Path.home() / ".cache" / "salesopt-bench"  # downloaded wheels; outside 
 def downloaded_wheel(requirement: str) -> Path:
     """The wheel of `requirement` (`name==version`) in CACHE, downloaded once, not installed."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    name = requirement.split("==")[0].lower()
+    name, version = requirement.split("==")
+    # wheel names spell the project as published (Lifetimes-...) with "-" as "_"
+    prefix = f"{name.replace('-', '_')}-{version}-".lower()
 
-    def cached() -> list[Path]:  # wheel names keep the project's spelling (Lifetimes-...)
-        return sorted(p for p in CACHE.glob("*.whl") if p.name.lower().startswith(f"{name}-"))
+    def cached() -> list[Path]:
+        return sorted(p for p in CACHE.glob("*.whl") if p.name.lower().startswith(prefix))
 
     found = cached()
     if not found:

@@ -175,6 +175,7 @@ def _intermittent(y: np.ndarray, horizon: int, spec: ChainSpec, zero_share: floa
     out = Outcome("ok", intermittent.SERVED, point, iv, label,
                   f"intermittent: {zero_share:.0%} zero", notes=[why])  # fmt: skip
     out.members = {method: (p, bounds) for method, (p, bounds, _) in runs.items()}
+    out.specs = dict.fromkeys(runs)  # no structure to keep; marks the series as intermittent
     return out
 
 
@@ -184,7 +185,9 @@ def choose(
     """The forecast for `y` (complete, zero-filled, non-negative, no NaN) by the chain above.
 
     `fixed` (family -> structure, from `Outcome.specs`) refits those structures instead of
-    selecting them again, and fits no other family (`{}`: none); the backtest uses it.
+    selecting them again, and fits no other family (`{}`: none); the backtest uses it. It also
+    keeps the whole history's intermittency decision: intermittent methods in `fixed` take the
+    intermittent path whatever the share of zeros, families (or `{}`) never do.
     """
     if len(y) == 0 or not np.any(y > 0):
         point, iv = fallbacks.zero(horizon, spec.levels)
@@ -196,7 +199,11 @@ def choose(
         point, iv = fallbacks.mean_forecast(y, horizon, spec.levels, len(y))
         return Outcome("fallback", "mean", point, iv, reason="constant")
     zero_share = float(np.mean(y == 0))
-    if zero_share > spec.intermittent_share:
+    if fixed is None:
+        is_intermittent = zero_share > spec.intermittent_share
+    else:
+        is_intermittent = bool(set(fixed) & set(intermittent.METHODS))
+    if is_intermittent:
         return _intermittent(y, horizon, spec, zero_share)
     deadline = time.monotonic() + spec.time_limit_s
     try:

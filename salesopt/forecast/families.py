@@ -83,11 +83,11 @@ def arima(
     """Automatic ARIMA (or the structure of `spec` refitted). None when nothing converges."""
     if spec is not None:
         approx = score_candidate(z, spec.candidate, spec.d, spec.sd, season)
-        if approx is not None:  # warm start: the estimates on the whole history
+        ranked = [approx] if approx is not None else []
+        if approx is not None:  # warm start from the whole history's estimates, then cold
             warm = np.asarray(spec.result.params, dtype=float)
             if warm.shape == np.shape(approx.result):
-                approx = replace(approx, result=warm)
-        ranked = [approx] if approx is not None else []
+                ranked.insert(0, replace(approx, result=warm))
     else:
         ranked, _ = select(z, season, deadline, order, max_models)
     for i, approx in enumerate(ranked[:FINAL_CANDIDATES]):
@@ -95,7 +95,7 @@ def arima(
         if fit is None:
             continue
         mean, iv = forecast_fit(fit, len(z), horizon, season, levels)
-        notes = ["best ARIMA candidate did not converge"] if i else []
+        notes = ["best ARIMA candidate did not converge"] if i and spec is None else []
         return Member("arima", fit.label(season), mean, iv, fit, fit.aicc, notes)
     return None
 
@@ -155,13 +155,13 @@ def _ets_fit(
 ) -> Any | None:
     """MLE with estimated initial states; if that does not converge, again from heuristic ones.
 
-    A spec carrying the whole-history estimates starts from them, with their initialisation;
-    a damped model starts from the `undamped` fit of the same form when given.
+    A spec carrying the whole-history estimates is tried from them first (with their
+    initialisation); a damped model starts from the `undamped` fit of the same form when given.
     """
-    inits: tuple[str, ...] = ETS_INITIALISATIONS
-    if spec.init is not None:
-        inits = (spec.init, *(i for i in ETS_INITIALISATIONS if i != spec.init))
-    for init in inits:
+    attempts: list[tuple[str, bool]] = [(init, False) for init in ETS_INITIALISATIONS]
+    if spec.init is not None and spec.start:  # the whole history's estimates first
+        attempts.insert(0, (spec.init, True))
+    for init, warm in attempts:
         _check(deadline)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -176,10 +176,10 @@ def _ets_fit(
                     initialization_method=init,
                 )
                 start: np.ndarray | None = None
-                if init == spec.init and spec.start:
+                if warm:
                     start = np.asarray(spec.start)
-                else:
-                    start = _from_undamped(model, undamped) if spec.damped else None
+                elif spec.damped:
+                    start = _from_undamped(model, undamped)
                 res = model.fit(start_params=start, disp=False, maxiter=1000)
             except (ValueError, np.linalg.LinAlgError):
                 continue
@@ -250,11 +250,20 @@ class ThetaSpec:
 
 def _theta_variance(res: Any, y: np.ndarray, start: tuple[float, ...] | None) -> tuple[float, ...]:
     """Set Theta's residual variance as `ThetaModelResults.sigma2` does (MLE of an IMA(1,1)
-    with drift), without parameter covariances and from `start` when given; its estimates."""
-    ima = SARIMAX(y, order=(0, 1, 1), trend="c").fit(
-        start_params=None if start is None else np.asarray(start), disp=False, cov_type="none"
-    )
-    params = tuple(float(v) for v in np.asarray(ima.params))
+    with drift), without parameter covariances, from `start` first when given; its estimates."""
+    warm = [] if start is None else [np.asarray(start)]
+    for begin in [*warm, None]:  # a warm start that fails or ends off bounds: again cold
+        try:
+            ima = SARIMAX(y, order=(0, 1, 1), trend="c").fit(
+                start_params=begin, disp=False, cov_type="none"
+            )
+        except (ValueError, np.linalg.LinAlgError):
+            if begin is None:
+                raise
+            continue
+        params = tuple(float(v) for v in np.asarray(ima.params))
+        if begin is None or np.all(np.isfinite(params)):
+            break
     res._sigma2 = params[-1]
     return params
 
@@ -294,7 +303,7 @@ def theta(
             }
         except (ValueError, np.linalg.LinAlgError):
             return None
-    if not np.all(np.isfinite(mean)):
+    if not np.all(np.isfinite(mean)) or not all(np.all(np.isfinite(b)) for b in bounds.values()):
         return None
     shift = adj.at(np.arange(n, n + horizon), season.period)
     # the outcome of ThetaModel's seasonality test is only kept in this attribute

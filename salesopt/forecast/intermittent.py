@@ -1,12 +1,13 @@
 """Intermittent demand: Croston, SBA and TSB, in original units (docs/forecasting.md).
 
 Each method smooths the demand sizes (at periods with demand) and either the intervals
-between demands (Croston; SBA multiplies by `1 - alpha / 2` against Croston's bias) or the
-probability of demand in every period (TSB, which decays towards zero while no demand comes,
-so a product that stopped selling is not forecast at its old rate). Both smoothing constants
-are chosen on GRID by the mean squared one-step-ahead error over the history. The forecast is
-flat; the intervals are empirical quantiles of the last `window` periods. SERVED is the method
-the chain serves; the others are compared with it in the backtest.
+between demands (Croston; SBA multiplies by `1 - alpha_interval / 2` against Croston's bias)
+or the probability of demand in every period (TSB, which decays towards zero while no demand
+comes, so a product that stopped selling is not forecast at its old rate). Both smoothing
+constants are chosen on GRID by the method's own mean squared one-step-ahead error over the
+history. The forecast is flat; the intervals are empirical quantiles of the last `window`
+periods. SERVED is the method the chain serves; the others are compared with it in the
+backtest.
 """
 
 from __future__ import annotations
@@ -22,19 +23,21 @@ METHODS = ("croston", "sba", "tsb")
 SERVED = "tsb"
 
 
-def _croston(y: np.ndarray, a_size: float, a_gap: float) -> tuple[float, float]:
-    """(in-sample one-step MSE, final size / interval) of Croston's recursion."""
+def _croston(y: np.ndarray, a_size: float, a_gap: float, sba: bool = False) -> tuple[float, float]:
+    """(in-sample one-step MSE, final rate) of Croston's recursion: size / interval, times
+    `1 - a_gap / 2` for SBA (the bias comes from smoothing the intervals)."""
+    deflate = 1.0 - a_gap / 2.0 if sba else 1.0
     demand = np.flatnonzero(y > 0)
     size, gap, last = float(y[demand[0]]), float(demand[0] + 1), int(demand[0])
     sq, n = 0.0, 0
     for t in range(last + 1, len(y)):
-        sq += (float(y[t]) - size / gap) ** 2
+        sq += (float(y[t]) - deflate * size / gap) ** 2
         n += 1
         if y[t] > 0:
             size += a_size * (float(y[t]) - size)
             gap += a_gap * (float(t - last) - gap)
             last = t
-    return (sq / n if n else 0.0), size / gap
+    return (sq / n if n else 0.0), deflate * size / gap
 
 
 def _tsb(y: np.ndarray, a_size: float, a_prob: float) -> tuple[float, float]:
@@ -59,17 +62,15 @@ def rates(y: np.ndarray) -> dict[str, tuple[float, str]]:
     constants, so the result is deterministic.
     """
     out: dict[str, tuple[float, str]] = {}
-    _, c_rate, c_a, c_b = min(
-        ((*_croston(y, a, b), a, b) for a, b in itertools.product(GRID, GRID)),
-        key=lambda r: r[0],
-    )
-    out["croston"] = (c_rate, f"croston(alpha_size={c_a:g}, alpha_interval={c_b:g})")
-    out["sba"] = ((1.0 - c_a / 2.0) * c_rate, f"sba(alpha_size={c_a:g}, alpha_interval={c_b:g})")
-    _, t_rate, t_a, t_b = min(
-        ((*_tsb(y, a, b), a, b) for a, b in itertools.product(GRID, GRID)),
-        key=lambda r: r[0],
-    )
-    out["tsb"] = (t_rate, f"tsb(alpha_size={t_a:g}, alpha_probability={t_b:g})")
+    grid = list(itertools.product(GRID, GRID))
+    for method, names in (("croston", ("size", "interval")), ("sba", ("size", "interval")),
+                          ("tsb", ("size", "probability"))):  # fmt: skip
+        if method == "tsb":
+            runs = [(*_tsb(y, a, b), a, b) for a, b in grid]
+        else:
+            runs = [(*_croston(y, a, b, sba=method == "sba"), a, b) for a, b in grid]
+        _, rate, a, b = min(runs, key=lambda r: r[0])
+        out[method] = (rate, f"{method}(alpha_{names[0]}={a:g}, alpha_{names[1]}={b:g})")
     return out
 
 

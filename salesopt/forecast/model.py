@@ -183,8 +183,9 @@ def _backtest_rows(
     }  # fmt: skip
     # a fold needs the history the served procedure needs (shorter series fall back anyway)
     splits = backtest.folds(len(y), spec.backtest_folds, horizon, max(spec.min_obs, 2))
-    # the structures of the whole history; {} when the families were tried and none served
-    fixed = out.specs if out.families_tried else None
+    # the whole history's structures and intermittency decision; {} when the families were
+    # tried and none served; None for the fallbacks decided by the series' own checks
+    fixed = out.specs if out.families_tried or out.specs else None
     for train_end, test_end in splits:
         train, actual = y[:train_end], y[train_end:test_end]
         scale = backtest.mase_scale(train, lag)

@@ -317,3 +317,40 @@ def test_theta_interval_variance_is_statsmodels_own() -> None:
     expected = np.asarray(res.prediction_intervals(12, alpha=0.2))
     assert np.allclose(member.intervals[0.8][0], expected[:, 0], rtol=0, atol=1e-10)
     assert np.allclose(member.intervals[0.8][1], expected[:, 1], rtol=0, atol=1e-10)
+
+
+def test_a_failed_warm_start_is_retried_cold(monkeypatch) -> None:
+    z = _seasonal_monthly(120)
+    arima_full = families.arima(z, 12, LEVELS, MONTHLY, _deadline())
+    ets_full = families.ets(z, 12, LEVELS, MONTHLY, _deadline())
+    assert arima_full is not None and ets_full is not None
+    warm_params = np.asarray(arima_full.spec.result.params)
+    real_fit_final = selection.fit_final
+    starts: list[str] = []
+
+    def warm_fails(zz, approx, *args, **kwargs):
+        warm = np.array_equal(np.asarray(approx.result), warm_params)
+        starts.append("warm" if warm else "cold")
+        return None if warm else real_fit_final(zz, approx, *args, **kwargs)
+
+    monkeypatch.setattr(families, "fit_final", warm_fails)
+    again = families.arima(z[:-24], 12, LEVELS, MONTHLY, _deadline(), spec=arima_full.spec)
+    assert starts == ["warm", "cold"]
+    assert again is not None and again.label == arima_full.label and again.notes == []
+
+    ets_fit = ETSModel.fit
+    tried: list[tuple[str, bool]] = []
+
+    def warm_raises(self, *args, **kwargs):
+        warm = kwargs.get("start_params") is not None and np.array_equal(
+            kwargs["start_params"], np.asarray(ets_full.spec.start)
+        )
+        tried.append((self.initialization_method, warm))
+        if warm:
+            raise ValueError("warm start refused")
+        return ets_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ETSModel, "fit", warm_raises)
+    again = families.ets(z[:-24], 12, LEVELS, MONTHLY, _deadline(), spec=ets_full.spec)
+    assert tried[:2] == [(ets_full.spec.init, True), ("estimated", False)]
+    assert again is not None and again.label == ets_full.label

@@ -31,12 +31,17 @@ def test_recursions_match_a_hand_computation() -> None:
     assert (mse, rate) == pytest.approx(((1.0 + 0.25 + 3.75**2) / 3.0, 0.5625 * 3.0))
 
 
-def test_sba_is_croston_deflated_by_half_its_size_constant() -> None:
+def test_sba_deflates_croston_by_half_its_interval_constant() -> None:
+    y = np.array([0.0, 2.0, 0.0, 0.0, 4.0])
+    mse, rate = intermittent._croston(y, 0.5, 0.5, sba=True)  # forecasts 0.75 x Croston's
+    assert (mse, rate) == pytest.approx(((0.75**2 * 2 + 3.25**2) / 3.0, 0.75 * 1.2))
     y = np.array([0, 0, 3, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 5, 0, 0] * 3, dtype=float)
     got = intermittent.rates(y)
-    alpha = float(got["croston"][1].split("alpha_size=")[1].split(",")[0])
-    assert alpha in intermittent.GRID
-    assert got["sba"][0] == pytest.approx((1.0 - alpha / 2.0) * got["croston"][0])
+    a, b = (float(v.split("=")[1]) for v in got["sba"][1].rstrip(")").split(", "))
+    assert got["sba"][1] == f"sba(alpha_size={a:g}, alpha_interval={b:g})"
+    assert {a, b} <= set(intermittent.GRID)
+    # SBA's constants are chosen on its own errors: its rate is Croston's at those constants
+    assert got["sba"][0] == pytest.approx((1.0 - b / 2.0) * intermittent._croston(y, a, b)[1])
 
 
 def test_tsb_lets_a_product_that_stopped_selling_fade() -> None:
@@ -72,4 +77,39 @@ def test_intermittent_series_is_served_tsb_with_croston_and_sba_in_the_backtest(
     by_method = metric.set_index("method")
     assert set(by_method.index) == {"model", "croston", "sba", "tsb", "seasonal_naive"}
     assert by_method.loc["model", "sum_abs_error"] == by_method.loc["tsb", "sum_abs_error"]
-    assert by_method.loc["sba", "sum_error"] <= by_method.loc["croston", "sum_error"]
+
+
+def _all_rows(out: pd.DataFrame) -> pd.DataFrame:
+    m = out[(out["kind"] == "metric") & (out["horizon"] == "all") & (out["level"] == 0.8)]
+    return m.set_index("method")
+
+
+def test_backtest_folds_keep_the_whole_history_decision_for_a_fading_product() -> None:
+    rng = np.random.default_rng(2)
+    y = np.concatenate([rng.poisson(6.0, 47), np.zeros(53)])  # sold, then stopped
+    assert np.mean(y == 0) > 0.5 and np.mean(y[:92] == 0) < 0.5  # no fold's part intermittent
+    spec = ForecastSpec(horizon=8, backtest_folds=3)
+    out = forecast_product(_frame(y), spec, ORIGIN)
+    assert out[out["kind"] == "status"].iloc[0]["model"] == "tsb"
+    rows = _all_rows(out)
+    # every fold's training part is mostly sales, yet each fold serves TSB as the product does,
+    # with Croston and SBA beside it (not the served forecast copied into their rows)
+    assert rows.loc["model", "sum_abs_error"] == rows.loc["tsb", "sum_abs_error"]
+    assert rows.loc[["croston", "sba", "tsb"], "sum_abs_error"].nunique() == 3
+    assert rows.loc["model", "n_folds"] == 3
+    assert set(out.loc[out["kind"] == "score", "model"]) <= {"tsb"}
+
+
+def test_backtest_folds_keep_the_families_for_a_product_that_ramped_up() -> None:
+    rng = np.random.default_rng(3)
+    y = np.concatenate([np.zeros(50), rng.poisson(20.0, 54)])  # launched late, sells well now
+    y[[10, 30]] = 1.0
+    spec = ForecastSpec(horizon=8, backtest_folds=3)
+    out = forecast_product(_frame(y), spec, ORIGIN)
+    assert out[out["kind"] == "status"].iloc[0]["model"] == "combination"
+    rows = _all_rows(out)
+    assert {"arima", "ets", "theta"} <= set(rows.index)
+    assert not {"croston", "sba", "tsb"} & set(rows.index)
+    # the folds serve the families' mean, not TSB copied into every family's row
+    errors = rows.loc[["model", "arima", "ets", "theta"], "sum_abs_error"]
+    assert errors.nunique() == 4
