@@ -203,7 +203,7 @@ class ForecastSettings(_Section):
     max_models: int = Field(default=16, ge=1, le=100)  # stepwise candidates ranked per series
     max_iter: int = Field(default=100, ge=1)  # optimizer iterations of the final MLE fit
     explode_factor: float = Field(default=3.0, gt=1)  # forecast > factor x max(history): fallback
-    intermittent_share: float = Field(default=0.5, ge=0, le=1)  # zero share above: Croston
+    intermittent_share: float = Field(default=0.5, ge=0, le=1)  # zero share above: TSB
     calibrate: bool = True  # scale interval widths to the backtest coverage (conformal)
     calibration_min_points: int = Field(default=200, ge=1)  # scores a group needs for a factor
 

@@ -244,7 +244,9 @@ def score_candidate(
 
 
 RETRY_METHOD = "nm"  # Nelder-Mead from where L-BFGS stopped, when L-BFGS does not converge
-FACTR = 1e9  # L-BFGS stops when a step improves the mean log-likelihood by < 1e9 x 2.2e-16
+# L-BFGS stops when a step improves the mean log-likelihood by less than FACTR x machine
+# epsilon relative to max(|f|, 1) (scipy: 1e7)
+FACTR = 1e9
 RETRY_ITER_FACTOR = 10  # its iterations: this x max_iter (it needs many more, each cheap)
 
 

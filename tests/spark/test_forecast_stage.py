@@ -91,9 +91,10 @@ def test_metrics_have_product_and_overall_rows_per_method_and_horizon(result) ->
     ctx, res = result
     m = ctx.warehouse.read_as_of(ctx.spark, "gold", "forecast_metrics", AS_OF).toPandas()
     overall = m[m["scope"] == "overall"].set_index(["method", "horizon"])
-    methods = {"model", "arima", "ets", "theta", "seasonal_naive"}
+    methods = {"model", "arima", "ets", "theta", "croston", "sba", "tsb", "seasonal_naive"}
     assert set(overall.index) == {(method, h) for method in methods for h in ("all", "1-4")}
     whole = overall.xs("all", level="horizon")
+    assert (whole.loc[["croston", "sba", "tsb"], "n_products"] == 1).all()  # SPARSE only
     assert whole.loc["model", "n_products"] == len(
         m[(m["scope"] == "product") & (m["method"] == "model") & (m["horizon"] == "all")]
     )
