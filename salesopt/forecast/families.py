@@ -252,7 +252,7 @@ def _theta_variance(res: Any, y: np.ndarray, start: tuple[float, ...] | None) ->
     """Set Theta's residual variance as `ThetaModelResults.sigma2` does (MLE of an IMA(1,1)
     with drift), without parameter covariances, from `start` first when given; its estimates."""
     warm = [] if start is None else [np.asarray(start)]
-    for begin in [*warm, None]:  # a warm start that fails or ends off bounds: again cold
+    for begin in [*warm, None]:  # a warm start that fails or gives non-finite values: cold
         try:
             ima = SARIMAX(y, order=(0, 1, 1), trend="c").fit(
                 start_params=begin, disp=False, cov_type="none"

@@ -354,3 +354,24 @@ def test_a_failed_warm_start_is_retried_cold(monkeypatch) -> None:
     again = families.ets(z[:-24], 12, LEVELS, MONTHLY, _deadline(), spec=ets_full.spec)
     assert tried[:2] == [(ets_full.spec.init, True), ("estimated", False)]
     assert again is not None and again.label == ets_full.label
+
+
+def test_theta_variance_is_refitted_cold_when_the_warm_start_fails(monkeypatch) -> None:
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    z = _seasonal_monthly(120)
+    full = families.theta(z, 12, LEVELS, MONTHLY, _deadline())
+    assert full is not None and full.spec.variance_start is not None
+    fit = SARIMAX.fit
+    starts: list[bool] = []
+
+    def warm_raises(self, *args, **kwargs):
+        starts.append(kwargs.get("start_params") is not None)
+        if starts[-1]:
+            raise ValueError("warm start refused")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(SARIMAX, "fit", warm_raises)
+    again = families.theta(z[:-24], 12, LEVELS, MONTHLY, _deadline(), spec=full.spec)
+    assert starts == [True, False]
+    assert again is not None and np.all(np.isfinite(again.intervals[0.95][1]))

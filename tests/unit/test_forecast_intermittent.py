@@ -35,12 +35,16 @@ def test_sba_deflates_croston_by_half_its_interval_constant() -> None:
     y = np.array([0.0, 2.0, 0.0, 0.0, 4.0])
     mse, rate = intermittent._croston(y, 0.5, 0.5, sba=True)  # forecasts 0.75 x Croston's
     assert (mse, rate) == pytest.approx(((0.75**2 * 2 + 3.25**2) / 3.0, 0.75 * 1.2))
-    y = np.array([0, 0, 3, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 5, 0, 0] * 3, dtype=float)
+    rng = np.random.default_rng(8)
+    y = (rng.random(48) < 0.3) * rng.integers(1, 6, 48).astype(float)
     got = intermittent.rates(y)
-    a, b = (float(v.split("=")[1]) for v in got["sba"][1].rstrip(")").split(", "))
+    grid = [(a, b) for a in intermittent.GRID for b in intermittent.GRID]
+    # each method's constants minimise its own one-step errors; here SBA's differ from Croston's
+    croston = min(grid, key=lambda g: intermittent._croston(y, *g)[0])
+    a, b = min(grid, key=lambda g: intermittent._croston(y, *g, sba=True)[0])
+    assert (a, b) != croston and a != b
+    assert got["croston"][1] == "croston(alpha_size={:g}, alpha_interval={:g})".format(*croston)
     assert got["sba"][1] == f"sba(alpha_size={a:g}, alpha_interval={b:g})"
-    assert {a, b} <= set(intermittent.GRID)
-    # SBA's constants are chosen on its own errors: its rate is Croston's at those constants
     assert got["sba"][0] == pytest.approx((1.0 - b / 2.0) * intermittent._croston(y, a, b)[1])
 
 
@@ -96,8 +100,6 @@ def test_backtest_folds_keep_the_whole_history_decision_for_a_fading_product() -
     # with Croston and SBA beside it (not the served forecast copied into their rows)
     assert rows.loc["model", "sum_abs_error"] == rows.loc["tsb", "sum_abs_error"]
     assert rows.loc[["croston", "sba", "tsb"], "sum_abs_error"].nunique() == 3
-    assert rows.loc["model", "n_folds"] == 3
-    assert set(out.loc[out["kind"] == "score", "model"]) <= {"tsb"}
 
 
 def test_backtest_folds_keep_the_families_for_a_product_that_ramped_up() -> None:
