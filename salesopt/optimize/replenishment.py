@@ -7,8 +7,11 @@ variance (days inside a period independent), and periods are independent, so ove
 
     D_W = sum(f * yhat)    sigma_W = sqrt(sum(f * sigma^2))    sigma = (upper - lower) / (2 z_lvl)
 
-With lead time L, review period R and z = Phi^-1(service level): reorder point = D_L + z sigma_L,
-order-up-to = D_{L+R} + z sigma_{L+R}, suggested order = max(0, ceil(order-up-to - on_hand)).
+With lead time L, review period R and z = Phi^-1(service level): reorder point s = D_L + z sigma_L,
+order-up-to S = D_{L+R} + z sigma_{L+R}. The policy (`optimize.policy`) decides the order:
+`s_S` orders S - on_hand (rounded up) only when on_hand <= s; `R_S` (periodic review) orders
+up to S at every review and has no reorder point. No order for a product with no demand: less
+than half a unit forecast over L + R and no sales in the recent window.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from pyspark.sql import functions as F
 from salesopt.config import OptimizeSettings
 
 ON_HAND, NO_INVENTORY = "on_hand", "no_inventory_input"
+CONTINUOUS, PERIODIC = "s_S", "R_S"  # optimize.policy
+# order_reason values
+BELOW_REORDER, ABOVE_REORDER, REVIEW = "at_or_below_reorder_point", "above_reorder_point", "review"
+NO_DEMAND, COVERED = "no_demand", "stock_covers_order_up_to"
+MIN_DEMAND_UNITS = 0.5  # forecast units over L + R below which (and no recent sale) nothing is due
 POLICY_SCHEMA = (
     "category string, lead_time_days int, review_period_days int, service_level double, z double"
 )
@@ -145,8 +153,15 @@ def latest_on_hand(inventory: DataFrame, as_of: date) -> DataFrame:
     )
 
 
-def plan(demand: DataFrame, on_hand: DataFrame | None) -> DataFrame:
-    """Stock levels and the suggested order. Grain: one row per product in `demand`."""
+def plan(
+    demand: DataFrame,
+    on_hand: DataFrame | None,
+    policy: str = CONTINUOUS,
+    recent: DataFrame | None = None,
+) -> DataFrame:
+    """Stock levels and the suggested order under `policy`. Grain: one row per product in
+    `demand`. `recent` (product_id, recent_units) is each product's units sold in the recent
+    window; a product without a row there sold nothing."""
     safety = F.col("z") * F.col("sigma_lead_review")
     with_stock = (
         demand.join(on_hand, on="product_id", how="left")
@@ -155,20 +170,42 @@ def plan(demand: DataFrame, on_hand: DataFrame | None) -> DataFrame:
             "on_hand", F.lit(None).cast("long")
         )
     )
-    order_up_to = F.col("demand_lead_review") + F.col("safety_stock")
+    if recent is not None:
+        with_stock = with_stock.join(recent, on="product_id", how="left")
+    else:
+        with_stock = with_stock.withColumn("recent_units", F.lit(None).cast("double"))
+    reorder = F.col("demand_lead_time") + F.col("z") * F.col("sigma_lead_time")
+    no_demand = (F.col("demand_lead_review") < MIN_DEMAND_UNITS) & (
+        F.coalesce(F.col("recent_units"), F.lit(0.0)) <= 0
+    )
+    need = F.ceil(F.col("order_up_to") - F.col("on_hand"))
+    if policy == PERIODIC:
+        due, not_due_reason, due_reason = F.lit(True), F.lit(None), F.lit(REVIEW)
+    else:
+        due = F.col("on_hand") <= F.col("reorder_point")
+        not_due_reason, due_reason = F.lit(ABOVE_REORDER), F.lit(BELOW_REORDER)
+    reason = (
+        F.when(F.col("on_hand").isNull(), F.lit(NO_INVENTORY))
+        .when(no_demand, F.lit(NO_DEMAND))
+        .when(~due, not_due_reason)
+        .when(need <= 0, F.lit(COVERED))
+        .otherwise(due_reason)
+    )
+    quantity = (
+        F.when(F.col("on_hand").isNull(), F.lit(None))
+        .when(F.col("order_reason").isin(BELOW_REORDER, REVIEW), need)
+        .otherwise(F.lit(0))
+    )
     return (
         with_stock.withColumn("safety_stock", safety)
         .withColumn(
-            "reorder_point", F.col("demand_lead_time") + F.col("z") * F.col("sigma_lead_time")
+            "reorder_point",
+            reorder if policy != PERIODIC else F.lit(None).cast("double"),
         )
-        .withColumn("order_up_to", order_up_to)
-        .withColumn(
-            "suggested_order_qty",
-            F.when(
-                F.col("on_hand").isNotNull(),
-                F.greatest(F.ceil(F.col("order_up_to") - F.col("on_hand")), F.lit(0)),
-            ).cast("long"),
-        )
+        .withColumn("order_up_to", F.col("demand_lead_review") + F.col("safety_stock"))
+        .withColumn("policy", F.lit(policy))
+        .withColumn("order_reason", reason)
+        .withColumn("suggested_order_qty", quantity.cast("long"))
         .withColumn(
             "plan_basis",
             F.when(F.col("on_hand").isNotNull(), F.lit(ON_HAND)).otherwise(F.lit(NO_INVENTORY)),
@@ -176,8 +213,9 @@ def plan(demand: DataFrame, on_hand: DataFrame | None) -> DataFrame:
         .select(
             "product_id", "category", "lead_time_days", "review_period_days", "service_level",
             "demand_lead_time", "demand_lead_review", "sigma_lead_time", "sigma_lead_review",
-            "safety_stock", "reorder_point", "order_up_to", "on_hand", "on_hand_date",
-            "suggested_order_qty", "plan_basis", "covered_days", "interval_level", "forecast_model",
+            "safety_stock", "policy", "reorder_point", "order_up_to", "on_hand", "on_hand_date",
+            "recent_units", "suggested_order_qty", "order_reason", "plan_basis", "covered_days",
+            "interval_level", "forecast_model",
         )
     )  # fmt: skip
 

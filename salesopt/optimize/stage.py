@@ -41,7 +41,10 @@ def complete_elasticities(products: DataFrame, estimates: DataFrame) -> DataFram
             F.coalesce("n_prices", F.lit(0)).alias("n_prices"),
             "price_cv", "r2",
             F.coalesce("status", F.lit("too_few_obs")).alias("status"),
-            F.coalesce("message", F.lit("no days with sales")).alias("message"),
+            # only products without an estimate row had no day with sales
+            F.when(F.col("status").isNull(), F.lit("no days with sales"))
+            .otherwise(F.col("message"))
+            .alias("message"),
         )
     )  # fmt: skip
 
@@ -93,7 +96,17 @@ def _levels(forecasts: DataFrame) -> dict[float, float]:
     return {float(v): rp.interval_z(v / 100 if v > 1 else v) for v in found if v is not None}
 
 
-def replenishment_plan(ctx: StageContext, products: DataFrame) -> DataFrame:
+def recent_units(sales_daily: DataFrame, as_of: date, window_days: int) -> DataFrame:
+    """Units sold in the last `window_days` days. Grain: one row per product with sales rows."""
+    first = as_of - timedelta(days=window_days - 1)
+    return (
+        sales_daily.where(F.col("date").between(F.lit(first), F.lit(as_of)))
+        .groupBy("product_id")
+        .agg(F.sum("units").cast("double").alias("recent_units"))
+    )
+
+
+def replenishment_plan(ctx: StageContext, products: DataFrame, sales: DataFrame) -> DataFrame:
     """gold/replenishment_plan rows for ctx.as_of. Grain: one row per forecast product."""
     spark, wh, s = ctx.spark, ctx.warehouse, ctx.settings
     if not wh.exists(spark, "gold", "forecasts"):
@@ -124,7 +137,8 @@ def replenishment_plan(ctx: StageContext, products: DataFrame) -> DataFrame:
         stock = rp.latest_on_hand(wh.read(spark, "silver", "inventory"), ctx.as_of)
     else:
         log.warning("silver/inventory not found: the plan shows order-up-to levels only")
-    plan = rp.plan(demand, stock)
+    recent = recent_units(sales, ctx.as_of, s.optimize.price_window_days)
+    plan = rp.plan(demand, stock, s.optimize.policy, recent)
     if wh.exists(spark, "gold", "forecast_status"):
         status = wh.read_as_of(spark, "gold", "forecast_status", ctx.as_of).select(
             "product_id", F.col("status").alias("forecast_status")
@@ -173,7 +187,7 @@ def run(ctx: StageContext) -> StageResult:
     partitions = s.partitions or ctx.settings.spark.shuffle_partitions
     obs = el.elasticity_observations(sales, ctx.as_of, s.history_days)
     estimates = el.estimate_elasticities(obs, el.ElasticityParams.from_settings(s), partitions)
-    plan = replenishment_plan(ctx, products)
+    plan = replenishment_plan(ctx, products, sales)
     tables: dict[str, int | None] = {}
     tables["gold/price_elasticity"] = wh.write_slice(
         with_run(complete_elasticities(products, estimates), ctx.as_of, ctx.run_id),

@@ -151,7 +151,7 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
         plan,
         [F.col("order_up_to").desc(), "product_id"],
         ["product_id", "category", "demand_lead_review", "safety_stock", "reorder_point",
-         "order_up_to", "on_hand", "suggested_order_qty", "plan_basis"],
+         "order_up_to", "on_hand", "suggested_order_qty", "order_reason"],
     )  # fmt: skip
     prices = _slice(spark, wh, "gold", "price_recommendations", as_of, data)
     if prices is not None:
