@@ -4,7 +4,8 @@ Expected units at price p follow the constant-elasticity curve through the curre
 `units(p) = units0 * (p / p0) ** e`. Candidates are a grid over `p0 * (1 +/- max_price_change)`
 floored at `unit_cost * (1 + min_margin)`; the candidate with the largest weekly margin
 `(p - unit_cost) * units(p)` wins. Only an `ok`, significant elasticity inside the plausible range
-moves a price; every other product keeps its price and says why in `reason`.
+moves a price; every other product keeps its price and says why in `reason`. A considered
+product names the guardrail that held its price (`binding_constraint`).
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ RECOMMENDATION_FIELDS = (
     ("expected_margin_current", T.DoubleType()),
     ("expected_margin_suggested", T.DoubleType()),
     ("reason", T.StringType()),
+    ("binding_constraint", T.StringType()),
 )
 RECOMMENDATION_SCHEMA = T.StructType([T.StructField(n, t, True) for n, t in RECOMMENDATION_FIELDS])
 CHANGED, NO_GAIN = "optimised", "current_is_best"
+MAX_INCREASE, MAX_DECREASE = "max_increase", "max_decrease"  # binding_constraint values
+MARGIN_FLOOR, NONE = "margin_floor", "none"
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,25 @@ def best_price(
     return float(prices[best]), float(expected[best])
 
 
+def binding_constraint(current: float, cost: float, elasticity: float, rules: PriceRules) -> str:
+    """The guardrail that holds the suggestion away from the unconstrained margin optimum.
+
+    With constant elasticity e < -1 that optimum is `cost * e / (1 + e)`; with -1 <= e < 0
+    (inelastic) margin grows with price without limit, so the upper cap always binds.
+    `max_increase` / `max_decrease`: the +/- `max_price_change` band; `margin_floor`: cost plus
+    `min_margin`; `none`: the optimum lies inside the allowed range (to the cent).
+    """
+    low = current * (1 - rules.max_price_change)
+    high = current * (1 + rules.max_price_change)
+    floor = cost * (1 + rules.min_margin)
+    optimum = np.inf if elasticity >= -1 else cost * elasticity / (1 + elasticity)
+    if floor > high + 0.005 or optimum > high + 0.005:
+        return MAX_INCREASE
+    if optimum < max(low, floor) - 0.005:
+        return MARGIN_FLOOR if floor >= low else MAX_DECREASE
+    return NONE
+
+
 def recommend_prices(inputs: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
     """PRICE_INPUT_COLUMNS -> RECOMMENDATION_SCHEMA columns. Grain: one row per input product.
 
@@ -116,7 +139,9 @@ def recommend_prices(inputs: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
         p0, u0, cost = rec["current_price"], rec["units_per_week"], rec["unit_cost"]
         reason = blocking_reason(rec, rules)
         price, units = p0, u0
+        binding = None
         if reason is None:
+            binding = binding_constraint(p0, cost, rec["elasticity"], rules)
             price, units = best_price(p0, u0, cost, rec["elasticity"], rules)
             reason = CHANGED if abs(price - round(p0, 2)) >= 0.005 else NO_GAIN
             price = price if reason == CHANGED else p0
@@ -138,6 +163,7 @@ def recommend_prices(inputs: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
                 "expected_margin_current": (p0 - cost) * u0 if known else None,
                 "expected_margin_suggested": (price - cost) * units if known else None,
                 "reason": reason,
+                "binding_constraint": binding,
             }
         )
     return pd.DataFrame(rows, columns=[name for name, _ in RECOMMENDATION_FIELDS]).astype(

@@ -163,7 +163,7 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
             "product_id",
         ],
         ["product_id", "current_price", "suggested_price", "change_pct", "elasticity",
-         "expected_margin_current", "expected_margin_suggested"],
+         "binding_constraint", "expected_margin_current", "expected_margin_suggested"],
     )  # fmt: skip
     anomalies = _slice(spark, wh, "gold", "sales_anomalies", as_of, data)
     data.anomalies = _top(

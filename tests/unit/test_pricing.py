@@ -46,6 +46,7 @@ def test_interior_optimum_matches_the_closed_form() -> None:
     assert rec["expected_margin_suggested"] == pytest.approx(3.0 * units)  # 411.52
     assert rec["expected_margin_current"] == pytest.approx(400.0)
     assert rec["expected_revenue_current"] == pytest.approx(1000.0)
+    assert rec["binding_constraint"] == "none"  # the optimum itself is allowed
 
 
 def test_current_price_already_optimal_is_kept() -> None:
@@ -60,6 +61,7 @@ def test_inelastic_demand_moves_by_at_most_the_max_change() -> None:
     # -1 < e < 0: margin grows with price, so the top of the +10 % band wins
     rec = one(elasticity=-0.5)
     assert rec["suggested_price"] == pytest.approx(11.0)
+    assert rec["binding_constraint"] == "max_increase"
     assert rec["expected_units_suggested"] == pytest.approx(100 * 1.1**-0.5)
 
 
@@ -69,6 +71,7 @@ def test_floor_at_cost_plus_margin_binds() -> None:
     rec = one(rules, unit_cost=8.0, elasticity=-5.0)
     assert rec["price_floor"] == pytest.approx(10.4)
     assert rec["suggested_price"] == pytest.approx(10.4)
+    assert rec["binding_constraint"] == "margin_floor"
 
 
 def test_band_entirely_below_floor_takes_the_largest_allowed_step() -> None:
@@ -76,6 +79,7 @@ def test_band_entirely_below_floor_takes_the_largest_allowed_step() -> None:
     assert list(candidate_prices(10.0, 12.0, rules)) == [11.0]
     rec = one(rules, unit_cost=10.0, elasticity=-1.5)
     assert rec["suggested_price"] == pytest.approx(11.0)
+    assert rec["binding_constraint"] == "max_increase"  # toward the floor, by the cap
 
 
 def test_candidates_stay_in_band_and_above_floor() -> None:
@@ -107,3 +111,14 @@ def test_guardrails_keep_the_current_price(change: dict, reason: str) -> None:
     if not math.isnan(rec["current_price"]):
         assert rec["suggested_price"] == rec["current_price"]
         assert rec["change_pct"] == 0.0
+
+
+def test_a_large_cut_is_held_by_the_lower_cap() -> None:
+    # cost 2, e = -3: p* = 2 * 3 / 2 = 3.00, far below the band [9, 11] and the floor 2.10
+    rec = one(unit_cost=2.0)
+    assert rec["suggested_price"] == pytest.approx(9.0)
+    assert rec["binding_constraint"] == "max_decrease"
+
+
+def test_blocked_products_have_no_binding_constraint() -> None:
+    assert one(p_value=0.2)["binding_constraint"] is None
