@@ -214,8 +214,9 @@ OVERRIDE_KEYS = ("lead_time_days", "review_period_days", "service_level")
 class OptimizeSettings(_Section):
     lead_time_days: int = Field(default=7, ge=0)
     review_period_days: int = Field(default=7, ge=1)
-    # s_S: order up to S only at or below the reorder point s; R_S: up to S at every review
-    policy: Literal["s_S", "R_S"] = "s_S"
+    # R_S: up to S at every review; s_S: up to S only at or below the reorder point s (orders
+    # can go out at every refresh)
+    policy: Literal["R_S", "s_S"] = "R_S"
     service_level: float = Field(default=0.95, gt=0.5, lt=1)
     category_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
     max_price_change: float = Field(default=0.10, gt=0, le=1)

@@ -9,9 +9,10 @@ variance (days inside a period independent), and periods are independent, so ove
 
 With lead time L, review period R and z = Phi^-1(service level): reorder point s = D_L + z sigma_L,
 order-up-to S = D_{L+R} + z sigma_{L+R}. The policy (`optimize.policy`) decides the order:
-`s_S` orders S - on_hand (rounded up) only when on_hand <= s; `R_S` (periodic review) orders
-up to S at every review and has no reorder point. No order for a product with no demand: less
-than half a unit forecast over L + R and no sales in the recent window.
+`R_S` (periodic review, default) orders up to S at every review and has no reorder point; `s_S`
+orders S - on_hand (rounded up) only when on_hand <= s, which assumes an order can go out at
+every refresh. No order for a product with no demand: less than half a unit forecast over L + R
+and no sales in the recent window.
 """
 
 from __future__ import annotations
@@ -156,12 +157,15 @@ def latest_on_hand(inventory: DataFrame, as_of: date) -> DataFrame:
 def plan(
     demand: DataFrame,
     on_hand: DataFrame | None,
-    policy: str = CONTINUOUS,
+    policy: str = PERIODIC,
     recent: DataFrame | None = None,
 ) -> DataFrame:
     """Stock levels and the suggested order under `policy`. Grain: one row per product in
     `demand`. `recent` (product_id, recent_units) is each product's units sold in the recent
-    window; a product without a row there sold nothing."""
+    window, a product without a row there sold nothing; without `recent` the no-demand rule
+    is not applied."""
+    if policy not in (CONTINUOUS, PERIODIC):
+        raise ValueError(f"unknown replenishment policy {policy!r}; expected s_S or R_S")
     safety = F.col("z") * F.col("sigma_lead_review")
     with_stock = (
         demand.join(on_hand, on="product_id", how="left")
@@ -178,6 +182,8 @@ def plan(
     no_demand = (F.col("demand_lead_review") < MIN_DEMAND_UNITS) & (
         F.coalesce(F.col("recent_units"), F.lit(0.0)) <= 0
     )
+    if recent is None:
+        no_demand = F.lit(False)
     need = F.ceil(F.col("order_up_to") - F.col("on_hand"))
     if policy == PERIODIC:
         due, not_due_reason, due_reason = F.lit(True), F.lit(None), F.lit(REVIEW)

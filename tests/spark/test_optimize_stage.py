@@ -148,12 +148,11 @@ def test_replenishment_plan_matches_hand_computation(spark: SparkSession, prepar
     assert p1["demand_lead_time"] == pytest.approx(70.0)
     assert p1["demand_lead_review"] == pytest.approx(210.0)
     assert p1["sigma_lead_review"] == pytest.approx(np.sqrt(10.0**2 + 20.0**2))
-    assert p1["reorder_point"] == pytest.approx(70.0 + Z95 * 10.0, rel=1e-6)
     assert p1["order_up_to"] == pytest.approx(210.0 + Z95 * np.sqrt(500.0), rel=1e-6)  # 246.78
     assert (p1["on_hand"], p1["on_hand_date"], p1["plan_basis"]) == (100, AS_OF, "on_hand")
-    # the default s_S policy: 100 on hand is above the reorder point 86.45, no order yet
-    assert (p1["policy"], p1["suggested_order_qty"]) == ("s_S", 0)
-    assert p1["order_reason"] == "above_reorder_point"
+    # the default R_S policy: up to the order-up-to level at every review
+    assert (p1["policy"], p1["reorder_point"], p1["order_reason"]) == ("R_S", None, "review")
+    assert p1["suggested_order_qty"] == 147  # ceil(246.78 - 100)
     assert p1["recent_units"] > 0  # P1 sells every day
     p2 = plan["P2"]  # produce override: L = 3, R = 7 -> week 1 plus 3/7 of week 2
     assert (p2["lead_time_days"], p2["service_level"]) == (3, 0.98)
@@ -165,13 +164,15 @@ def test_replenishment_plan_matches_hand_computation(spark: SparkSession, prepar
     assert (p2["on_hand"], p2["suggested_order_qty"], p2["plan_basis"]) == (
         None, None, "no_inventory_input",
     )  # fmt: skip
-    assert result.summary["total_suggested_order_units"] == 0
-    periodic = settings.with_overrides(optimize={"policy": "R_S"})
-    result = run(spark, periodic, wh)
-    p1 = rows_by_product(spark, wh, "replenishment_plan")["P1"]
-    assert (p1["policy"], p1["reorder_point"], p1["order_reason"]) == ("R_S", None, "review")
-    assert p1["suggested_order_qty"] == 147  # ceil(246.78 - 100)
     assert result.summary["total_suggested_order_units"] == 147
+    continuous = settings.with_overrides(optimize={"policy": "s_S"})
+    result = run(spark, continuous, wh)
+    p1 = rows_by_product(spark, wh, "replenishment_plan")["P1"]
+    assert p1["reorder_point"] == pytest.approx(70.0 + Z95 * 10.0, rel=1e-6)  # 86.45
+    # s_S: 100 on hand is above the reorder point, no order yet
+    assert (p1["policy"], p1["suggested_order_qty"]) == ("s_S", 0)
+    assert p1["order_reason"] == "above_reorder_point"
+    assert result.summary["total_suggested_order_units"] == 0
 
 
 def test_missing_forecast_slice_fails_before_writing(spark: SparkSession, prepared) -> None:

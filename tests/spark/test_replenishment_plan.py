@@ -31,14 +31,14 @@ def _demand(spark: SparkSession):
     return spark.createDataFrame(rows, DEMAND_SCHEMA)
 
 
-def _plan(spark: SparkSession, policy: str) -> dict[str, dict]:
+def _plan(spark: SparkSession, policy: str, with_recent: bool = True) -> dict[str, dict]:
     stock = spark.createDataFrame(
         [(pid, date(2025, 2, 2), units) for pid, units in
          (("A", 80), ("B", 100), ("C", 300), ("D", 0), ("E", 0))],
         "product_id string, on_hand_date date, on_hand long",
     )  # fmt: skip
     recent = spark.createDataFrame([("E", 3.0)], "product_id string, recent_units double")
-    out = rp.plan(_demand(spark), stock, policy, recent)
+    out = rp.plan(_demand(spark), stock, policy, recent if with_recent else None)
     return {r["product_id"]: r.asDict() for r in out.collect()}
 
 
@@ -47,7 +47,7 @@ def test_s_s_orders_only_at_or_below_the_reorder_point(spark: SparkSession) -> N
     got = {pid: (p["suggested_order_qty"], p["order_reason"]) for pid, p in plan.items()}
     assert got == {
         "A": (167, "at_or_below_reorder_point"),  # ceil(246.78 - 80)
-        "B": (0, "above_reorder_point"),  # 100 > 86.45: stock lasts until the next review
+        "B": (0, "above_reorder_point"),  # 100 > 86.45: stock covers the lead time
         "C": (0, "above_reorder_point"),
         "D": (0, "no_demand"),  # 0.2 units forecast, no recent sale: no order of 1
         "E": (1, "at_or_below_reorder_point"),  # the same forecast, but it sold recently
@@ -72,3 +72,10 @@ def test_r_s_orders_up_to_the_level_at_every_review(spark: SparkSession) -> None
     }
     assert all(p["reorder_point"] is None for p in plan.values())  # R_S has no reorder point
     assert {p["policy"] for p in plan.values()} == {"R_S"}
+
+
+def test_without_recent_sales_the_no_demand_rule_is_not_applied(spark: SparkSession) -> None:
+    plan = _plan(spark, rp.PERIODIC, with_recent=False)
+    assert (plan["D"]["suggested_order_qty"], plan["D"]["order_reason"]) == (1, "review")
+    with pytest.raises(ValueError, match="unknown replenishment policy 'sS'"):
+        rp.plan(_demand(spark), None, "sS")

@@ -122,3 +122,12 @@ def test_a_large_cut_is_held_by_the_lower_cap() -> None:
 
 def test_blocked_products_have_no_binding_constraint() -> None:
     assert one(p_value=0.2)["binding_constraint"] is None
+
+
+def test_a_floor_above_the_band_binds_through_the_upper_cap() -> None:
+    # cost 9, e = -6: p* = 9 * 6 / 5 = 10.80 is inside [9, 11], but the floor 9 * 1.3 = 11.70
+    # is above the band: the price takes the largest step up, held by the cap
+    rules = PriceRules(0.10, 0.30, -6.0, -0.2, 0.05, 41)
+    rec = one(rules, unit_cost=9.0, elasticity=-6.0)
+    assert rec["suggested_price"] == pytest.approx(11.0)
+    assert rec["binding_constraint"] == "max_increase"
