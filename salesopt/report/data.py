@@ -107,9 +107,12 @@ def _sales(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
 
 
 def _top(df: DataFrame | None, order: list, columns: list[str]) -> pd.DataFrame | None:
+    """The first TOP_ROWS rows in `order`; columns a table written by an older version lacks
+    are left out."""
     if df is None:
         return None
-    return df.orderBy(*order).select(*columns).limit(TOP_ROWS).toPandas()
+    present = [c for c in columns if c in df.columns]
+    return df.orderBy(*order).select(*present).limit(TOP_ROWS).toPandas()
 
 
 def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
