@@ -179,11 +179,12 @@ def plan(
     else:
         with_stock = with_stock.withColumn("recent_units", F.lit(None).cast("double"))
     reorder = F.col("demand_lead_time") + F.col("z") * F.col("sigma_lead_time")
-    no_demand = (F.col("demand_lead_review") < MIN_DEMAND_UNITS) & (
-        F.coalesce(F.col("recent_units"), F.lit(0.0)) <= 0
+    no_demand = (
+        F.lit(False)
+        if recent is None
+        else (F.col("demand_lead_review") < MIN_DEMAND_UNITS)
+        & (F.coalesce(F.col("recent_units"), F.lit(0.0)) <= 0)
     )
-    if recent is None:
-        no_demand = F.lit(False)
     need = F.ceil(F.col("order_up_to") - F.col("on_hand"))
     if policy == PERIODIC:
         due, not_due_reason, due_reason = F.lit(True), F.lit(None), F.lit(REVIEW)

@@ -50,8 +50,9 @@ def complete_elasticities(products: DataFrame, estimates: DataFrame) -> DataFram
 
 
 def current_position(sales_daily: DataFrame, as_of: date, window_days: int) -> DataFrame:
-    """Current net price (unit-weighted over sold units) and weekly units over the last
-    `window_days` days. Grain: one row per product with sales in the window."""
+    """Current net price (unit-weighted over sold units), weekly units and net units
+    (`recent_units`) over the last `window_days` days. Grain: one row per product with sales
+    rows in the window. Pricing and the replenishment plan's no-demand rule both read it."""
     first = as_of - timedelta(days=window_days - 1)
     return (
         sales_daily.where(F.col("date").between(F.lit(first), F.lit(as_of)))
@@ -62,6 +63,7 @@ def current_position(sales_daily: DataFrame, as_of: date, window_days: int) -> D
                 / F.sum(F.when(F.col("avg_net_price").isNotNull(), F.col("gross_units")))
             ).alias("current_price"),
             (F.sum("units") / window_days * 7.0).alias("units_per_week"),
+            F.sum("units").cast("double").alias("recent_units"),
         )
     )
 
@@ -96,17 +98,7 @@ def _levels(forecasts: DataFrame) -> dict[float, float]:
     return {float(v): rp.interval_z(v / 100 if v > 1 else v) for v in found if v is not None}
 
 
-def recent_units(sales_daily: DataFrame, as_of: date, window_days: int) -> DataFrame:
-    """Units sold in the last `window_days` days. Grain: one row per product with sales rows."""
-    first = as_of - timedelta(days=window_days - 1)
-    return (
-        sales_daily.where(F.col("date").between(F.lit(first), F.lit(as_of)))
-        .groupBy("product_id")
-        .agg(F.sum("units").cast("double").alias("recent_units"))
-    )
-
-
-def replenishment_plan(ctx: StageContext, products: DataFrame, sales: DataFrame) -> DataFrame:
+def replenishment_plan(ctx: StageContext, products: DataFrame, position: DataFrame) -> DataFrame:
     """gold/replenishment_plan rows for ctx.as_of. Grain: one row per forecast product."""
     spark, wh, s = ctx.spark, ctx.warehouse, ctx.settings
     if not wh.exists(spark, "gold", "forecasts"):
@@ -137,7 +129,7 @@ def replenishment_plan(ctx: StageContext, products: DataFrame, sales: DataFrame)
         stock = rp.latest_on_hand(wh.read(spark, "silver", "inventory"), ctx.as_of)
     else:
         log.warning("silver/inventory not found: the plan shows order-up-to levels only")
-    recent = recent_units(sales, ctx.as_of, s.optimize.price_window_days)
+    recent = position.select("product_id", "recent_units")
     plan = rp.plan(demand, stock, s.optimize.policy, recent)
     if wh.exists(spark, "gold", "forecast_status"):
         status = wh.read_as_of(spark, "gold", "forecast_status", ctx.as_of).select(
@@ -187,16 +179,15 @@ def run(ctx: StageContext) -> StageResult:
     partitions = s.partitions or ctx.settings.spark.shuffle_partitions
     obs = el.elasticity_observations(sales, ctx.as_of, s.history_days)
     estimates = el.estimate_elasticities(obs, el.ElasticityParams.from_settings(s), partitions)
-    plan = replenishment_plan(ctx, products, sales)
+    position = current_position(sales, ctx.as_of, s.price_window_days)
+    plan = replenishment_plan(ctx, products, position)
     tables: dict[str, int | None] = {}
     tables["gold/price_elasticity"] = wh.write_slice(
         with_run(complete_elasticities(products, estimates), ctx.as_of, ctx.run_id),
         "gold", "price_elasticity", ctx.as_of,
     )  # fmt: skip
     elasticity = wh.read_as_of(spark, "gold", "price_elasticity", ctx.as_of)
-    inputs = price_inputs(
-        products, current_position(sales, ctx.as_of, s.price_window_days), elasticity
-    )
+    inputs = price_inputs(products, position, elasticity)
     recs = price_recommendations(inputs, pricing.PriceRules.from_settings(s))
     tables["gold/price_recommendations"] = wh.write_slice(
         with_run(recs, ctx.as_of, ctx.run_id), "gold", "price_recommendations", ctx.as_of
