@@ -27,6 +27,10 @@ BENCHES = {
     "recommend": ("bench.bench_recommend", "ALS fit and scoring time; --quality: holdout metrics"),
     "segment": ("bench.bench_segment", "segmentation k sweep; ARI against planted segments"),
     "elasticity": ("bench.bench_elasticity", "elasticity recovery against planted values"),
+    "elasticity-real": (
+        "bench.bench_elasticity_real",
+        "elasticity on real scanner data (orange juice, 83 stores)",
+    ),
 }
 USAGE = "usage: python -m bench NAME [options] | python -m bench --list"
 

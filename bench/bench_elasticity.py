@@ -3,13 +3,15 @@
     python -m bench elasticity --customers 20000 --products 200 --days 540
 
 Generates data with `salesopt.datagen.generate` (dirty_rate 0) into --out (a temporary folder by
-default; --reuse skips generation when --out already holds it), builds gold/sales_daily-like rows
-from the truth (daily units joined with the price calendar), fans the per-product regression out
-with applyInPandas, and compares with truth/products.elasticity (--no-traffic: without the
-store-traffic control, an ablation). Reports the median
-absolute relative error over products with status ok (the estimator's own rule for "enough
-price variation"), by volume and by planted price-volatility tercile, how the planted
-stable-price products were classified, and the fit time. Target: median error <= 20 %.
+default; --reuse skips generation when --out already holds it) for its planted truth, takes the
+same clean order lines from `planted_lines` (12 stores, promotion ids), builds the
+location-week observations and store traffic the decisions stage builds, fans the per-product
+regression out with applyInPandas, and compares the raw estimates (before shrinkage) with
+truth/products.elasticity (ablations: --no-traffic without the store-traffic control,
+--no-trend without the linear trend). Reports the median absolute relative error over products
+with status ok (the estimator's own rule for "enough price variation"), by volume and by
+planted price-volatility tercile, how the planted stable-price products were classified, and
+the fit time. Target: median error <= 20 %.
 """
 
 from __future__ import annotations
@@ -23,15 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import functions as F
 
 from bench.common import LOCAL_CONF, Row, add_json_option, report, status
 from salesopt.config import GenerateSettings, load_settings
-from salesopt.datagen import generate, last_day
+from salesopt.datagen import generate, last_day, planted_lines
 from salesopt.optimize.elasticity import (
     ElasticityParams,
     elasticity_observations,
     estimate_elasticities,
+    location_traffic,
 )
 from salesopt.session import get_spark
 
@@ -50,6 +52,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--no-traffic", action="store_true", help="ablation: drop the store-traffic control"
     )
+    p.add_argument("--no-trend", action="store_true", help="ablation: drop the linear trend")
     p.add_argument("--conf", type=Path, default=LOCAL_CONF)
     add_json_option(p)
     return p.parse_args(argv)
@@ -104,22 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.reuse and Path(out, "truth", "products").exists()):
         generate(spark, out, gen)
     generate_s = time.perf_counter() - started
-    prices = spark.read.parquet(f"{out}/truth/price_calendar")
-    sales = (
-        spark.read.parquet(f"{out}/truth/daily_units")
-        .withColumnRenamed("order_date", "date")
-        .join(prices, on=["product_id", "date"], how="inner")
-        .select(
-            "product_id", "date", "units", F.col("net_price").alias("avg_net_price"),
-            F.col("promo_pct").alias("discount_share"),
-        )
-    )  # fmt: skip
+    lines = planted_lines(spark, gen)  # the generated clean lines, store_id and promo included
     started = time.perf_counter()
-    obs = elasticity_observations(sales, last_day(gen), history_days=730)
-    if args.no_traffic:
-        obs = obs.withColumn("traffic", F.lit(0.0))  # constant: dropped from the design
-    params = ElasticityParams(min_obs=60, min_price_cv=0.02, min_distinct_prices=3)
-    estimates = pd.DataFrame(estimate_elasticities(obs, params, args.partitions).toPandas())
+    obs = elasticity_observations(lines, last_day(gen), history_days=730)
+    traffic = None if args.no_traffic else location_traffic(lines, last_day(gen), 730)
+    params = ElasticityParams(
+        min_obs=40, min_price_cv=0.02, min_distinct_prices=3, trend=not args.no_trend
+    )
+    estimates = pd.DataFrame(
+        estimate_elasticities(obs, params, args.partitions, traffic).toPandas()
+    ).rename(columns={"elasticity_raw": "elasticity", "std_error_raw": "std_error"})
     fit_s = time.perf_counter() - started
     planted = pd.read_parquet(
         f"{out}/truth/products",
@@ -130,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "generate": {"customers": gen.customers, "products": gen.products, "days": gen.days,
                      "seed": gen.seed},
         "traffic_control": not args.no_traffic,
+        "trend": not args.no_trend,
         "generate_seconds": round(generate_s, 1),
         "fit_seconds": round(fit_s, 1),
         **summarise(frame),

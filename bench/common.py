@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -10,10 +11,12 @@ import shlex
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 # The default --conf of every bench, found from here so that any working directory works.
 LOCAL_CONF = Path(__file__).resolve().parents[1] / "conf" / "local.yaml"
@@ -137,7 +140,7 @@ class Timer:
         self.seconds = round(time.perf_counter() - self._start, 3)
 
 
-CACHE = Path.home() / ".cache" / "salesopt-bench"  # downloaded wheels; outside the repository
+CACHE = Path.home() / ".cache" / "salesopt-bench"  # downloaded files; outside the repository
 
 
 def downloaded_wheel(requirement: str) -> Path:
@@ -158,3 +161,36 @@ def downloaded_wheel(requirement: str) -> Path:
         )  # fmt: skip
         found = cached()
     return found[-1]
+
+
+class DownloadError(RuntimeError):
+    """A pinned download that failed or did not match its checksum; the message says what to do."""
+
+
+def downloaded_deb(urls: Sequence[str], sha256: str, timeout: float = 120.0) -> Path:
+    """The file at the first of `urls` (mirrors of one file, e.g. a Debian package), in CACHE
+    under its file name, downloaded once and checked against `sha256` (a cached copy too)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / unquote(urls[0].rsplit("/", 1)[-1])
+    if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == sha256:
+        return path
+    failures = []
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                data = response.read()
+        except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
+            failures.append(f"{url}: {exc}")
+            continue
+        got = hashlib.sha256(data).hexdigest()
+        if got != sha256:
+            failures.append(f"{url}: sha256 {got}, not the pinned {sha256}")
+            continue
+        part = path.with_name(path.name + ".part")
+        part.write_bytes(data)
+        part.replace(path)
+        return path
+    raise DownloadError(
+        f"cannot get {path.name} ({'; '.join(failures)}); check the network (a proxy: "
+        f"set http_proxy) or put the file with sha256 {sha256} at {path}"
+    )

@@ -54,8 +54,14 @@ FIELD_TYPES: dict[str, str] = {
     "updated_at": "timestamp",
     "status": "string",
     "channel": "string",
+    "store_id": "string",
+    "promo": "string",
 }
 STATUSES = ("completed", "returned", "cancelled")
+# `promo` is a flag or a promotion id: these texts (any case) mean "not on promotion"
+NOT_PROMO = ("", "0", "false", "no", "n", "none")
+# the optional fields added last; a CSV file without them (the older layout) is still read
+LATER_FIELDS = ("store_id", "promo")
 CSV_SCHEMA = ", ".join(f"{name} string" for name in FIELD_TYPES)
 _CORRUPT = "__malformed_line"  # not a contract field, so no line sets it
 JSON_SCHEMA = f"{CSV_SCHEMA}, {_CORRUPT} string"  # every field as text: typed after trimming
@@ -75,7 +81,8 @@ def parse_records(raw: DataFrame, fmt: str = "json") -> DataFrame:
             F.array(*map(F.lit, FIELD_TYPES)),
             F.array(*[parsed[name] for name in FIELD_TYPES]),
         )
-        columns = F.size(F.split(F.col("value"), ",")) == len(FIELD_TYPES)
+        n_columns = F.size(F.split(F.col("value"), ","))
+        columns = n_columns.isin(len(FIELD_TYPES), len(FIELD_TYPES) - len(LATER_FIELDS))
         return (
             raw.where(~header)
             .withColumn("_fields", F.when(columns, fields))
@@ -185,6 +192,15 @@ def with_product_check(lines: DataFrame, products: DataFrame, unknown_policy: st
     )
 
 
+def promo_flag() -> Column:
+    """Whether a line sold on promotion: the `promo` field when given (a flag or a promotion
+    id; NOT_PROMO texts mean no), else whether the line carries a discount."""
+    text = F.lower(F.col("promo"))
+    return F.when(F.col("promo").isNotNull(), ~text.isin(*NOT_PROMO)).otherwise(
+        F.coalesce(F.col("discount"), F.lit(0.0)) > 0
+    )
+
+
 def normalised(valid: DataFrame) -> DataFrame:
     """Net amounts and flags in the silver contract. Grain: one row per valid raw line."""
     status = F.coalesce(F.col("status"), F.lit("completed"))
@@ -209,6 +225,8 @@ def normalised(valid: DataFrame) -> DataFrame:
         (F.col("quantity") < 0).alias("is_return"),
         cancelled.alias("is_cancelled"),
         "channel",
+        F.col("store_id"),
+        promo_flag().alias("promo"),
         "_rescued_data",
         "_source_file",
         "_ingested_at",
@@ -239,6 +257,11 @@ def quarantine_rows(rejected: DataFrame, as_of: date, run_id: str) -> DataFrame:
         .select(
             F.col("value").alias("raw"),
             F.col("_reason").alias("reason"),
+            # as parsed (null when unreadable): the elasticity stage counts each product's
+            # quarantined lines (docs/pricing-and-replenishment.md, censoring)
+            F.col("product_id"),
+            F.to_date("order_ts").alias("order_date"),
+            F.col("quantity"),
             "_source_file",
             "_batch_id",
             "_ingested_at",

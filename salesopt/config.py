@@ -96,7 +96,9 @@ DEFAULT_RULES = (
         table="silver/order_lines",
         name="quantity_plausible",
         expr="abs(quantity) <= 10000",
-        action="quarantine",
+        # warn, not quarantine: dropping the biggest lines drops the low-price, promotion
+        # weeks and flips elasticity signs (docs/decisions/0015-elasticity-within-stores.md)
+        action="warn",
     ),
     QualityRule(
         table="silver/order_lines",
@@ -225,7 +227,11 @@ class OptimizeSettings(_Section):
     significance: float = Field(default=0.05, gt=0, lt=1)
     min_price_cv: float = Field(default=0.02, ge=0)
     min_distinct_prices: int = Field(default=3, ge=2)
-    min_obs: int = Field(default=60, ge=20)  # days with positive sales for a regression
+    min_obs: int = Field(default=40, ge=10)  # location-weeks with sales for a regression
+    # a linear trend in the elasticity regression (products grow and decline)
+    elasticity_trend: bool = True
+    # a product with more of its lines in the history quarantined is refused (status censored)
+    max_quarantined_share: float = Field(default=0.05, ge=0, le=1)
     history_days: int = Field(default=730, ge=60)  # days of sales_daily the regression uses
     price_window_days: int = Field(default=28, ge=1)  # current price and units: last N days
     price_grid_steps: int = Field(default=41, ge=3, le=1001)

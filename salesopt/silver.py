@@ -287,6 +287,7 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> t
             .repartition("order_date")
             .write.format("delta")
             .mode("append")
+            .option("mergeSchema", "true")  # a table from before store_id / promo gains them
             .save(wh.path(*SILVER))
         )
     if stats["updated"]:  # newer versions of lines silver holds: MERGEd in their dates only
@@ -303,6 +304,7 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> t
             )
             .whenMatchedUpdateAll(condition="s.updated_at >= t.updated_at")
             .whenNotMatchedInsertAll()
+            .withSchemaEvolution()
             .execute()
         )
     compared.unpersist()

@@ -20,6 +20,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from salesopt.clean import promo_flag
 from salesopt.config import GenerateSettings
 from salesopt.datagen.dirt import dirt_truth, landing_rows
 from salesopt.datagen.entities import customers_frame, price_calendar, products_frame
@@ -104,7 +105,7 @@ def generate(spark: SparkSession, out: str, settings: GenerateSettings) -> Gener
     customers.select(
         "customer_id", "segment", "orders_per_week", "lines_per_order", "active_start",
         "active_end",
-        "primary_group", "secondary_group",
+        "primary_group", "secondary_group", "store_id",
     ).write.mode("overwrite").parquet(f"{truth}/customers")  # fmt: skip
     customers.select("customer_id", "factors").write.mode("overwrite").parquet(
         f"{truth}/customer_factors"
@@ -184,4 +185,6 @@ def planted_lines(spark: SparkSession, settings: GenerateSettings) -> DataFrame:
         F.lit(False).alias("is_return"),
         F.lit(False).alias("is_cancelled"),
         "channel",
+        "store_id",
+        promo_flag().alias("promo"),
     )

@@ -19,7 +19,7 @@ FUTURE_DAYS = 400
 DRIFT_SHARE_OF_DAYS = 0.05
 LANDING_FIELDS = (
     "order_id", "line_no", "customer_id", "product_id", "quantity", "unit_price", "discount",
-    "currency", "order_ts", "updated_at", "status", "channel", "coupon_code",
+    "currency", "order_ts", "updated_at", "status", "channel", "store_id", "promo", "coupon_code",
 )  # fmt: skip
 
 

@@ -135,7 +135,17 @@ def clean_lines(
         _orders(customers.withColumn("cum_factors", F.expr(CUMULATIVE_FACTORS)), seed)
         .withColumn("line_no", F.explode(F.sequence(F.lit(1), F.col("n_lines"))))
         .transform(lambda df: _with_product(df, seed, groups, n_products))
-        .select("order_id", "line_no", "cid", "customer_id", "day", "second", "channel", "pid")
+        .select(
+            "order_id",
+            "line_no",
+            "cid",
+            "customer_id",
+            "store_id",
+            "day",
+            "second",
+            "channel",
+            "pid",
+        )
         .join(F.broadcast(products.drop("product_id")), on="pid", how="inner")
         .withColumn("product_id", F.format_string("P%05d", F.col("pid")))
         .where((F.col("day") >= F.col("launch_day")) & (F.col("day") < F.col("end_day")))
@@ -168,8 +178,15 @@ def clean_lines(
         .withColumn(
             "discount", F.round(F.col("unit_price") * F.col("promo_pct") * F.col("quantity"), 2)
         )
+        .withColumn(
+            "promo",  # a promotion id on promotion lines, absent otherwise
+            F.when(
+                F.col("promo_pct") > 0,
+                F.format_string("PR-%s-%d", F.col("product_id"), (F.col("day") / 7).cast("int")),
+            ),
+        )
         .select(
             "order_id", "line_no", "customer_id", "product_id", "quantity", "unit_price",
-            "discount", "order_ts", "order_date", "channel", "day",
+            "discount", "order_ts", "order_date", "channel", "store_id", "promo", "day",
         )
     )  # fmt: skip

@@ -3,9 +3,11 @@
 Expected units at price p follow the constant-elasticity curve through the current point:
 `units(p) = units0 * (p / p0) ** e`. Candidates are a grid over `p0 * (1 +/- max_price_change)`
 floored at `unit_cost * (1 + min_margin)`; the candidate with the largest weekly margin
-`(p - unit_cost) * units(p)` wins. Only an `ok`, significant elasticity inside the plausible range
-moves a price; every other product keeps its price and says why in `reason`. A considered
-product names the guardrail that held its price (`binding_constraint`).
+`(p - unit_cost) * units(p)` wins. Only an `ok` elasticity inside the plausible range whose
+confidence interval excludes zero moves a price; every other product keeps its price and says
+why in `reason`. A considered product names the guardrail that held its price
+(`binding_constraint`), and its expected weekly change in units, revenue and margin comes with a
+range: the same change on the curves of the interval's two ends.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ PRICE_INPUT_COLUMNS = (
     "units_per_week",
     "unit_cost",
     "elasticity",
-    "p_value",
+    "ci_low",
+    "ci_high",
     "status",
 )
 RECOMMENDATION_FIELDS = (
@@ -43,6 +46,13 @@ RECOMMENDATION_FIELDS = (
     ("expected_margin_suggested", T.DoubleType()),
     ("reason", T.StringType()),
     ("binding_constraint", T.StringType()),
+    ("elasticity_ci_low", T.DoubleType()),
+    ("elasticity_ci_high", T.DoubleType()),
+    *[
+        (f"expected_{measure}_change{end}", T.DoubleType())
+        for measure in ("units", "revenue", "margin")
+        for end in ("", "_low", "_high")
+    ],
 )
 RECOMMENDATION_SCHEMA = T.StructType([T.StructField(n, t, True) for n, t in RECOMMENDATION_FIELDS])
 CHANGED, NO_GAIN = "optimised", "current_is_best"
@@ -56,13 +66,12 @@ class PriceRules:
     min_margin: float
     elasticity_low: float
     elasticity_high: float
-    significance: float
     grid_steps: int
 
     @classmethod
     def from_settings(cls, s: OptimizeSettings) -> PriceRules:
         low, high = s.elasticity_range
-        return cls(s.max_price_change, s.min_margin, low, high, s.significance, s.price_grid_steps)
+        return cls(s.max_price_change, s.min_margin, low, high, s.price_grid_steps)
 
 
 def blocking_reason(row: pd.Series, rules: PriceRules) -> str | None:
@@ -73,8 +82,8 @@ def blocking_reason(row: pd.Series, rules: PriceRules) -> str | None:
         return "no_unit_cost"
     if row["status"] != "ok":
         return f"elasticity_{row['status']}"
-    if pd.isna(row["p_value"]) or row["p_value"] >= rules.significance:
-        return "elasticity_not_significant"
+    if pd.isna(row["ci_high"]) or row["ci_high"] >= 0:
+        return "elasticity_ci_spans_zero"
     if not rules.elasticity_low <= row["elasticity"] <= rules.elasticity_high:
         return "elasticity_out_of_range"
     return None
@@ -127,12 +136,39 @@ def binding_constraint(current: float, cost: float, elasticity: float, rules: Pr
     return NONE
 
 
+def expected_changes(
+    current: float, suggested: float, units: float, cost: float, elasticities: tuple[float, ...]
+) -> dict[str, float]:
+    """Weekly change in units, revenue and margin from `current` to `suggested` price.
+
+    `elasticities` = (point, ci_low, ci_high); the change is monotone in the elasticity, so the
+    range is the smaller and larger of the changes at the interval's ends.
+    """
+    out: dict[str, float] = {}
+    changes = []
+    for e in elasticities:
+        new_units = units * (suggested / current) ** e
+        changes.append(
+            {
+                "units": new_units - units,
+                "revenue": suggested * new_units - current * units,
+                "margin": (suggested - cost) * new_units - (current - cost) * units,
+            }
+        )
+    for measure in ("units", "revenue", "margin"):
+        ends = [c[measure] for c in changes[1:]]
+        out[f"expected_{measure}_change"] = changes[0][measure]
+        out[f"expected_{measure}_change_low"] = min(ends)
+        out[f"expected_{measure}_change_high"] = max(ends)
+    return out
+
+
 def recommend_prices(inputs: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
     """PRICE_INPUT_COLUMNS -> RECOMMENDATION_SCHEMA columns. Grain: one row per input product.
 
     Expected units, revenue and margin are per week at the current and the suggested price.
     """
-    numeric = ["current_price", "units_per_week", "unit_cost", "elasticity", "p_value"]
+    numeric = ["current_price", "units_per_week", "unit_cost", "elasticity", "ci_low", "ci_high"]
     inputs = inputs.astype({c: "float64" for c in numeric})
     rows = []
     for _, rec in inputs.iterrows():
@@ -140,12 +176,15 @@ def recommend_prices(inputs: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
         reason = blocking_reason(rec, rules)
         price, units = p0, u0
         binding = None
+        changes: dict[str, float] = {}
         if reason is None:
             binding = binding_constraint(p0, cost, rec["elasticity"], rules)
             price, units = best_price(p0, u0, cost, rec["elasticity"], rules)
             reason = CHANGED if abs(price - round(p0, 2)) >= 0.005 else NO_GAIN
             price = price if reason == CHANGED else p0
             units = units if reason == CHANGED else u0
+            bounds = (rec["elasticity"], rec["ci_low"], rec["ci_high"])
+            changes = expected_changes(p0, price, u0, cost, bounds)
         known = not (pd.isna(p0) or pd.isna(u0))
         rows.append(
             {
@@ -164,6 +203,9 @@ def recommend_prices(inputs: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
                 "expected_margin_suggested": (price - cost) * units if known else None,
                 "reason": reason,
                 "binding_constraint": binding,
+                "elasticity_ci_low": rec["ci_low"],
+                "elasticity_ci_high": rec["ci_high"],
+                **changes,
             }
         )
     return pd.DataFrame(rows, columns=[name for name, _ in RECOMMENDATION_FIELDS]).astype(

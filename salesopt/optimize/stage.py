@@ -1,8 +1,9 @@
 """The decisions stage: price elasticity, price suggestions and the replenishment plan.
 
-Reads gold/sales_daily, silver/products, gold/forecasts (and gold/forecast_status, silver/inventory
-when present); writes the as_of slices of gold/price_elasticity, gold/price_recommendations and
-gold/replenishment_plan (docs/tables.md).
+Reads silver/order_lines (the elasticity's location-weeks), gold/sales_daily (current price and
+units), silver/products, gold/forecasts (and gold/forecast_status, silver/inventory and
+quarantine/orders_rejected when present); writes the as_of slices of gold/price_elasticity,
+gold/price_recommendations and gold/replenishment_plan (docs/tables.md).
 """
 
 from __future__ import annotations
@@ -24,29 +25,46 @@ from salesopt.optimize import replenishment as rp
 log = logging.getLogger(__name__)
 
 NO_CATEGORY = "(none)"
+SILVER_LINES = ("silver", "order_lines")
+QUARANTINE = ("quarantine", "orders_rejected")
 
 
 def with_run(df: DataFrame, as_of: date, run_id: str) -> DataFrame:
     return df.withColumn("as_of", F.lit(as_of)).withColumn("run_id", F.lit(run_id))
 
 
-def complete_elasticities(products: DataFrame, estimates: DataFrame) -> DataFrame:
-    """Every product gets a row: products without sales days are `too_few_obs` with n_obs 0."""
+def complete_fits(products: DataFrame, fits: DataFrame) -> DataFrame:
+    """Every product gets a fit row: products without a week of sales are `too_few_obs`."""
+    counts = ("n_obs", "n_locations", "n_prices")
     return (
         products.select("product_id")
-        .join(estimates, on="product_id", how="left")
+        .join(fits, on="product_id", how="left")
         .select(
-            "product_id", "elasticity", "std_error", "p_value",
-            F.coalesce("n_obs", F.lit(0)).alias("n_obs"),
-            F.coalesce("n_prices", F.lit(0)).alias("n_prices"),
-            "price_cv", "r2",
+            "product_id",
+            *[F.coalesce(c, F.lit(0)).cast("long").alias(c) if c in counts else F.col(c)
+              for c in el.FIT_SCHEMA.fieldNames() if c not in ("product_id", "status", "message")],
             F.coalesce("status", F.lit("too_few_obs")).alias("status"),
-            # only products without an estimate row had no day with sales
-            F.when(F.col("status").isNull(), F.lit("no days with sales"))
+            # only products without a fit row had no week with sales
+            F.when(F.col("status").isNull(), F.lit("no weeks with sales in the history"))
             .otherwise(F.col("message"))
             .alias("message"),
         )
     )  # fmt: skip
+
+
+def elasticities(ctx: StageContext, products: DataFrame) -> DataFrame:
+    """gold/price_elasticity rows (without as_of, run_id). Grain: one row per product."""
+    spark, wh, s = ctx.spark, ctx.warehouse, ctx.settings.optimize
+    lines = wh.read(spark, *SILVER_LINES).where(F.col("order_date") <= F.lit(ctx.as_of))
+    partitions = s.partitions or ctx.settings.spark.shuffle_partitions
+    obs = el.elasticity_observations(lines, ctx.as_of, s.history_days)
+    traffic = el.location_traffic(lines, ctx.as_of, s.history_days)
+    params = el.ElasticityParams.from_settings(s)
+    fits = el.estimate_elasticities(obs, params, partitions, traffic)
+    quarantine = wh.read(spark, *QUARANTINE) if wh.exists(spark, *QUARANTINE) else None
+    shares = el.quarantined_shares(quarantine, lines, ctx.as_of, s.history_days)
+    checked = el.censor(complete_fits(products, fits), shares, s.max_quarantined_share)
+    return el.shrunk(checked, products.select("product_id", "category"), 1 - s.significance)
 
 
 def current_position(sales_daily: DataFrame, as_of: date, window_days: int) -> DataFrame:
@@ -74,7 +92,7 @@ def price_inputs(products: DataFrame, position: DataFrame, elasticities: DataFra
         products.select("product_id", F.col("unit_cost").cast("double").alias("unit_cost"))
         .join(position, on="product_id", how="left")
         .join(
-            elasticities.select("product_id", "elasticity", "p_value", "status"),
+            elasticities.select("product_id", "elasticity", "ci_low", "ci_high", "status"),
             "product_id",
             "left",
         )
@@ -176,14 +194,11 @@ def run(ctx: StageContext) -> StageResult:
     spark, wh, s = ctx.spark, ctx.warehouse, ctx.settings.optimize
     sales = wh.read(spark, "gold", "sales_daily").where(F.col("date") <= F.lit(ctx.as_of))
     products = wh.read(spark, "silver", "products")
-    partitions = s.partitions or ctx.settings.spark.shuffle_partitions
-    obs = el.elasticity_observations(sales, ctx.as_of, s.history_days)
-    estimates = el.estimate_elasticities(obs, el.ElasticityParams.from_settings(s), partitions)
     position = current_position(sales, ctx.as_of, s.price_window_days)
     plan = replenishment_plan(ctx, products, position)
     tables: dict[str, int | None] = {}
     tables["gold/price_elasticity"] = wh.write_slice(
-        with_run(complete_elasticities(products, estimates), ctx.as_of, ctx.run_id),
+        with_run(elasticities(ctx, products), ctx.as_of, ctx.run_id),
         "gold", "price_elasticity", ctx.as_of,
     )  # fmt: skip
     elasticity = wh.read_as_of(spark, "gold", "price_elasticity", ctx.as_of)

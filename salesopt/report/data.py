@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -115,6 +116,18 @@ def _top(df: DataFrame | None, order: list, columns: list[str]) -> pd.DataFrame 
     return df.orderBy(*order).select(*present).limit(TOP_ROWS).toPandas()
 
 
+def whole_units(frame: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame | None:
+    """Unit quantities shown as whole units: a level to stock up to or a demand is rounded up
+    (an order cannot bring half a unit)."""
+    if frame is None:
+        return None
+    out = frame.copy()
+    for c in columns:
+        if c in out.columns:
+            out[c] = np.ceil(out[c].astype("float64") - 1e-9).astype("Int64")
+    return out
+
+
 def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
     """Everything the report shows, as small pandas frames."""
     data = ReportData(as_of=as_of)
@@ -150,11 +163,14 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
             "model", "candidates", "metric", "k", "value", "n_customers"
         ).toPandas()
     plan = _slice(spark, wh, "gold", "replenishment_plan", as_of, data)
-    data.replenishment = _top(
-        plan,
-        [F.col("order_up_to").desc(), "product_id"],
-        ["product_id", "category", "demand_lead_review", "safety_stock", "reorder_point",
-         "order_up_to", "on_hand", "suggested_order_qty", "order_reason"],
+    data.replenishment = whole_units(
+        _top(
+            plan,
+            [F.col("order_up_to").desc(), "product_id"],
+            ["product_id", "category", "demand_lead_review", "safety_stock", "reorder_point",
+             "order_up_to", "on_hand", "suggested_order_qty", "order_reason"],
+        ),
+        ["demand_lead_review", "safety_stock", "reorder_point", "order_up_to"],
     )  # fmt: skip
     prices = _slice(spark, wh, "gold", "price_recommendations", as_of, data)
     if prices is not None:
@@ -166,7 +182,9 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
             "product_id",
         ],
         ["product_id", "current_price", "suggested_price", "change_pct", "elasticity",
-         "binding_constraint", "expected_margin_current", "expected_margin_suggested"],
+         "elasticity_ci_low", "elasticity_ci_high", "binding_constraint",
+         "expected_margin_current", "expected_margin_change", "expected_margin_change_low",
+         "expected_margin_change_high"],
     )  # fmt: skip
     anomalies = _slice(spark, wh, "gold", "sales_anomalies", as_of, data)
     data.anomalies = _top(

@@ -102,6 +102,24 @@ def test_elasticity_bench(tmp_path: Path) -> None:
     assert 0.0 <= float(rows["share within 20 %"][1]) <= 1.0
 
 
+def test_elasticity_real_bench(tmp_path: Path) -> None:
+    rows, r = _run(tmp_path, "elasticity-real")
+    assert r["data"]["stores"] == 83 and len(r["brands"]) == 11
+    m = r["summary"]
+    for variant, label in (("raw", "salesopt raw"), ("no_promo", "ablation promo = 0")):
+        shown = rows[f"{label}: median abs(estimate - reference); negative signs"]
+        v = m[variant]
+        assert shown[1] == f"{v['median_abs_diff']:.2f}; {v['negative']} of {v['estimates']}"
+        assert shown[3] == ("met" if v["negative"] == 11 else "missed")
+    # the promotion term matters on real data: without it the estimates move away
+    assert m["no_promo"]["median_abs_diff"] > m["raw"]["median_abs_diff"]
+    censored = sum(b["survivors_guardrail"] == "censored" for b in r["brands"].values())
+    assert m["censored_old_rule"] == censored
+    assert (
+        rows[next(k for k in rows if k.startswith("old rule (quantity"))][1] == f"{censored} of 11"
+    )
+
+
 def test_forecast_bench(tmp_path: Path) -> None:
     args = ("--series", "24", "--weeks", "80", "--loop-sample", "6", "--folds", "1",
             "--cost-sample", "3", "--mixture", "8")  # fmt: skip

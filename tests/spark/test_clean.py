@@ -84,13 +84,37 @@ def test_typed_fields_and_rescued_unknown_fields(spark: SparkSession) -> None:
 
 def test_csv_rows_drop_the_header_and_flag_short_rows(spark: SparkSession) -> None:
     header = ",".join(clean.FIELD_TYPES)
-    good = "O1,1,C1,P1,2,2.5,0,EUR,2025-03-03T10:00:00Z,,completed,web"
+    good = "O1,1,C1,P1,2,2.5,0,EUR,2025-03-03T10:00:00Z,,completed,web,S7,1"
+    older = "O3,1,C1,P1,1,2.5,0,EUR,2025-03-03T10:00:00Z,,completed,web"  # before store_id, promo
     typed = clean.with_typed_fields(
-        clean.parse_records(raw(spark, [header, good, "O2,1,C1"]), fmt="csv")
+        clean.parse_records(raw(spark, [header, good, "O2,1,C1", older]), fmt="csv")
     )
-    rows = typed.select("order_id", "quantity", "_parsed").collect()
-    assert [(r["order_id"], r["quantity"], r["_parsed"]) for r in rows] == [
-        ("O1", 2, True), (None, None, False),
+    rows = typed.select("order_id", "quantity", "store_id", "promo", "_parsed").collect()
+    assert [tuple(r) for r in rows] == [
+        ("O1", 2, "S7", "1", True), (None, None, None, None, False), ("O3", 1, None, None, True),
+    ]  # fmt: skip
+
+
+def test_store_and_promotion_fields(spark: SparkSession) -> None:
+    values = [
+        record(line_no=1, store_id="S1", promo="PR-2025-17"),  # a promotion id
+        record(line_no=2, store_id="S2", promo="0"),
+        record(line_no=3, promo="FALSE"),
+        record(line_no=4, promo=True),  # a JSON boolean
+        record(line_no=5),  # no promo field, a discount: on promotion
+        record(line_no=6, discount=None),  # neither: not
+        record(line_no=7, promo="no", discount=0.5),  # the flag wins over the discount
+    ]
+    typed = clean.with_typed_fields(clean.parse_records(raw(spark, values)))
+    valid = clean.with_product_check(
+        clean.with_reason(typed, AS_OF, 1, 30),
+        spark.createDataFrame([("P1", "dairy")], "product_id string, category string"),
+        "quarantine",
+    )
+    out = clean.normalised(valid).orderBy("line_no").select("store_id", "promo").collect()
+    assert [tuple(r) for r in out] == [
+        ("S1", True), ("S2", False), (None, False), (None, True), (None, True), (None, False),
+        (None, False),
     ]  # fmt: skip
 
 
@@ -149,14 +173,18 @@ def test_latest_version_wins_then_latest_ingest(spark: SparkSession) -> None:
 
 
 def test_quarantine_rows_number_identical_lines(spark: SparkSession) -> None:
-    rejected = raw(spark, ["{bad", "{bad", "{worse"]).withColumn(
-        "_reason", F.lit("malformed_record")
+    values = ["{bad", "{bad", "{worse", record(quantity=20000)]
+    rejected = clean.with_typed_fields(clean.parse_records(raw(spark, values))).withColumn(
+        "_reason", F.when(F.col("_parsed"), "rule:big").otherwise("malformed_record")
     )
     rows = clean.quarantine_rows(rejected, AS_OF, "r1").collect()
     assert sorted((r["raw"], r["_dup_index"]) for r in rows) == [
-        ("{bad", 1), ("{bad", 2), ("{worse", 1),
+        (values[3], 1), ("{bad", 1), ("{bad", 2), ("{worse", 1),
     ]  # fmt: skip
-    assert {r["reason"] for r in rows} == {"malformed_record"}
+    assert {r["reason"] for r in rows} == {"malformed_record", "rule:big"}
+    # a readable line keeps its product, date and quantity (the elasticity's censoring check)
+    parsed = {(r["product_id"], r["order_date"], r["quantity"]) for r in rows}
+    assert parsed == {("P1", AS_OF, 20000), (None, None, None)}
     assert {(r["as_of"], r["run_id"]) for r in rows} == {(AS_OF, "r1")}
 
 

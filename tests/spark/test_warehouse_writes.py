@@ -54,12 +54,12 @@ def test_quarantine_is_written_once_per_batch(spark: SparkSession, settings_for,
     ctx = StageContext(spark, settings, wh, date(2025, 3, 1), "run-1")
     schema = (
         "value string, _reason string, _source_file string, _batch_id string, "
-        "_ingested_at timestamp"
+        "_ingested_at timestamp, product_id string, order_ts timestamp, quantity int"
     )
     at = datetime(2025, 3, 1, 6)
 
     def rejects(batch: str, *values: str):
-        rows = [(v, "unparseable", f"{batch}.jsonl", batch, at) for v in values]
+        rows = [(v, "unparseable", f"{batch}.jsonl", batch, at, None, None, None) for v in values]
         return spark.createDataFrame(rows, schema)
 
     def held() -> list[tuple[str, str, int]]:

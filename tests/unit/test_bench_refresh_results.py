@@ -33,7 +33,7 @@ def test_the_list_names_every_bench_and_an_unknown_name_is_a_usage_error(
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == list(BENCHES)
     assert listed == ["refresh", "forecast", "forecast-real", "forecast-intermittent",
-                      "recommend", "segment", "elasticity"]  # fmt: skip
+                      "recommend", "segment", "elasticity", "elasticity-real"]  # fmt: skip
     assert bench_main(["nope"]) == 2
     assert "unknown bench 'nope'" in capsys.readouterr().err
     assert bench_main([]) == 2
