@@ -38,7 +38,7 @@ Per brand (11 rows), with ElasticityParams(min_obs=40, min_price_cv=0.02, min_di
    (--quarantine-above; one line is one store-week here, its quantity `exp(logmove)` as stored,
    the number bayesm calls units: counted in packs, 1 store-week exceeds 10000), the estimate
    on the surviving store-weeks, and whether the guardrail (status censored above
-   optimize.max_quarantined_share, 5 % of the lines) refuses it.
+   optimize.max_quarantined_share, 5 % of the lines or of the units) refuses it.
 
 Then the medians of |salesopt - reference| per variant, the negative signs, the share of
 reference values inside salesopt's interval and the brands censored under the old rule. The

@@ -58,8 +58,9 @@ FIELD_TYPES: dict[str, str] = {
     "promo": "string",
 }
 STATUSES = ("completed", "returned", "cancelled")
-# `promo` is a flag or a promotion id: these texts (any case) mean "not on promotion"
-NOT_PROMO = ("", "0", "false", "no", "n", "none")
+# `promo` is a flag or a promotion id: these texts (any case) mean "not on promotion"; an
+# empty field is absent (the discount decides)
+NOT_PROMO = ("0", "false", "no", "n", "none")
 # the optional fields added last; a CSV file without them (the older layout) is still read
 LATER_FIELDS = ("store_id", "promo")
 CSV_SCHEMA = ", ".join(f"{name} string" for name in FIELD_TYPES)

@@ -232,7 +232,7 @@ class OptimizeSettings(_Section):
     elasticity_trend: bool = True
     # a product with more of its lines in the history quarantined is refused (status censored)
     max_quarantined_share: float = Field(default=0.05, ge=0, le=1)
-    history_days: int = Field(default=730, ge=60)  # days of sales_daily the regression uses
+    history_days: int = Field(default=730, ge=60)  # days of order lines the elasticity uses
     price_window_days: int = Field(default=28, ge=1)  # current price and units: last N days
     price_grid_steps: int = Field(default=41, ge=3, le=1001)
     partitions: int | None = Field(default=None, ge=1)  # default: Spark default parallelism

@@ -14,6 +14,7 @@ no download at run time). Mapping onto docs/source-contract.md:
 | unit_price | `(sales_value + retail_disc + coupon_match_disc) / quantity` (shelf price) |
 | discount | `retail_disc + coupon_match_disc` |
 | order_ts | `transaction_timestamp` (UTC); one landing folder per day (`batch_date=`) |
+| store_id | `store_id` |
 | product category | `department` |
 
 Where the source's lines land (measured on the full data, 1,469,307 lines):
@@ -106,6 +107,7 @@ def _write_landing(spark: SparkSession, source: Path, landing: Path) -> date:
         F.date_format(ts, TS_FORMAT).alias("order_ts"),
         F.lit("completed").alias("status"),
         F.lit("store").alias("channel"),
+        F.col("store_id").cast("string").alias("store_id"),
         F.date_format(ts, "yyyy-MM-dd").alias("batch_date"),
     )
     (

@@ -84,7 +84,11 @@ STATUSES = ("ok", "insufficient_variation", "too_few_obs", "censored", "implausi
 FIXED_EFFECTS, POOLED, SUMMED = "location_fixed_effects", "pooled", "summed_locations"
 ALL_LOCATIONS = "(all)"  # the one location of lines without store_id
 HAC_LAGS = 4  # weeks of autocorrelation the pooled form's standard error allows for
-MIN_CATEGORY_PRODUCTS = 3  # fewer ok products in a category: no shrinkage (weight 1)
+MIN_CATEGORY_PRODUCTS = 5  # fewer ok products in a category: no shrinkage (weight 1)
+# products differ: the between-product spread is taken as at least this much (sd), so a
+# precise estimate keeps most of its own value even when a few estimates happen to agree
+MIN_BETWEEN_SD = 0.25
+NO_CATEGORY = "(none)"  # products without a category: not a group to shrink toward
 # a location selling the product in fewer of its weeks joins OTHER_LOCATIONS (see merge_sparse)
 MIN_WEEK_SHARE = 0.8
 OTHER_LOCATIONS = "(other)"
@@ -138,7 +142,9 @@ def elasticity_observations(lines: DataFrame, as_of: date, history_days: int) ->
     `price` is the net price per unit sold, `promo` the share of the units sold on promotion.
     Returns and cancellations are not sales at a price and are left out.
     """
-    on_promo = F.col("promo") if "promo" in lines.columns else F.col("discount") > 0
+    # rows written before silver had `promo` carry null there: their discount says
+    discounted = F.coalesce(F.col("discount"), F.lit(0.0)) > 0
+    on_promo = F.coalesce(F.col("promo"), discounted) if "promo" in lines.columns else discounted
     return (
         _history_lines(lines, as_of, history_days)
         .groupBy("product_id", "location", "week_start")
@@ -183,9 +189,9 @@ def sparse_locations(obs: pd.DataFrame) -> list[str]:
 
 def price_spread(obs: pd.DataFrame) -> float:
     """Mean over weeks of the standard deviation of the log price across locations (weeks sold
-    in two or more locations); 0 when there are none."""
+    in two or more locations); NaN when there are none (no evidence of one price)."""
     spread = obs.assign(_lp=np.log(obs["price"])).groupby("week_start")["_lp"].std().dropna()
-    return float(spread.mean()) if len(spread) else 0.0
+    return float(spread.mean()) if len(spread) else float("nan")
 
 
 def merge_sparse(
@@ -306,11 +312,12 @@ def fit_elasticity(
     # One price in every location (chain-wide pricing): locations add no price variation, only
     # empty and small weeks; their sum is the better series.
     chain_wide = len(all_locations) > 1 and price_spread(obs) < MAX_CHAIN_PRICE_SPREAD
-    merged, label = (
-        (all_locations, SUMMED_LOCATIONS)
-        if chain_wide
-        else (sparse_locations(obs), OTHER_LOCATIONS)
-    )
+    sparse = sparse_locations(obs)
+    all_sparse = len(all_locations) > 1 and len(sparse) == len(all_locations)
+    if chain_wide or all_sparse:
+        merged, label = all_locations, SUMMED_LOCATIONS
+    else:
+        merged, label = sparse, OTHER_LOCATIONS
     obs = merge_sparse(obs, merged, label)
     if traffic is not None:
         obs = with_traffic(obs, traffic, merged, label)
@@ -318,7 +325,7 @@ def fit_elasticity(
     obs = obs.sort_values(["location", "week_start"])
     locations = obs["location"].to_numpy()
     n_locations = int(pd.unique(locations).size)
-    spec = SUMMED if chain_wide else POOLED if n_locations <= 1 else FIXED_EFFECTS
+    spec = SUMMED if chain_wide or all_sparse else POOLED if n_locations <= 1 else FIXED_EFFECTS
     n = len(obs)
     n_prices = distinct_prices(obs["price"].to_numpy(dtype=float))
     cv = shelf_price_cv(obs)
@@ -345,16 +352,19 @@ def fit_elasticity(
     except (np.linalg.LinAlgError, ValueError) as exc:
         return _fit_row(product_id, "failed", message=str(exc)[:200], **common)
     se = float(fit.bse["log_price"])
+    if n_locations >= 2:  # few clusters: widen to the t interval with G - 1 degrees of freedom
+        se *= float(stats.t.ppf(0.975, n_locations - 1) / stats.norm.ppf(0.975))
     if fit.df_resid < 1 or not np.isfinite(se) or se <= 0:
         msg = f"no residual degrees of freedom ({fit.df_resid:.0f})"
         return _fit_row(product_id, "failed", message=msg, **common)
     estimate = float(fit.params["log_price"])
     ss_total = float((y**2).sum())
     r2 = 1 - float(fit.ssr) / ss_total if ss_total > 0 else None  # within R^2
+    why_summed = "one price" if chain_wide else "few weeks with sales"
     where = {
         FIXED_EFFECTS: f"{n_locations} locations, within locations",
         POOLED: "one location (no store_id, or one store)",
-        SUMMED: f"one price in all {len(all_locations)} locations: summed into one series",
+        SUMMED: f"{why_summed} in all {len(all_locations)} locations: summed into one series",
     }[spec]
     message = f"{n} location-weeks, {where}"
     if (estimate - stats.norm.ppf(0.975) * se) > 0:
@@ -408,11 +418,19 @@ def quarantined_shares(
         .groupBy("product_id")
         .agg(F.count("*").alias("_kept"), F.sum(F.abs("quantity")).alias("_kept_units"))
     )
+    if quarantine is not None and "product_id" not in quarantine.columns:
+        log.warning(
+            "quarantine/orders_rejected has no product_id column (written before it was "
+            "added): its lines do not count toward the elasticity's censoring check"
+        )
     if quarantine is None or "product_id" not in quarantine.columns:
         return kept.select("product_id", F.lit(0.0).alias("quarantined_share"))
-    units = F.abs("quantity") if "quantity" in quarantine.columns else F.lit(None)
+    has_quantity = "quantity" in quarantine.columns
+    units = F.abs("quantity") if has_quantity else F.lit(None)
+    # a zero-quantity line sold nothing: it cannot hide a big week
+    sold_something = F.coalesce(F.col("quantity"), F.lit(1)) != 0 if has_quantity else F.lit(True)
     dropped = (
-        quarantine.where(window & F.col("product_id").isNotNull())
+        quarantine.where(window & F.col("product_id").isNotNull() & sold_something)
         .groupBy("product_id")
         .agg(F.count("*").alias("_dropped"), F.sum(units).alias("_dropped_units"))
     )
@@ -455,12 +473,13 @@ def censor(fits: DataFrame, shares: DataFrame, max_share: float) -> DataFrame:
 def shrink(frame: pd.DataFrame, level: float) -> pd.DataFrame:
     """Empirical-Bayes shrinkage of one category's `ok` estimates toward the category's.
 
-    Between-product variance tau^2 by DerSimonian-Laird; category elasticity
+    Between-product variance tau^2 by DerSimonian-Laird, at least MIN_BETWEEN_SD^2; category
+    elasticity
     m = sum(e_i / (tau^2 + se_i^2)) / sum(1 / (tau^2 + se_i^2)); weight w_i = tau^2 / (tau^2 +
     se_i^2); elasticity = m + w_i (e_i - m) with variance w_i se_i^2 + (1 - w_i)^2 var(m). A weak
     estimate (large se_i, little own price variation) leans on its category. With fewer than
-    MIN_CATEGORY_PRODUCTS ok products the estimates stay as they are (weight 1). Other rows keep
-    null estimates. Returns ELASTICITY_SCHEMA columns.
+    MIN_CATEGORY_PRODUCTS ok products, or for products without a category, the estimates stay
+    as they are (weight 1). Other rows keep null estimates. Returns ELASTICITY_SCHEMA columns.
     """
     out = frame.copy()
     for name in ("elasticity", "std_error", "ci_low", "ci_high", "p_value"):
@@ -470,12 +489,13 @@ def shrink(frame: pd.DataFrame, level: float) -> pd.DataFrame:
     ok = (out["status"] == "ok").to_numpy()
     e = out.loc[ok, "elasticity_raw"].to_numpy(dtype=float)
     se2 = out.loc[ok, "std_error_raw"].to_numpy(dtype=float) ** 2
-    if e.size >= MIN_CATEGORY_PRODUCTS:
+    grouped = out["category"].iloc[0] != NO_CATEGORY if len(out) else False
+    if e.size >= MIN_CATEGORY_PRODUCTS and grouped:
         w_fixed = 1 / se2
         m_fixed = float((w_fixed * e).sum() / w_fixed.sum())
         q = float((w_fixed * (e - m_fixed) ** 2).sum())
         c = float(w_fixed.sum() - (w_fixed**2).sum() / w_fixed.sum())
-        tau2 = max(0.0, (q - (e.size - 1)) / c) if c > 0 else 0.0
+        tau2 = max(MIN_BETWEEN_SD**2, (q - (e.size - 1)) / c if c > 0 else 0.0)
         w_random = 1 / (tau2 + se2)
         m = float((w_random * e).sum() / w_random.sum())
         var_m = float(1 / w_random.sum())
@@ -504,7 +524,7 @@ def shrunk(fits: DataFrame, categories: DataFrame, level: float) -> DataFrame:
 
     return (
         fits.join(categories, "product_id", "left")
-        .withColumn("category", F.coalesce("category", F.lit("(none)")))
+        .withColumn("category", F.coalesce("category", F.lit(NO_CATEGORY)))
         .groupBy("category")
         .applyInPandas(per_category, schema=ELASTICITY_SCHEMA)
     )

@@ -89,9 +89,9 @@ def test_recommend_bench_quality_mode(tmp_path: Path) -> None:
 
 
 def test_elasticity_bench(tmp_path: Path) -> None:
-    args = ("--customers", "500", "--products", "20", "--days", "200")
+    args = ("--customers", "500", "--products", "20", "--days", "420")  # 60 weeks
     rows, r = _run(tmp_path, "elasticity", *args)
-    assert r["generate"] == {"customers": 500, "products": 20, "days": 200, "seed": 42}
+    assert r["generate"] == {"customers": 500, "products": 20, "days": 420, "seed": 42}
     # every product gets a status; the planted stable-price ones are all classified
     statuses = dict(s.rsplit(" ", 1) for s in rows["products by status"][1].split(", "))
     assert sum(int(n) for n in statuses.values()) == 20

@@ -241,6 +241,26 @@ def test_a_positive_estimate_is_implausible_not_ok() -> None:
     assert "positive elasticity" in row["message"]
 
 
+def test_few_locations_widen_the_interval_to_t() -> None:
+    """Two stores, prices differing between them: the clustered standard error is widened by
+    t(1) / z, so the normal interval is the t interval with G - 1 degrees of freedom."""
+    obs = panel(-1.5, seed=13, stores=2, store_price_sd=0.05)
+    row = estimate(obs)
+    assert (row["specification"], row["n_locations"]) == ("location_fixed_effects", 2)
+    assert row["std_error_raw"] > 5 * estimate(panel(-1.5, seed=13, stores=25))["std_error_raw"]
+
+
+def test_all_sparse_locations_are_summed_and_say_so() -> None:
+    obs = panel(-1.5, seed=14, stores=6)
+    # every store sells in one week out of two, in alternating weeks: all sparse, no overlap
+    weeks = sorted(obs["week_start"].unique())
+    turn = {w: i % 6 for i, w in enumerate(weeks)}
+    obs = obs[obs["location"].str[1:].astype(int) == obs["week_start"].map(turn)]
+    row = estimate(obs)
+    assert (row["specification"], row["n_locations"]) == ("summed_locations", 1)
+    assert "few weeks with sales in all 6 locations" in row["message"]
+
+
 def fit_rows(values: list[tuple[float, float]], status: str = "ok") -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -265,6 +285,22 @@ def test_shrinkage_pulls_weak_estimates_toward_the_category() -> None:
     assert weak["category_elasticity"] == pytest.approx(out["category_elasticity"].iloc[0])
     assert weak["ci_low"] < weak["elasticity"] < weak["ci_high"]
     assert weak["std_error"] < 2.0
+
+
+def test_agreeing_estimates_still_keep_most_of_their_own_value() -> None:
+    """Five estimates that agree beyond their standard errors: DerSimonian-Laird puts tau^2 at
+    0, which would give every product the category's value; the floor keeps them apart."""
+    out = shrink(fit_rows([(-1.9, 0.1), (-2.0, 0.1), (-2.1, 0.1), (-2.0, 0.1), (-1.95, 0.1)]),
+                 level=0.95)  # fmt: skip
+    assert out["shrinkage_weight"].tolist() == pytest.approx([0.25**2 / (0.25**2 + 0.01)] * 5)
+    assert out["elasticity"].max() - out["elasticity"].min() > 0.15  # 0.2 apart before
+
+
+def test_products_without_a_category_are_not_shrunk_together() -> None:
+    rows = fit_rows([(-1.0, 0.3), (-2.0, 0.3), (-3.0, 0.3), (-4.0, 0.3), (-5.0, 0.3)])
+    out = shrink(rows.assign(category="(none)"), level=0.95)
+    assert out["shrinkage_weight"].tolist() == [1.0] * 5
+    assert out["elasticity"].tolist() == [-1.0, -2.0, -3.0, -4.0, -5.0]
 
 
 def test_shrinkage_needs_enough_products_and_skips_refused_rows() -> None:
