@@ -55,16 +55,25 @@ def test_schema_drift_is_rescued_and_reported(
     spark: SparkSession, settings_for, tmp_path: Path
 ) -> None:
     settings = settings_for()
+    big = line("O1", 3, qty=20000, store_id="S1", promo="PR-9")  # a promotion week's bulk line
     write_landing(
         tmp_path / "landing",
-        {"batch_date=2025-03-03/a.json": [line("O1", 1, loyalty_tier="gold"), line("O1", 2)]},
+        {"batch_date=2025-03-03/a.json": [line("O1", 1, loyalty_tier="gold"), line("O1", 2), big]},
     )
     summary = refresh(spark, settings, date(2025, 3, 3), CORE)
     rec = summary.stage("silver").summary["reconciliation"]
     assert rec["rows_with_rescued_fields"] == 1
-    silver = Warehouse.from_settings(settings).read(spark, "silver", "order_lines")
+    wh = Warehouse.from_settings(settings)
+    silver = wh.read(spark, "silver", "order_lines")
     rescued = silver.where("line_no = 1").first()["_rescued_data"]
     assert json.loads(rescued) == {"loyalty_tier": "gold"}
+    # the default quantity rule warns and keeps the line (quarantining the biggest lines would
+    # censor the high-demand weeks the elasticity needs); store_id and promo land in silver
+    assert rec["quarantined"] == 0
+    kept = silver.where("line_no = 3").first()
+    assert (kept["quantity"], kept["store_id"], kept["promo"]) == (20000, "S1", True)
+    checks = wh.read(spark, "ops", "quality_results").where("rule = 'quantity_plausible'")
+    assert [(r["action"], r["rows_failed"]) for r in checks.collect()] == [("warn", 1)]
 
 
 @pytest.mark.slow  # whole refreshes: make test-e2e
