@@ -153,6 +153,15 @@ def run(spark: SparkSession, settings: Settings, wh: Warehouse):
     return stage.run(StageContext(spark, settings, wh, AS_OF, "r1"))
 
 
+def plan_rows(spark: SparkSession, settings: Settings, wh: Warehouse) -> dict[str, dict]:
+    """`stage.replenishment_plan` alone, as the stage calls it."""
+    ctx = StageContext(spark, settings, wh, AS_OF, "r1")
+    sales = wh.read(spark, "gold", "sales_daily")
+    position = stage.current_position(sales, AS_OF, settings.optimize.price_window_days)
+    plan = stage.replenishment_plan(ctx, wh.read(spark, "silver", "products"), position)
+    return {r["product_id"]: r.asDict() for r in plan.collect()}
+
+
 def rows_by_product(spark: SparkSession, wh: Warehouse, name: str) -> dict[str, dict]:
     df = wh.read_as_of(spark, "gold", name, AS_OF)
     return {r["product_id"]: r.asDict() for r in df.collect()}
@@ -213,8 +222,7 @@ def test_replenishment_plan_matches_hand_computation(spark: SparkSession, prepar
         "snapshot_date date, product_id string, on_hand long",
     )
     wh.overwrite(inventory, "silver", "inventory")
-    result = run(spark, settings, wh)
-    plan = rows_by_product(spark, wh, "replenishment_plan")
+    plan = plan_rows(spark, settings, wh)  # the plan alone: it does not read the elasticities
     p1 = plan["P1"]  # L = R = 7 days: week 1 for L, weeks 1-2 for L + R
     assert p1["demand_lead_time"] == pytest.approx(70.0)
     assert p1["demand_lead_review"] == pytest.approx(210.0)
@@ -235,15 +243,8 @@ def test_replenishment_plan_matches_hand_computation(spark: SparkSession, prepar
     assert (p2["on_hand"], p2["suggested_order_qty"], p2["plan_basis"]) == (
         None, None, "no_inventory_input",
     )  # fmt: skip
-    assert result.summary["total_suggested_order_units"] == 147
-    # the plan alone under s_S (elasticity and prices do not depend on the policy)
-    continuous = settings.with_overrides(optimize={"policy": "s_S"})
-    ctx = StageContext(spark, continuous, wh, AS_OF, "r2")
-    sales = wh.read(spark, "gold", "sales_daily")
-    position = stage.current_position(sales, AS_OF, continuous.optimize.price_window_days)
-    products = wh.read(spark, "silver", "products")
-    plan = {r["product_id"]: r for r in stage.replenishment_plan(ctx, products, position).collect()}
-    p1 = plan["P1"]
+    assert sum(p["suggested_order_qty"] or 0 for p in plan.values()) == 147
+    p1 = plan_rows(spark, settings.with_overrides(optimize={"policy": "s_S"}), wh)["P1"]
     assert p1["reorder_point"] == pytest.approx(70.0 + Z95 * 10.0, rel=1e-6)  # 86.45
     # s_S: 100 on hand is above the reorder point, no order yet
     assert (p1["policy"], p1["suggested_order_qty"]) == ("s_S", 0)
