@@ -70,8 +70,10 @@ from bench.common import DownloadError, Row, add_json_option, downloaded_deb, re
 from salesopt.config import OptimizeSettings
 from salesopt.optimize.elasticity import (
     ALL_LOCATIONS,
+    OBS_COLUMNS,
     ElasticityParams,
     fit_elasticity,
+    merge_sparse,
     shrink,
 )
 
@@ -198,18 +200,8 @@ def reference(obs: pd.DataFrame, regressors: tuple[str, ...], months: bool = Fal
 
 def pooled(obs: pd.DataFrame) -> pd.DataFrame:
     """Units summed over stores per week; price and promo weighted by units; location (all)."""
-    g = obs.assign(_revenue=obs["units"] * obs["price"], _promo=obs["units"] * obs["promo"])
-    weekly = g.groupby("week_start", as_index=False)[["units", "_revenue", "_promo"]].sum()
-    return pd.DataFrame(
-        {
-            "product_id": obs["product_id"].iloc[0],
-            "location": ALL_LOCATIONS,
-            "week_start": weekly["week_start"],
-            "units": weekly["units"],
-            "price": weekly["_revenue"] / weekly["units"],
-            "promo": weekly["_promo"] / weekly["units"],
-        }
-    )
+    stores = [str(v) for v in obs["location"].unique()]
+    return merge_sparse(obs[list(OBS_COLUMNS)], stores, ALL_LOCATIONS)
 
 
 def plain(row: Mapping[Any, Any]) -> dict[str, Any]:
