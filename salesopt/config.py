@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -182,10 +182,16 @@ class RecommendSettings(_Section):
     checkpoint_interval: int = Field(default=10, ge=-1)  # effective with spark.checkpoint.dir set
     block_rows: int = Field(default=1_000_000, ge=1_000)  # ratings per ALS block (user and item)
     max_blocks: int = Field(default=200, ge=1)
-    max_candidates: int = Field(default=200, ge=1)  # ALS candidates per customer before exclusion
+    max_candidates: int = Field(default=200, ge=1)  # candidate depth cap (ALS and popular)
     strength_transform: Literal["log1p", "raw"] = "log1p"
-    buy_again: bool = True
-    buy_again_weight: float = Field(default=0.5, ge=0, le=1)  # blend: w*buy_again + (1-w)*als
+    # served method: "auto" chooses on the validation window (docs/recommendations.md)
+    method: Literal[
+        "auto", "popular", "own_history", "own_history_decay", "buy_again", "als", "blend"
+    ] = "auto"
+    # the blend weights validation chooses among
+    blend_weights: tuple[Annotated[float, Field(ge=0, le=1)], ...] = (0.25, 0.5, 0.75, 0.9)
+    buy_again_weight: float = Field(default=0.5, ge=0, le=1)  # `method: blend`: w*buy_again + ...
+    min_evaluated_customers: int = Field(default=200, ge=1)  # fewer: the summary warns
     min_repurchase_rate: float = Field(default=0.3, ge=0, le=1)  # category repurchase detection
     new_product_days: int = Field(default=60, ge=0)  # launched within this window: "new product"
 

@@ -12,6 +12,7 @@ unless their category is a repurchase category.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, Window
@@ -104,6 +105,7 @@ def new_product_candidates(
 
 
 def assemble(
+    models: Sequence[str],
     model_rows: DataFrame,
     popular_rows: DataFrame,
     new_rows: DataFrame,
@@ -111,49 +113,56 @@ def assemble(
     inactive: DataFrame,
     top_n: int,
 ) -> DataFrame:
-    """Final top-N lists. Grain: one row per (customer_id, rank)."""
+    """Final top-N lists of every model in `models`; `model_rows` carry a `model` column (a
+    model without rows, such as `popular`, gets the filling alone).
+
+    `popular_rows` and `new_rows` hold no model: they fill and close every model's lists.
+    Grain: one row per (model, customer_id, rank).
+    """
+    pair = ["customer_id", "product_id"]
+    models_df = model_rows.sparkSession.createDataFrame([(m,) for m in models], "model string")
     model = model_rows.select(
-        "customer_id",
-        "product_id",
+        "model",
+        *pair,
         "score",
         "source",
         F.lit(0).alias("tier"),
         (-F.col("score")).alias("order_key"),
     )
-    popular = popular_rows.join(model, on=["customer_id", "product_id"], how="left_anti").select(
-        "customer_id",
-        "product_id",
-        "score",
-        F.lit("popular").alias("source"),
-        F.lit(1).alias("tier"),
-        "order_key",
-    )
+    popular = (
+        popular_rows.crossJoin(F.broadcast(models_df))
+        .join(model, on=["model", *pair], how="left_anti")
+        .select(
+            "model", *pair, "score", F.lit("popular").alias("source"), F.lit(1).alias("tier"),
+            "order_key",
+        )
+    )  # fmt: skip
     candidates = model.unionByName(popular).join(inactive, on="product_id", how="left_anti")
+    fresh = new_rows.join(inactive, on="product_id", how="left_anti")
     if excluded is not None:
-        candidates = candidates.join(excluded, on=["customer_id", "product_id"], how="left_anti")
-    fresh = new_rows.join(
-        candidates.select("customer_id", "product_id"), ["customer_id", "product_id"], "left_anti"
+        candidates = candidates.join(excluded, on=pair, how="left_anti")
+        fresh = fresh.join(excluded, on=pair, how="left_anti")
+    fresh = fresh.crossJoin(F.broadcast(models_df)).join(
+        candidates.select("model", *pair), ["model", *pair], "left_anti"
     )
-    if excluded is not None:
-        fresh = fresh.join(excluded, on=["customer_id", "product_id"], how="left_anti")
-    keep = Window.partitionBy("customer_id").orderBy("tier", "order_key", "product_id")
-    slots = fresh.select("customer_id", F.lit(top_n - 1).alias("slots"))
+    keep = Window.partitionBy("model", "customer_id").orderBy("tier", "order_key", "product_id")
+    slots = fresh.select("model", "customer_id", F.lit(top_n - 1).alias("slots"))
     ranked = (
         candidates.withColumn("rank", F.row_number().over(keep))
-        .join(slots, on="customer_id", how="left")
+        .join(slots, on=["model", "customer_id"], how="left")
         .where(F.col("rank") <= F.coalesce(F.col("slots"), F.lit(top_n)))
     )
-    last = Window.partitionBy("customer_id").orderBy("rank")
+    last = Window.partitionBy("model", "customer_id").orderBy("rank")
     tail = fresh.select(
-        "customer_id",
-        "product_id",
+        "model",
+        *pair,
         "score",
         F.lit("new_product").alias("source"),
         F.lit(top_n + 1).alias("rank"),
     )
     return (
-        ranked.select("customer_id", "product_id", "score", "source", "rank")
+        ranked.select("model", *pair, "score", "source", "rank")
         .unionByName(tail)
         .withColumn("rank", F.row_number().over(last))
-        .select("customer_id", "rank", "product_id", "score", "source")
+        .select("model", "customer_id", "rank", "product_id", "score", "source")
     )

@@ -1,11 +1,12 @@
-"""Recommendation stage: evaluate on a time holdout, fit the production model, write gold.
+"""Recommendation stage: choose the served method on a validation window, report every method on
+the holdout, fit at as_of and write gold (docs/recommendations.md).
 
-Reads silver/order_lines (the holdout needs dated purchases), gold/interactions for `as_of`
+Reads silver/order_lines (the evaluation needs dated purchases), gold/interactions for `as_of`
 (production training data; computed from the lines when the slice is absent), silver/products
 (inactive products are never recommended) and, if present, gold/customer_segments for `as_of`
 (cold-start popularity per segment). Writes gold/recommendations, gold/recommendation_metrics and,
-with `recommend.grid`, gold/recommendation_grid. The production model and its id indexes are saved
-under `<warehouse>/models/recommend/as_of=<date>/`.
+with `recommend.grid`, gold/recommendation_grid. When the served method uses ALS, the production
+model and its id indexes are saved under `<warehouse>/models/recommend/as_of=<date>/`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import logging
 from datetime import date
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from salesopt import features
+from salesopt.config import RecommendSettings
 from salesopt.context import StageContext, StageResult
 from salesopt.errors import InputError
-from salesopt.recommend import als, buy_again, evaluate, serve
+from salesopt.recommend import als, evaluate, lists, split
 from salesopt.session import ensure_checkpoint_dir
 
 log = logging.getLogger(__name__)
@@ -69,143 +70,177 @@ def _inputs(ctx: StageContext) -> tuple[DataFrame, DataFrame, DataFrame, DataFra
     return lines, interactions, products, segments
 
 
-def _depth(
-    interactions: DataFrame, excluded: DataFrame | None, top_n: int, cap: int, n: int
-) -> int:
-    most = 0
-    if excluded is not None:
-        row = excluded.groupBy("customer_id").count().agg(F.max("count")).first()
-        most = int(row[0]) if row and row[0] is not None else 0
-    return max(top_n, min(n, top_n + most, cap))
+def chosen_method(
+    ctx: StageContext, lines: DataFrame, catalogue: lists.Catalogue, cutoff: date
+) -> tuple[lists.Method, evaluate.Evaluation | None]:
+    """The configured method, or with `method: auto` the best on the validation window."""
+    s, hl = ctx.settings.recommend, ctx.settings.features.recency_half_life_days
+    if s.method != "auto":
+        weight = s.buy_again_weight if s.method == "blend" else None
+        return lists.Method(s.method, weight), None
+    start = evaluate.validation_cutoff(cutoff, s.holdout_days)
+    methods = evaluate.candidate_methods(s)
+    validation = evaluate.evaluate("validation", lines, start, cutoff, methods, catalogue, s, hl)
+    chosen = evaluate.select(validation.rows, methods)
+    log.info("served method chosen on validation: %s", chosen.label)
+    return chosen, validation
 
 
 def recommendations(
-    ctx: StageContext, lines: DataFrame, interactions: DataFrame, products: DataFrame,
-    segments: DataFrame | None,
+    ctx: StageContext, lines: DataFrame, interactions: DataFrame, catalogue: lists.Catalogue,
+    method: lists.Method,
 ) -> tuple[DataFrame, dict[str, Any]]:  # fmt: skip
-    """Fits the production model on all interactions up to as_of and builds the top-N lists."""
+    """Fits on all interactions up to as_of and builds every customer's top-N list."""
     s, hl, as_of = ctx.settings.recommend, ctx.settings.features.recency_half_life_days, ctx.as_of
-    users = als.index_ids(interactions, "customer_id", "user").persist(StorageLevel.MEMORY_AND_DISK)
-    items = als.index_ids(interactions, "product_id", "item").persist(StorageLevel.MEMORY_AND_DISK)
-    ratings = als.ratings(interactions, users, items, s.strength_transform).persist(
-        StorageLevel.MEMORY_AND_DISK
+    fitted = lists.fit(
+        lines, interactions, as_of, s, als.AlsParams.from_settings(s), with_als=method.uses_als
     )
-    n_ratings, n_items = ratings.count(), items.count()
-    model = als.fit(ratings, als.AlsParams.from_settings(s), s, als.n_blocks(n_ratings, s))
     path = model_path(ctx.warehouse.root, as_of)
-    als.save(model, f"{path}/als")
-    users.write.mode("overwrite").parquet(f"{path}/user_index")
-    items.write.mode("overwrite").parquet(f"{path}/item_index")
-    stats = buy_again.repurchase_stats(lines, as_of)
-    categories = buy_again.repurchase_categories(
-        stats, s.repurchase_categories, s.min_repurchase_rate
-    )
-    excluded = serve.excluded_pairs(interactions, categories) if s.exclude_bought else None
-    depth = _depth(interactions, excluded, s.top_n, s.max_candidates, n_items)
-    als_c = als.recommend(model, users, items, depth).select("customer_id", "product_id", "score")
-    if excluded is not None:
-        als_c = als_c.join(excluded, on=["customer_id", "product_id"], how="left_anti")
-    if s.buy_again:
-        ba_c = buy_again.buy_again_scores(
-            interactions, stats, categories, as_of, s.holdout_days, hl
-        )
-        model_rows = buy_again.blend(als_c, ba_c, s.buy_again_weight)
-    else:
-        model_rows = als_c.withColumn("source", F.lit("als"))
+    if fitted.model is not None:
+        als.save(fitted.model, f"{path}/als")
+        fitted.users.write.mode("overwrite").parquet(f"{path}/user_index")
+        fitted.items.write.mode("overwrite").parquet(f"{path}/item_index")
     customers = interactions.select("customer_id")
-    if segments is not None:
-        customers = customers.unionByName(segments.select("customer_id"))
+    if catalogue.segments is not None:
+        customers = customers.unionByName(catalogue.segments.select("customer_id"))
     if ctx.warehouse.exists(ctx.spark, "silver", "customers"):
         customers = customers.unionByName(
             ctx.warehouse.read(ctx.spark, "silver", "customers").select("customer_id")
         )
-    customers = customers.distinct()
-    popular = serve.segment_popularity(interactions, segments, depth)
-    inactive = products.where(F.col("status") != "active").select("product_id")
-    fresh = serve.new_product_candidates(interactions, products, items, as_of, s.new_product_days)
-    recs = serve.assemble(
-        model_rows, serve.popular_candidates(customers, popular, segments), fresh, excluded,
-        inactive, s.top_n,
-    )  # fmt: skip
-    info = {"model_path": path, "train_pairs": n_ratings, "items_with_factors": n_items,
-            "repurchase_categories": categories, "candidate_depth": depth}  # fmt: skip
+    recs = lists.build(fitted, [method], customers.distinct(), catalogue, s, hl).drop("model")
+    info = {"model_path": path if fitted.model is not None else None,
+            "train_pairs": fitted.n_ratings, "items_with_factors": fitted.n_items,
+            "repurchase_categories": fitted.categories}  # fmt: skip
     return recs, info
 
 
+METRICS_SCHEMA = (
+    "split string, model string, blend_weight double, served boolean, candidates string, "
+    "metric string, k int, value double, n_customers long, rank int, reg_param double, "
+    "alpha double, max_iter int, holdout_days int, cutoff_date string, "
+    "excluded_pair_share double, excluded_customer_share double"
+)
+
+
 def _metrics_frame(
-    ctx: StageContext, rows: list[dict[str, Any]], params: dict[str, Any]
-) -> DataFrame:
-    schema = (
-        "model string, candidates string, metric string, k int, value double, n_customers long, "
-        "rank int, reg_param double, alpha double, max_iter int, holdout_days int, "
-        "cutoff_date string, excluded_pair_share double, excluded_customer_share double"
-    )
-    data = [{**params, **r} for r in rows]
-    cols = [c.split()[0] for c in schema.split(", ")]
-    df = ctx.spark.createDataFrame([tuple(d.get(c) for c in cols) for d in data], schema)
+    ctx: StageContext, evaluations: list[evaluate.Evaluation], served: lists.Method,
+    params: dict[str, Any],
+) -> DataFrame:  # fmt: skip
+    cols = [c.split()[0] for c in METRICS_SCHEMA.split(", ")]
+    data = []
+    for e in evaluations:
+        for r in e.rows:
+            is_served = r["model"] == served.name and r["blend_weight"] == served.weight
+            row = {**params, **e.counts, **r, "served": is_served}
+            data.append(tuple(row.get(c) for c in cols))
+    df = ctx.spark.createDataFrame(data, METRICS_SCHEMA)
     return features.with_run(
         df.withColumn("cutoff_date", F.to_date("cutoff_date")), ctx.as_of, ctx.run_id
     )
 
 
+def grid(
+    ctx: StageContext, lines: DataFrame, catalogue: lists.Catalogue, cutoff: date
+) -> list[evaluate.Evaluation]:
+    """ALS alone for every (rank, reg_param, alpha) of the grid, on the validation window."""
+    s, hl = ctx.settings.recommend, ctx.settings.features.recency_half_life_days
+    start = evaluate.validation_cutoff(cutoff, s.holdout_days)
+    out = []
+    for rank in s.grid_ranks:
+        for reg in s.grid_reg_params:
+            for alpha in s.grid_alphas:
+                params = als.AlsParams(rank=rank, reg_param=reg, alpha=alpha, max_iter=s.max_iter)
+                e = evaluate.evaluate(
+                    "validation", lines, start, cutoff, [lists.Method("als")], catalogue, s, hl,
+                    params,
+                )  # fmt: skip
+                for r in e.rows:
+                    r.update(rank=rank, reg_param=reg, alpha=alpha)
+                out.append(e)
+    return out
+
+
 def run(ctx: StageContext) -> StageResult:
-    """Evaluates, fits, scores and writes the recommendation tables for `ctx.as_of`."""
+    """Chooses the served method, evaluates, fits, scores and writes the recommendation tables."""
     s, hl, wh = ctx.settings.recommend, ctx.settings.features.recency_half_life_days, ctx.warehouse
     ensure_checkpoint_dir(ctx.spark, ctx.settings.paths.checkpoint_dir)  # for ALS, wherever run
     lines, interactions, products, segments = _inputs(ctx)
-    holdout = evaluate.prepare(lines, ctx.as_of, s, hl)
-    rows = evaluate.evaluate(holdout, lines, s, hl)
-    grid_rows = evaluate.grid(holdout, s) if s.grid else []
-    evaluate.release(holdout)
+    catalogue = lists.Catalogue(products, segments)
+    cutoff = split.cutoff_date(ctx.as_of, s.holdout_days)
+    method, validation = chosen_method(ctx, lines, catalogue, cutoff)
+    methods = [lists.Method(n) for n in lists.METHODS if n != "blend"]
+    if method.name == "blend":
+        methods.append(method)
+    holdout = evaluate.evaluate("holdout", lines, cutoff, ctx.as_of, methods, catalogue, s, hl)
+    evaluations = [e for e in (validation, holdout) if e is not None]
     params = {"rank": s.rank, "reg_param": s.reg_param, "alpha": s.alpha, "max_iter": s.max_iter,
-              "holdout_days": s.holdout_days, **holdout.counts}  # fmt: skip
+              "holdout_days": s.holdout_days}  # fmt: skip
     tables: dict[str, int | None] = {}
     tables["gold/recommendation_metrics"] = wh.write_slice(
-        _metrics_frame(ctx, rows, params), "gold", "recommendation_metrics", ctx.as_of
-    )
-    if grid_rows:
+        _metrics_frame(ctx, evaluations, method, params), "gold", "recommendation_metrics",
+        ctx.as_of,
+    )  # fmt: skip
+    if s.grid:
         tables["gold/recommendation_grid"] = wh.write_slice(
-            _metrics_frame(ctx, grid_rows, params), "gold", "recommendation_grid", ctx.as_of
-        )
-    recs, info = recommendations(ctx, lines, interactions, products, segments)
+            _metrics_frame(ctx, grid(ctx, lines, catalogue, cutoff), method, params), "gold",
+            "recommendation_grid", ctx.as_of,
+        )  # fmt: skip
+    recs, info = recommendations(ctx, lines, interactions, catalogue, method)
     out = features.with_run(recs, ctx.as_of, ctx.run_id)
     tables["gold/recommendations"] = wh.write_slice(out, "gold", "recommendations", ctx.as_of)
     written = wh.read_as_of(ctx.spark, "gold", "recommendations", ctx.as_of)
     by_source = {r["source"]: int(r["count"]) for r in written.groupBy("source").count().collect()}
-    summary = _summary(rows, params, info, by_source, s.k)
+    summary = _summary(holdout, validation, method, s, info, by_source)
     return StageResult(
         tables=tables,
         rows_in=info["train_pairs"],
         rows_out={
             "gold/recommendations": sum(by_source.values()),
-            "gold/recommendation_metrics": len(rows),
+            "gold/recommendation_metrics": sum(len(e.rows) for e in evaluations),
         },
         summary=summary,
     )
 
 
-def _summary(
-    rows: list[dict[str, Any]], params: dict[str, Any], info: dict[str, Any],
-    by_source: dict[str, int], k: int,
-) -> dict[str, Any]:  # fmt: skip
-    table: dict[str, dict[str, float]] = {}
-    for r in rows:
-        table.setdefault(f"{r['model']}/{r['candidates']}", {})[r["metric"]] = round(r["value"], 4)
-    p_key = "precision_at_k"
-    als_all, pop_all = (
-        table.get("als/all", {}).get(p_key, 0.0),
-        table.get("popular/all", {}).get(p_key, 0.0),
-    )
+def _precision(e: evaluate.Evaluation) -> dict[str, float]:
+    """precision@k on `all` per method label."""
     return {
-        "k": k,
-        "metrics": table,
-        "als_vs_popular_precision_all": round(als_all / pop_all, 3) if pop_all else None,
-        "split": {
-            key: params[key]
-            for key in params
-            if key not in ("rank", "reg_param", "alpha", "max_iter")
-        },
-        "params": {key: params[key] for key in ("rank", "reg_param", "alpha", "max_iter")},
+        lists.Method(r["model"], r["blend_weight"]).label: r["value"]
+        for r in e.rows
+        if r["candidates"] == "all" and r["metric"] == "precision_at_k"
+    }
+
+
+def _summary(
+    holdout: evaluate.Evaluation, validation: evaluate.Evaluation | None, method: lists.Method,
+    s: RecommendSettings, info: dict[str, Any], by_source: dict[str, int],
+) -> dict[str, Any]:  # fmt: skip
+    p = _precision(holdout)
+    baseline = max(lists.BASELINES, key=lambda b: (p.get(b, 0.0), -lists.BASELINES.index(b)))
+    served, best = p.get(method.label, 0.0), p.get(baseline, 0.0)
+    n = int(holdout.counts["evaluated_customers"])
+    out: dict[str, Any] = {
+        "k": s.k,
+        "served_method": method.label,
+        "chosen_on": "validation" if validation is not None else "config",
+        "served_precision_at_k": round(served, 4),
+        "best_baseline": baseline,
+        "best_baseline_precision_at_k": round(best, 4),
+        "served_vs_best_baseline": round(served / best, 3) if best else None,
+        "evaluated_customers": n,
+        "holdout_precision_at_k": {key: round(v, 4) for key, v in sorted(p.items())},
+        "split": holdout.counts,
         "recommendations_by_source": by_source,
         **info,
     }
+    if validation is not None:
+        out["validation_precision_at_k"] = {
+            key: round(v, 4) for key, v in sorted(_precision(validation).items())
+        }
+    if n < s.min_evaluated_customers:
+        out["warning"] = (
+            f"only {n} customers evaluated (fewer than recommend.min_evaluated_customers = "
+            f"{s.min_evaluated_customers}): the comparison with the baselines is noisy"
+        )
+        log.warning(out["warning"])
+    return out

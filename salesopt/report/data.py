@@ -159,9 +159,15 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
         )
     rec = _slice(spark, wh, "gold", "recommendation_metrics", as_of, data)
     if rec is not None:
-        data.rec_metrics = rec.select(
-            "model", "candidates", "metric", "k", "value", "n_customers"
-        ).toPandas()
+        label = F.when(
+            F.col("model") == "blend", F.format_string("blend %.2f", F.col("blend_weight"))
+        ).otherwise(F.col("model"))
+        served = F.when(F.col("served"), F.concat(label, F.lit(" (served)"))).otherwise(label)
+        data.rec_metrics = (
+            rec.where(F.col("split") == "holdout")
+            .select(served.alias("model"), "candidates", "metric", "k", "value", "n_customers")
+            .toPandas()
+        )
     plan = _slice(spark, wh, "gold", "replenishment_plan", as_of, data)
     data.replenishment = whole_units(
         _top(

@@ -1,7 +1,9 @@
-"""Recommendation stage on small generated data with planted tastes, plus inline-data paths."""
+"""Recommendation stage on small generated data with planted tastes and repurchase cycles, plus
+inline-data tests of each candidate score and of the list assembly."""
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 from typing import Any
 
@@ -10,11 +12,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from salesopt.config import Settings
-from salesopt.context import StageContext, StageResult
+from salesopt.context import StageContext
 from salesopt.datagen import planted_lines
+from salesopt.datagen.baskets import planted_baskets
 from salesopt.errors import InputError
 from salesopt.io.tables import Warehouse
-from salesopt.recommend import als, buy_again, metrics, serve, split, stage
+from salesopt.recommend import als, candidates, evaluate, lists, metrics, serve, split, stage
 
 pytestmark = pytest.mark.spark
 
@@ -75,8 +78,19 @@ def ran(spark: SparkSession, base_settings: Settings, generated: DataFrame, tmp_
     return ctx, stage.run(ctx)
 
 
-def _p_at_k(result: StageResult, key: str) -> float:
-    return float(result.summary["metrics"][key]["precision_at_k"])
+def _holdout(ctx: StageContext) -> DataFrame:
+    table = ctx.warehouse.read_as_of(ctx.spark, "gold", "recommendation_metrics", AS_OF)
+    return table.where((F.col("split") == "holdout") & (F.col("metric") == "precision_at_k"))
+
+
+def _p_at_k(ctx: StageContext, model: str, candidates: str = "all") -> float:
+    rows = (
+        _holdout(ctx)
+        .where((F.col("model") == model) & (F.col("candidates") == candidates))
+        .collect()
+    )
+    assert len(rows) == 1, (model, candidates, rows)
+    return float(rows[0]["value"])
 
 
 def test_split_has_no_leakage(spark: SparkSession, generated: DataFrame) -> None:
@@ -110,30 +124,52 @@ def test_split_boundary_on_inline_lines(spark: SparkSession) -> None:
 
 @pytest.mark.slow  # ALS on generated data: make test-e2e
 def test_als_beats_popularity_twice_on_all_products(ran: Any) -> None:
-    # apples to apples: both rank over all products (no bought-item exclusion) for the same
-    # customers and the same holdout
-    _ctx, result = ran
-    assert _p_at_k(result, "als/all") >= 2 * _p_at_k(result, "popular/all")
-    assert _p_at_k(result, "als/new") > 0
-
-
-@pytest.mark.slow  # ALS on generated data: make test-e2e
-def test_blend_beats_als_and_buy_again_on_all_products(ran: Any) -> None:
-    _ctx, result = ran
-    blend = _p_at_k(result, "blend/all")
-    assert blend > _p_at_k(result, "als/all")
-    assert blend > _p_at_k(result, "buy_again/all")
-
-
-@pytest.mark.slow  # ALS on generated data: make test-e2e
-def test_metrics_table_names_every_metric_and_excluded_share(ran: Any) -> None:
+    # the served lists of both methods, for the same customers and the same holdout
     ctx, _result = ran
+    assert _p_at_k(ctx, "als") >= 2 * _p_at_k(ctx, "popular")
+    assert _p_at_k(ctx, "als", "new") > _p_at_k(ctx, "popular", "new")
+
+
+@pytest.mark.slow  # ALS on generated data: make test-e2e
+def test_metrics_hold_every_baseline_and_the_served_method(ran: Any) -> None:
+    ctx, result = ran
     table = ctx.warehouse.read_as_of(ctx.spark, "gold", "recommendation_metrics", AS_OF)
     names = {r["metric"] for r in table.select("metric").distinct().collect()}
     assert names == {"precision_at_k", "recall_at_k", "map_at_k", "ndcg_at_k", "catalogue_coverage"}
-    row = table.first()
-    assert 0 < row["excluded_pair_share"] < 1
-    assert row["cutoff_date"] == AS_OF - timedelta(days=28)
+    holdout = {r["model"] for r in _holdout(ctx).collect()}
+    assert {"popular", "own_history", "own_history_decay", "buy_again", "als"} <= holdout
+    validation = table.where((F.col("split") == "validation") & (F.col("model") == "blend"))
+    weights = {r["blend_weight"] for r in validation.select("blend_weight").distinct().collect()}
+    assert weights == set(ctx.settings.recommend.blend_weights)
+    cutoffs = {
+        r["split"]: r["cutoff_date"]
+        for r in table.select("split", "cutoff_date").distinct().collect()
+    }
+    assert cutoffs == {
+        "holdout": AS_OF - timedelta(days=28),
+        "validation": AS_OF - timedelta(days=56),
+    }
+    served = _holdout(ctx).where("served and candidates = 'all'").collect()
+    assert len(served) == 1
+    label = lists.Method(served[0]["model"], served[0]["blend_weight"]).label
+    assert label == result.summary["served_method"]
+    assert result.summary["served_precision_at_k"] == pytest.approx(served[0]["value"], abs=1e-4)
+    assert 0 < table.first()["excluded_pair_share"] < 1
+    # the summary compares the served list with the best baseline, on the evaluated customers
+    best = max(_p_at_k(ctx, b) for b in lists.BASELINES)
+    assert result.summary["best_baseline_precision_at_k"] == pytest.approx(best, abs=1e-4)
+    assert result.summary["evaluated_customers"] == served[0]["n_customers"]
+
+
+@pytest.mark.slow  # ALS on generated data: make test-e2e
+def test_served_method_is_the_best_on_validation(ran: Any) -> None:
+    ctx, result = ran
+    validation = result.summary["validation_precision_at_k"]
+    best = max(validation.values())
+    assert validation[result.summary["served_method"]] == best
+    # ties go to the method listed first (the simpler one)
+    order = [m.label for m in evaluate.candidate_methods(ctx.settings.recommend)]
+    assert result.summary["served_method"] == next(m for m in order if validation[m] == best)
 
 
 @pytest.mark.slow  # ALS on generated data: make test-e2e
@@ -148,7 +184,7 @@ def test_recommendations_exclude_bought_and_inactive(ran: Any) -> None:
     assert recs.join(bought, ["customer_id", "product_id"], "left_semi").count() == 0
     assert recs.where(F.col("product_id") == INACTIVE).count() == 0
     sources = {r["source"] for r in recs.select("source").distinct().collect()}
-    assert {"als", "buy_again", "popular", "new_product"} <= sources
+    assert {"popular", "new_product"} <= sources <= {"als", "buy_again", "popular", "new_product"}
     assert recs.groupBy("customer_id", "rank").count().where("count > 1").count() == 0
 
 
@@ -165,12 +201,64 @@ def test_cold_customer_gets_popular_and_new_product_is_surfaced(ran: Any) -> Non
 
 
 @pytest.mark.slow  # ALS on generated data: make test-e2e
-def test_saved_model_scores_without_retraining(ran: Any) -> None:
-    ctx, _result = ran
-    model, users, items = stage.load_model(ctx.spark, stage.model_path(ctx.warehouse.root, AS_OF))
-    scored = als.recommend(model, users, items, 5)
-    assert scored.select("customer_id").distinct().count() == users.count()
-    assert scored.groupBy("customer_id").count().where("count != 5").count() == 0
+def test_served_lists_are_the_evaluated_lists(
+    spark: SparkSession, base_settings: Settings, generated: DataFrame, tmp_path: Any
+) -> None:
+    # one path: serving at the holdout cut-off, for every customer, gives each evaluated
+    # customer exactly the list the evaluation scored, for ALS and for the blend
+    settings = base_settings.with_overrides(
+        paths={"warehouse": str(tmp_path / "warehouse")}, recommend={**RECOMMEND, "max_iter": 4}
+    )
+    s, hl = settings.recommend, settings.features.recency_half_life_days
+    cutoff = split.cutoff_date(AS_OF, s.holdout_days)
+    catalogue = lists.Catalogue(_products(spark, generated), None)
+    methods = [lists.Method("als"), lists.Method("blend", 0.5), lists.Method("own_history")]
+    e = evaluate.evaluate(
+        "holdout", generated, cutoff, AS_OF, methods, catalogue, s, hl, keep_lists=True
+    )
+    assert e.lists
+    evaluated = {row[1] for row in e.lists}
+    wh = Warehouse.from_settings(settings)
+    ctx = StageContext(spark=spark, settings=settings, warehouse=wh, as_of=cutoff, run_id="r")
+    interactions = split.training_interactions(generated, cutoff, hl)
+    for m in methods:
+        recs, info = stage.recommendations(ctx, generated, interactions, catalogue, m)
+        served = sorted(
+            (m.label, r["customer_id"], r["rank"], r["product_id"], r["source"], "all")
+            for r in recs.collect()
+            if r["customer_id"] in evaluated
+        )
+        assert served == [row for row in e.lists if row[0] == m.label and row[5] == "all"]
+        # a method that uses ALS saves the model it served from; it scores again without training
+        if m.name == "als":
+            model, users, items = stage.load_model(spark, info["model_path"])
+            scored = als.recommend(model, users, items, 5)
+            assert scored.groupBy("customer_id").count().where("count != 5").count() == 0
+
+
+@pytest.mark.slow  # planted repurchase cycles: make test-e2e
+def test_buy_again_beats_own_history_on_planted_cycles(
+    spark: SparkSession, base_settings: Settings
+) -> None:
+    lines = planted_baskets(spark, 1500, 240, 300, START).persist()
+    end = START + timedelta(days=299)
+    s = base_settings.recommend
+    cutoff = split.cutoff_date(end, s.holdout_days)
+    products = lines.groupBy("product_id", "category").agg(
+        F.lit("active").alias("status"), F.lit(START).alias("launch_date")
+    )
+    names = ("own_history", "buy_again", "popular")
+    e = evaluate.evaluate(
+        "holdout", lines, cutoff, end, [lists.Method(n) for n in names],
+        lists.Catalogue(products, None), s, 90.0,
+    )  # fmt: skip
+    p = {
+        r["model"]: r["value"]
+        for r in e.rows
+        if r["metric"] == "precision_at_k" and r["candidates"] == "all"
+    }
+    assert p["buy_again"] >= p["own_history"] > 3 * p["popular"]
+    assert e.counts["evaluated_customers"] > 1000
 
 
 @pytest.mark.slow  # ALS on generated data: make test-e2e
@@ -207,11 +295,13 @@ def test_cold_start_segment_popularity_inline(spark: SparkSession) -> None:
     customers = spark.createDataFrame([("z",), ("y",)], "customer_id string")
     rows = serve.popular_candidates(customers, popular, segments)
     empty = spark.createDataFrame(
-        [], "customer_id string, product_id string, score double, source string"
+        [], "model string, customer_id string, product_id string, score double, source string"
     )
     no_new = spark.createDataFrame([], "customer_id string, product_id string, score double")
     none = spark.createDataFrame([], "product_id string")
-    recs = serve.assemble(empty, rows, no_new, None, none, top_n=2).orderBy("customer_id", "rank")
+    recs = serve.assemble(["popular"], empty, rows, no_new, None, none, top_n=2).orderBy(
+        "customer_id", "rank"
+    )
     got = [(r["customer_id"], r["rank"], r["product_id"], r["source"]) for r in recs.collect()]
     # z is in segment 1 (p1 bought by both members), y has no segment: overall p2 leads (3 buyers)
     assert got == [("y", 1, "p2", "popular"), ("y", 2, "p1", "popular"),
@@ -258,7 +348,7 @@ def test_blend_scales_als_per_customer_and_keeps_buy_again_probability(
     )
     got = {
         (r["customer_id"], r["product_id"]): (round(r["score"], 6), r["source"])
-        for r in buy_again.blend(als_scores, ba_scores, 0.5).collect()
+        for r in candidates.blend(als_scores, ba_scores, 0.5).collect()
     }
     # c: ALS scaled by its max 2.0 -> p1 1.0, p2 0.5; buy-again used as is (not scaled to 1)
     # d: negative ALS counts 0; its only re-buy chance (5%) stays small instead of becoming 1
@@ -269,3 +359,59 @@ def test_blend_scales_als_per_customer_and_keeps_buy_again_probability(
         ("d", "p1"): (0.0, "als"),
         ("d", "p4"): (0.025, "buy_again"),
     }
+
+
+def _interactions(spark: SparkSession, rows: list[tuple]) -> DataFrame:
+    return spark.createDataFrame(
+        rows,
+        "customer_id string, product_id string, category string, n_purchases long, "
+        "first_purchase_date date, last_purchase_date date, strength double",
+    )
+
+
+def test_own_history_counts_orders_and_breaks_ties_by_recency(spark: SparkSession) -> None:
+    d = date(2024, 3, 1)
+    inter = _interactions(spark, [
+        ("c", "p1", "x", 3, d, d + timedelta(days=5), 3.0),
+        ("c", "p2", "x", 3, d, d + timedelta(days=9), 3.0),  # same count, bought later
+        ("c", "p3", "x", 5, d, d + timedelta(days=1), 5.0),
+        ("c", "p4", "x", 9, d, d + timedelta(days=2), 0.0),  # fully returned: not a candidate
+    ])  # fmt: skip
+    scores = candidates.own_history(inter, d + timedelta(days=10)).collect()
+    ranked = [r["product_id"] for r in sorted(scores, key=lambda r: -r["score"])]
+    assert ranked == ["p3", "p2", "p1"]
+
+
+def test_buy_again_score_by_hand(spark: SparkSession) -> None:
+    d, as_of, h = date(2024, 1, 1), date(2024, 1, 31), 28
+    inter = _interactions(spark, [
+        ("c", "p1", "x", 3, d, d + timedelta(days=20), 3.0),
+        ("c", "p2", "y", 1, d, d, 1.0),
+    ])  # fmt: skip
+    stats = spark.createDataFrame(
+        [("p1", "x", 10, 0.5, 10, 0.5, 2), ("p2", "y", 4, 0.25, None, None, None)],
+        "product_id string, category string, buyers long, repurchase_rate double, "
+        "typical_interval_days int, gap_dev double, gap_dof long",
+    )
+    got = {
+        r["product_id"]: r["score"]
+        for r in candidates.buy_again_scores(inter, stats, as_of, h).collect()
+    }
+
+    def survival(t: float, g: float, k: int) -> float:
+        x = k / g * t
+        return math.exp(-x) * sum(x**i / math.factorial(i) for i in range(k))
+
+    def expected(n: int, span: int, interval: float, c: float, since: int, k: int) -> float:
+        g = (span + interval) / n
+        pi = (n - 1 + c) / n
+        s0, s1 = survival(since, g, k), survival(since + h, g, k)
+        return pi * (s0 - s1) / (pi * s0 + 1 - pi)
+
+    # p1: 3 orders over 20 days, product gap 10, category spread 0.5 / 2 -> shape 4
+    assert got["p1"] == pytest.approx(expected(3, 20, 10, 0.5, 10, 4))
+    # p2: one order 30 days ago, no gap in its category: all products' median gap (10), shape 1,
+    # the memoryless form pi S(s) (1 - exp(-H / g)) / (pi S(s) + 1 - pi)
+    assert got["p2"] == pytest.approx(expected(1, 0, 10, 0.25, 30, 1))
+    alive = 0.25 * math.exp(-30 / 10)
+    assert got["p2"] == pytest.approx(alive * (1 - math.exp(-h / 10)) / (alive + 0.75))
