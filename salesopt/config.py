@@ -192,7 +192,9 @@ class RecommendSettings(_Section):
     blend_weights: tuple[Annotated[float, Field(ge=0, le=1)], ...] = (0.25, 0.5, 0.75, 0.9)
     buy_again_weight: float = Field(default=0.5, ge=0, le=1)  # `method: blend`: w*buy_again + ...
     min_evaluated_customers: int = Field(default=200, ge=1)  # fewer: the summary warns
-    min_repurchase_rate: float = Field(default=0.3, ge=0, le=1)  # category repurchase detection
+    # validation: methods within this share of the best precision compete on new products
+    selection_tolerance: float = Field(default=0.01, ge=0, le=1)
+    min_repurchase_rate: float = Field(default=0.1, ge=0, le=1)  # category repurchase detection
     new_product_days: int = Field(default=60, ge=0)  # launched within this window: "new product"
 
 

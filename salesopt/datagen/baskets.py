@@ -2,12 +2,13 @@
 
 For recommendation tests and benches: the lines tell repurchase, discovery and popularity apart,
 which the order generator's independent draws do not. Built in Spark from hashed draws (same
-seed, same rows). Per customer and category the customer buys (60 % of pairs):
+seed, same rows). Per customer and category the customer buys (80 % of pairs):
 
-- one to three *staple* products, each every `cycle` days, the category's planted cycle (CYCLE_DAYS) times a
-  personal factor exp(0.25 z), starting at a random phase after the customer's first day;
-- in 30 % of pairs the staple changes on a random day (taste drift); in 20 % the customer stops
-  buying the category on a random day (a lapse);
+- one to four *staple* products, each every `cycle` days: the category's planted cycle
+  (CYCLE_DAYS) times a personal factor exp(0.25 z), from a random phase after the customer's
+  first day, with a 15 % jitter;
+- 30 % of staples change to another product on a random day (taste drift); 20 % stop on a
+  random day (a lapse);
 - each purchase is the staple with probability 0.8, else a *discovery*: a product of the same
   category drawn from the customer's two favourite taste groups (80 %) or any group, with a
   popularity skew inside the group.

@@ -16,7 +16,7 @@ Two splits per as_of: `validation` (ends at the holdout's cut-off) chooses the s
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -53,9 +53,12 @@ def _pairs_and_customers(pairs: DataFrame) -> tuple[int, int]:
 def evaluate(
     name: str, lines: DataFrame, cutoff: date, end: date, methods: Sequence[lists.Method],
     catalogue: lists.Catalogue, settings: RecommendSettings, half_life: float,
-    params: als.AlsParams | None = None, keep_lists: bool = False,
+    params: als.AlsParams | None = None, new_methods: Sequence[lists.Method] | None = None,
+    keep_lists: bool = False,
 ) -> Evaluation:  # fmt: skip
-    """Scores the served lists of `methods` trained up to `cutoff` on the purchases up to `end`."""
+    """Scores the served lists of `methods` trained up to `cutoff` on the purchases up to `end`:
+    every method against the `all` truth, `new_methods` (default: every method) against `new`."""
+    by_truth = {"all": list(methods), "new": list(methods if new_methods is None else new_methods)}
     keep = StorageLevel.MEMORY_AND_DISK
     train = materialized(split.training_interactions(lines, cutoff, half_life))
     test = split.holdout_purchases(lines, cutoff, end).persist(keep)
@@ -82,16 +85,18 @@ def evaluate(
     counts["train_pairs"] = fitted.n_ratings
     counts["repurchase_categories"] = fitted.categories
     customers = materialized(known.select("customer_id").distinct())
-    ranked = (
-        lists.build(fitted, methods, customers, catalogue, settings, half_life)
-        .withColumn("candidates", F.lit("all"))
-        .unionByName(
-            lists.build(fitted, methods, customers, catalogue, settings, half_life, True)
-            .withColumn("candidates", F.lit("new"))
-        )
-        .persist(keep)
-    )  # fmt: skip
-    rows = score(ranked, known, [m.label for m in methods], fitted.n_items, settings.k)
+    ranked = None
+    for truth, chosen in by_truth.items():
+        if not chosen:
+            continue
+        built = lists.build(
+            fitted, chosen, customers, catalogue, settings, half_life, all_bought=truth == "new"
+        ).withColumn("candidates", F.lit(truth))
+        ranked = built if ranked is None else ranked.unionByName(built)
+    assert ranked is not None, "at least one method"
+    ranked = ranked.persist(keep)
+    labels = {truth: [m.label for m in chosen] for truth, chosen in by_truth.items()}
+    rows = score(ranked, known, labels, fitted.n_items, settings.k)
     kept = (
         sorted(tuple(r) for r in ranked.drop("score").collect()) if keep_lists else None
     )  # for tests: (model, customer_id, rank, product_id, source, candidates)
@@ -104,16 +109,18 @@ def evaluate(
 
 
 def score(
-    ranked: DataFrame, known: DataFrame, models: Sequence[str], n_items: int, k: int
+    ranked: DataFrame, known: DataFrame, models: Mapping[str, Sequence[str]], n_items: int, k: int
 ) -> list[dict[str, Any]]:
     """Metric rows per (model, candidates) of `ranked` lists (model, candidates, customer_id,
-    rank, product_id) against `known` test pairs, in one aggregation."""
+    rank, product_id) against `known` test pairs, in one aggregation. `models`: the model labels
+    scored per truth (`all`, `new`)."""
     spark = ranked.sparkSession
-    model_df = spark.createDataFrame([(m,) for m in models], "model string")
+    pairs = [(m, truth) for truth, labels in models.items() for m in labels]
+    keys_df = spark.createDataFrame(pairs, "model string, candidates string")
     relevant = (
         known.withColumn("candidates", F.lit("all"))
         .unionByName(known.where(F.col("new_to_customer")).withColumn("candidates", F.lit("new")))
-        .crossJoin(F.broadcast(model_df))
+        .join(F.broadcast(keys_df), on="candidates", how="inner")
     )
     keys = ("model", "candidates")
     table = metrics.sql_ranking_metrics(
@@ -135,20 +142,55 @@ def candidate_methods(settings: RecommendSettings) -> list[lists.Method]:
     return single + [lists.Method("blend", w) for w in sorted(settings.blend_weights)]
 
 
-def select(rows: Sequence[dict[str, Any]], methods: Sequence[lists.Method]) -> lists.Method:
-    """The method with the highest validation precision@k on `all` (the lists as served).
+def new_truth_proxy(m: lists.Method) -> lists.Method:
+    """The method whose `new`-truth list equals `m`'s: with every bought product excluded, the
+    own-history methods and buy-again have no candidate left (their list is the popular filling)
+    and a blend's buy-again term is zero everywhere (its list is ALS's order). So validation
+    builds the `new` lists of `popular` and `als` only (tested equal on the holdout)."""
+    if m.name in ("own_history", "own_history_decay", "buy_again"):
+        return lists.Method("popular")
+    if m.name == "blend":
+        return lists.Method("als")
+    return m
 
-    A tie, including a validation window without evaluated customers, goes to the method listed
-    first in `lists.METHODS` (the simpler one), then to the smaller blend weight.
+
+def select(
+    rows: Sequence[dict[str, Any]], methods: Sequence[lists.Method], tolerance: float
+) -> lists.Method:
+    """The served method, from validation rows (docs/recommendations.md, The choice).
+
+    Eligible: methods whose precision@k on `all` (the lists as served) is at least every
+    baseline's and within `tolerance` (relative) of the best method's. Among them, the best on
+    `new` (products new to the customer) wins, then the best on `all`. A tie, including a
+    validation window without evaluated customers, goes to the method listed first in
+    `lists.METHODS` (the simpler one), then to the smaller blend weight.
     """
-    value = {
-        (r["model"], r["blend_weight"]): r["value"]
-        for r in rows
-        if r["candidates"] == "all" and r["metric"] == SELECTION_METRIC
-    }
-    best = methods[0]
-    for m in methods[1:]:
-        if value.get((m.name, m.weight), 0.0) > value.get((best.name, best.weight), 0.0) + 1e-12:
+
+    def value(m: lists.Method, truth: str) -> float:
+        key = m if truth == "all" else new_truth_proxy(m)
+        return next(
+            (r["value"] for r in rows
+             if (r["model"], r["blend_weight"]) == (key.name, key.weight)
+             and r["candidates"] == truth and r["metric"] == SELECTION_METRIC),
+            0.0,
+        )  # fmt: skip
+
+    best_all = max(value(m, "all") for m in methods)
+    floor = max(
+        [best_all * (1 - tolerance)]
+        + [value(m, "all") for m in methods if m.name in lists.BASELINES]
+    )
+    eligible = [m for m in methods if value(m, "all") >= floor - 1e-12]
+
+    def better(m: lists.Method, than: lists.Method) -> bool:
+        new = value(m, "new") - value(than, "new")
+        if abs(new) > 1e-12:
+            return new > 0
+        return value(m, "all") > value(than, "all") + 1e-12
+
+    best = eligible[0]
+    for m in eligible[1:]:
+        if better(m, best):
             best = m
     return best
 

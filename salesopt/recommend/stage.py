@@ -70,20 +70,30 @@ def _inputs(ctx: StageContext) -> tuple[DataFrame, DataFrame, DataFrame, DataFra
     return lines, interactions, products, segments
 
 
-def chosen_method(
-    ctx: StageContext, lines: DataFrame, catalogue: lists.Catalogue, cutoff: date
-) -> tuple[lists.Method, evaluate.Evaluation | None]:
-    """The configured method, or with `method: auto` the best on the validation window."""
-    s, hl = ctx.settings.recommend, ctx.settings.features.recency_half_life_days
+def choose(
+    lines: DataFrame, catalogue: lists.Catalogue, cutoff: date, s: RecommendSettings,
+    half_life: float,
+) -> tuple[lists.Method, evaluate.Evaluation | None]:  # fmt: skip
+    """The configured method, or with `method: auto` the best on the validation window (the
+    `holdout_days` before `cutoff`; lists as served)."""
     if s.method != "auto":
         weight = s.buy_again_weight if s.method == "blend" else None
         return lists.Method(s.method, weight), None
     start = evaluate.validation_cutoff(cutoff, s.holdout_days)
     methods = evaluate.candidate_methods(s)
-    validation = evaluate.evaluate("validation", lines, start, cutoff, methods, catalogue, s, hl)
-    chosen = evaluate.select(validation.rows, methods)
+    new = [m for m in methods if m == evaluate.new_truth_proxy(m)]  # popular and als
+    validation = evaluate.evaluate(
+        "validation", lines, start, cutoff, methods, catalogue, s, half_life, new_methods=new
+    )
+    chosen = evaluate.select(validation.rows, methods, s.selection_tolerance)
     log.info("served method chosen on validation: %s", chosen.label)
     return chosen, validation
+
+
+def holdout_methods(served: lists.Method) -> list[lists.Method]:
+    """Every method but the blends, plus the served blend: what the holdout reports."""
+    methods = [lists.Method(n) for n in lists.METHODS if n != "blend"]
+    return [*methods, served] if served.name == "blend" else methods
 
 
 def recommendations(
@@ -123,14 +133,14 @@ METRICS_SCHEMA = (
 
 
 def _metrics_frame(
-    ctx: StageContext, evaluations: list[evaluate.Evaluation], served: lists.Method,
+    ctx: StageContext, evaluations: list[evaluate.Evaluation], served: lists.Method | None,
     params: dict[str, Any],
 ) -> DataFrame:  # fmt: skip
     cols = [c.split()[0] for c in METRICS_SCHEMA.split(", ")]
     data = []
     for e in evaluations:
         for r in e.rows:
-            is_served = r["model"] == served.name and r["blend_weight"] == served.weight
+            is_served = served == lists.Method(r["model"], r["blend_weight"])
             row = {**params, **e.counts, **r, "served": is_served}
             data.append(tuple(row.get(c) for c in cols))
     df = ctx.spark.createDataFrame(data, METRICS_SCHEMA)
@@ -152,7 +162,7 @@ def grid(
                 params = als.AlsParams(rank=rank, reg_param=reg, alpha=alpha, max_iter=s.max_iter)
                 e = evaluate.evaluate(
                     "validation", lines, start, cutoff, [lists.Method("als")], catalogue, s, hl,
-                    params,
+                    params, new_methods=[],
                 )  # fmt: skip
                 for r in e.rows:
                     r.update(rank=rank, reg_param=reg, alpha=alpha)
@@ -167,11 +177,10 @@ def run(ctx: StageContext) -> StageResult:
     lines, interactions, products, segments = _inputs(ctx)
     catalogue = lists.Catalogue(products, segments)
     cutoff = split.cutoff_date(ctx.as_of, s.holdout_days)
-    method, validation = chosen_method(ctx, lines, catalogue, cutoff)
-    methods = [lists.Method(n) for n in lists.METHODS if n != "blend"]
-    if method.name == "blend":
-        methods.append(method)
-    holdout = evaluate.evaluate("holdout", lines, cutoff, ctx.as_of, methods, catalogue, s, hl)
+    method, validation = choose(lines, catalogue, cutoff, s, hl)
+    holdout = evaluate.evaluate(
+        "holdout", lines, cutoff, ctx.as_of, holdout_methods(method), catalogue, s, hl
+    )
     evaluations = [e for e in (validation, holdout) if e is not None]
     params = {"rank": s.rank, "reg_param": s.reg_param, "alpha": s.alpha, "max_iter": s.max_iter,
               "holdout_days": s.holdout_days}  # fmt: skip
@@ -182,7 +191,7 @@ def run(ctx: StageContext) -> StageResult:
     )  # fmt: skip
     if s.grid:
         tables["gold/recommendation_grid"] = wh.write_slice(
-            _metrics_frame(ctx, grid(ctx, lines, catalogue, cutoff), method, params), "gold",
+            _metrics_frame(ctx, grid(ctx, lines, catalogue, cutoff), None, params), "gold",
             "recommendation_grid", ctx.as_of,
         )  # fmt: skip
     recs, info = recommendations(ctx, lines, interactions, catalogue, method)

@@ -16,7 +16,7 @@ from salesopt.config import load_settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-MODELS = ("als", "blend", "buy_again", "popular")
+METHODS = ("popular", "own_history", "own_history_decay", "buy_again", "als")
 # months in the two real series the forecast bench reads from the pmdarima wheel
 REAL_MONTHS = {"wineind": 176, "airpassengers": 144}
 
@@ -73,19 +73,29 @@ def test_recommend_bench_times_fits_and_scoring(tmp_path: Path) -> None:
 
 
 def test_recommend_bench_quality_mode(tmp_path: Path) -> None:
-    rows, r = _run(tmp_path, "recommend", "--quality", "--customers", "300", "--products", "40")
-    assert (r["customers"], r["products"]) == (300, 40)
-    names = {f"{m}/{c}" for m in MODELS for c in ("all", "new")}
-    assert {f"precision@k, {n}" for n in names} <= set(rows)
-    for name in names:
-        assert 0.0 <= float(rows[f"precision@k, {name}"][1]) <= 1.0
-    assert 0 < r["test_pairs_evaluated"] <= r["test_pairs"] and r["train_pairs"] > 0
-    ratio = rows["ALS / popularity, precision@k, all products"]
-    als, popular = (float(rows[f"precision@k, {m}/all"][1]) for m in ("als", "popular"))
-    assert float(ratio[1]) == pytest.approx(als / popular, rel=0.01, abs=0.01)
-    assert ratio[3] == _status(ratio)
-    # the planted tastes are learnable: ALS beats popularity on the holdout (seeded)
-    assert als > popular
+    rows, r = _run(tmp_path, "recommend", "--quality", "--customers", "300", "--products", "80")
+    assert (r["customers"], r["products"]) == (300, 80)
+    rep, one = r["repurchase"], r["one_off"]
+    # every method is on the holdout, the served one marked; a planted method was chosen
+    for steps in (rep, one):
+        assert set(METHODS) <= set(steps["holdout_all"])
+        assert steps["served"] in steps["holdout_all"]
+        assert steps["served"] in steps["validation_all"]
+        best = max(steps["validation_all"].values())
+        tolerance = load_settings(LOCAL_CONF).recommend.selection_tolerance
+        assert steps["validation_all"][steps["served"]] >= best * (1 - tolerance) - 1e-4
+    served = rows[f"precision@k, all, {rep['served']} (served)"]
+    assert float(served[1]) == rep["holdout_all"][rep["served"]]
+    ratio = rows["repurchase: served / best of own-history and popularity, all"]
+    best = max(rep["holdout_all"]["own_history"], rep["holdout_all"]["popular"])
+    assert float(ratio[1]) == pytest.approx(float(served[1]) / best, abs=1e-3)
+    assert ratio[2] == ">= 1.05" and ratio[3] == _status(ratio)
+    share = rows["validation choice / rest of the stage"]
+    expected = rep["validation_s"] / (rep["holdout_s"] + rep["production_s"])
+    assert float(share[1]) == pytest.approx(expected, abs=0.01) and share[3] == _status(share)
+    # nothing is re-bought in the one-off data: the served list does not lose to popularity
+    one_off = rows["one-off: served / popularity, all"]
+    assert float(one_off[1]) >= 1.0 and one_off[3] == "met"
 
 
 def test_elasticity_bench(tmp_path: Path) -> None:
