@@ -80,11 +80,18 @@ def popular_candidates(
 def new_product_candidates(
     interactions: DataFrame, products: DataFrame, known_items: DataFrame, as_of: date, days: int
 ) -> DataFrame:
-    """One new product per customer: the most bought one without factors in the customer's top
-    category (largest total strength). Grain: one row per customer with such a product."""
+    """One new product per customer: the most bought one without factors, launched within
+    `days` up to `as_of` (never after: an evaluation at a cut-off does not know later launches),
+    in the customer's top category (largest total strength).
+
+    Grain: one row per customer with such a product.
+    """
     since = as_of - timedelta(days=days)
     fresh = (
-        products.where((F.col("launch_date") > F.lit(since)) & (F.col("status") == "active"))
+        products.where(
+            F.col("launch_date").between(since + timedelta(days=1), as_of)
+            & (F.col("status") == "active")
+        )
         .join(known_items, on="product_id", how="left_anti")
         .join(interactions.groupBy("product_id").count(), on="product_id", how="left")
         .withColumn("buyers", F.coalesce(F.col("count"), F.lit(0)))
