@@ -87,13 +87,8 @@ def synth_ratings(spark: SparkSession, customers: int, products: int, draws: int
     )
 
 
-def _precision(e: evaluate.Evaluation, truth: str) -> dict[str, float]:
-    """precision@k per method label on one truth."""
-    return {
-        lists.Method(r["model"], r["blend_weight"]).label: round(r["value"], 4)
-        for r in e.rows
-        if r["candidates"] == truth and r["metric"] == "precision_at_k"
-    }
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in values.items()}
 
 
 def _stage_steps(
@@ -115,8 +110,9 @@ def _stage_steps(
     t2 = time.perf_counter()
     out: dict[str, Any] = {
         "served": method.label, "evaluated_customers": holdout.counts["evaluated_customers"],
-        "validation_all": _precision(validation, "all") if validation else {},
-        "holdout_all": _precision(holdout, "all"), "holdout_new": _precision(holdout, "new"),
+        "validation_all": _rounded(validation.precision("all")) if validation else {},
+        "holdout_all": _rounded(holdout.precision("all")),
+        "holdout_new": _rounded(holdout.precision("new")),
         "validation_s": round(t1 - t0, 1), "holdout_s": round(t2 - t1, 1),
     }  # fmt: skip
     if production:

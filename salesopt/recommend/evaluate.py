@@ -43,6 +43,14 @@ class Evaluation:
     counts: dict[str, Any]
     lists: list[tuple[Any, ...]] | None = None  # with `keep_lists`: the scored lists, sorted
 
+    def precision(self, truth: str = "all") -> dict[str, float]:
+        """precision@k per method label (`Method.label`) on one truth."""
+        return {
+            lists.Method(r["model"], r["blend_weight"]).label: r["value"]
+            for r in self.rows
+            if r["candidates"] == truth and r["metric"] == SELECTION_METRIC
+        }
+
 
 def _pairs_and_customers(pairs: DataFrame) -> tuple[int, int]:
     """Rows and distinct customers of a (customer_id, product_id) frame, in one query."""

@@ -211,20 +211,11 @@ def run(ctx: StageContext) -> StageResult:
     )
 
 
-def _precision(e: evaluate.Evaluation) -> dict[str, float]:
-    """precision@k on `all` per method label."""
-    return {
-        lists.Method(r["model"], r["blend_weight"]).label: r["value"]
-        for r in e.rows
-        if r["candidates"] == "all" and r["metric"] == "precision_at_k"
-    }
-
-
 def _summary(
     holdout: evaluate.Evaluation, validation: evaluate.Evaluation | None, method: lists.Method,
     s: RecommendSettings, info: dict[str, Any], by_source: dict[str, int],
 ) -> dict[str, Any]:  # fmt: skip
-    p = _precision(holdout)
+    p = holdout.precision()
     baseline = max(lists.BASELINES, key=lambda b: (p.get(b, 0.0), -lists.BASELINES.index(b)))
     served, best = p.get(method.label, 0.0), p.get(baseline, 0.0)
     n = int(holdout.counts["evaluated_customers"])
@@ -244,7 +235,7 @@ def _summary(
     }
     if validation is not None:
         out["validation_precision_at_k"] = {
-            key: round(v, 4) for key, v in sorted(_precision(validation).items())
+            key: round(v, 4) for key, v in sorted(validation.precision().items())
         }
     if n < s.min_evaluated_customers:
         out["warning"] = (
