@@ -189,7 +189,7 @@ class RecommendSettings(_Section):
         "auto", "popular", "own_history", "own_history_decay", "buy_again", "als", "blend"
     ] = "auto"
     # the blend weights validation chooses among
-    blend_weights: tuple[Annotated[float, Field(ge=0, le=1)], ...] = (0.25, 0.5, 0.75, 0.9)
+    blend_weights: tuple[Annotated[float, Field(ge=0, lt=1)], ...] = (0.25, 0.5, 0.75, 0.9)
     buy_again_weight: float = Field(default=0.5, ge=0, le=1)  # `method: blend`: w*buy_again + ...
     min_evaluated_customers: int = Field(default=200, ge=1)  # fewer: the summary warns
     # validation: methods within this share of the best precision compete on new products

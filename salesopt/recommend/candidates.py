@@ -8,7 +8,8 @@ the smaller product_id.
 - `own_history_decay`: the same orders, each weighted 0.5^(age / half_life) (a baseline).
 - `buy_again`: the chance of a re-buy within the horizon from the customer's purchase rate and
   where the product stands in its repurchase cycle (formula at `buy_again_scores`).
-- `blend`: ALS scores scaled per customer to a maximum of 1, plus buy-again as it is:
+- `blend`: ALS scores scaled per customer to a maximum of 1 (left as they are when the
+  customer's best is not positive), plus buy-again as it is:
   `w * buy_again + (1 - w) * als`; `source` is the larger term.
 
 Popularity is not a function here: it is the list every customer is filled with
@@ -45,7 +46,7 @@ def repurchase_stats(lines: DataFrame, as_of: date) -> DataFrame:
         lambda d, i: F.datediff(d, F.element_at(F.col("dates"), i + 1)),
     )
     n_gaps = F.size("gaps")
-    mean_gap = F.aggregate("gaps", F.lit(0.0), lambda a, x: a + x) / n_gaps
+    mean_gap = F.when(n_gaps > 0, F.aggregate("gaps", F.lit(0.0), lambda a, x: a + x) / n_gaps)
     deviation = F.aggregate(
         "gaps", F.lit(0.0), lambda a, x: a + F.pow(x / F.col("mean_gap") - 1.0, 2)
     )
@@ -149,7 +150,11 @@ def buy_again_scores(
     the next purchase falls within the horizon.
     """
     spread = F.sum("gap_dev") / F.sum("gap_dof")
-    shape = F.least(F.greatest(F.floor(1.0 / spread), F.lit(1)), F.lit(MAX_SHAPE)).cast("int")
+    shape = (
+        F.when(spread <= 0, F.lit(MAX_SHAPE))  # perfectly regular gaps
+        .otherwise(F.least(F.greatest(F.floor(1.0 / spread), F.lit(1)), F.lit(MAX_SHAPE)))
+        .cast("int")
+    )
     repeat = F.sum(F.col("repurchase_rate") * F.col("buyers")) / F.sum("buyers")
     median_gap = F.percentile_approx("typical_interval_days", 0.5)
     by_category = stats.groupBy("category").agg(
@@ -180,8 +185,10 @@ def buy_again_scores(
 
 
 def _scaled(scores: DataFrame, name: str) -> DataFrame:
+    """Scores divided by the customer's best when it is positive (else left as they are): the
+    order of a customer's scores is kept, so a blend without buy-again is ALS's order."""
     best = F.max("score").over(Window.partitionBy("customer_id"))
-    scaled = F.when(best > 0, F.greatest(F.col("score"), F.lit(0.0)) / best).otherwise(0.0)
+    scaled = F.when(best > 0, F.col("score") / best).otherwise(F.col("score"))
     return scores.select("customer_id", "product_id", scaled.alias(name))
 
 
@@ -197,6 +204,8 @@ def blend(als_scores: DataFrame, ba_scores: DataFrame, weight: float) -> DataFra
             "customer_id",
             "product_id",
             (als_term + ba_term).alias("score"),
-            F.when(ba_term > als_term, F.lit("buy_again")).otherwise(F.lit("als")).alias("source"),
+            F.when(F.col("ba").isNotNull() & (ba_term > als_term), F.lit("buy_again"))
+            .otherwise(F.lit("als"))
+            .alias("source"),
         )
     )

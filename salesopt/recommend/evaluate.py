@@ -102,7 +102,7 @@ def evaluate(
         ).withColumn("candidates", F.lit(truth))
         ranked = built if ranked is None else ranked.unionByName(built)
     assert ranked is not None, "at least one method"
-    ranked = ranked.persist(keep)
+    ranked = materialized(ranked)  # read twice by the scoring query
     labels = {truth: [m.label for m in chosen] for truth, chosen in by_truth.items()}
     rows = score(ranked, known, labels, fitted.n_items, settings.k)
     kept = (
@@ -112,7 +112,6 @@ def evaluate(
     for r in rows:
         m = by_label[r["model"]]
         r.update(split=name, model=m.name, blend_weight=m.weight)
-    ranked.unpersist()
     return Evaluation(split=name, cutoff=cutoff, rows=rows, counts=counts, lists=kept)
 
 
@@ -142,6 +141,12 @@ def score(
                  "value": float(r[metric] or 0.0), "n_customers": int(r["n_customers"])}
             )  # fmt: skip
     return rows
+
+
+def best_baseline(precision: Mapping[str, float]) -> str:
+    """The baseline with the highest value in `precision` (method label -> value); ties go to
+    the simpler one."""
+    return max(lists.BASELINES, key=lambda b: (precision.get(b, 0.0), -lists.BASELINES.index(b)))
 
 
 def candidate_methods(settings: RecommendSettings) -> list[lists.Method]:

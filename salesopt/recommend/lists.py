@@ -37,6 +37,12 @@ class Method:
     name: str
     weight: float | None = None  # blend only: the buy-again weight w
 
+    def __post_init__(self) -> None:
+        if self.name not in METHODS:
+            raise ValueError(f"unknown recommendation method {self.name!r}")
+        if (self.name == "blend") != (self.weight is not None):
+            raise ValueError("a blend needs a weight, and only a blend has one")
+
     @property
     def label(self) -> str:
         return f"blend_{self.weight:g}" if self.name == "blend" else self.name
@@ -153,7 +159,7 @@ def _method_rows(
         elif m.name == "als" and als_c is not None:
             rows = als_c.withColumn("source", F.lit("als"))
         elif m.name == "blend" and als_c is not None and ba is not None:
-            rows = candidates.blend(als_c, ba, m.weight if m.weight is not None else 0.5)
+            rows = candidates.blend(als_c, ba, float(m.weight or 0.0))
         else:
             continue
         parts.append(rows.select(F.lit(m.label).alias("model"), *PAIR, "score", "source"))

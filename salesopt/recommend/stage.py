@@ -216,7 +216,7 @@ def _summary(
     s: RecommendSettings, info: dict[str, Any], by_source: dict[str, int],
 ) -> dict[str, Any]:  # fmt: skip
     p = holdout.precision()
-    baseline = max(lists.BASELINES, key=lambda b: (p.get(b, 0.0), -lists.BASELINES.index(b)))
+    baseline = evaluate.best_baseline(p)
     served, best = p.get(method.label, 0.0), p.get(baseline, 0.0)
     n = int(holdout.counts["evaluated_customers"])
     out: dict[str, Any] = {

@@ -362,12 +362,13 @@ def test_blend_scales_als_per_customer_and_keeps_buy_again_probability(
         for r in candidates.blend(als_scores, ba_scores, 0.5).collect()
     }
     # c: ALS scaled by its max 2.0 -> p1 1.0, p2 0.5; buy-again used as is (not scaled to 1)
-    # d: negative ALS counts 0; its only re-buy chance (5%) stays small instead of becoming 1
+    # d: best ALS score not positive: kept as it is (the order stays ALS's); its only re-buy
+    # chance (5%) stays small instead of becoming 1
     assert got == {
         ("c", "p1"): (0.5, "als"),
         ("c", "p2"): (0.65, "buy_again"),
         ("c", "p3"): (0.05, "buy_again"),
-        ("d", "p1"): (0.0, "als"),
+        ("d", "p1"): (-0.25, "als"),
         ("d", "p4"): (0.025, "buy_again"),
     }
 
