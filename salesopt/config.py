@@ -148,19 +148,24 @@ class SegmentationSettings(_Section):
     k: int | None = Field(default=None, ge=2, le=50)  # fixed k; None = sweep k_min..k_max
     k_min: int = Field(default=3, ge=2, le=50)
     k_max: int = Field(default=8, ge=2, le=50)
+    k_widen: int = Field(default=4, ge=0, le=20)  # ks tried beyond k_max while the best is k_max
     max_iter: int = Field(default=50, ge=1)
     init_steps: int = Field(default=5, ge=1, le=50)  # k-means|| initialisation rounds
     init_runs: int = Field(default=3, ge=1, le=20)  # fits per k (seed, seed+1, ...): lowest cost
     seed: int = 7
     refit: bool = True
-    min_orders: int = Field(default=1, ge=1)  # fewer orders -> "few orders" fixed segment
-    min_tenure_days: int = Field(default=30, ge=0)  # shorter tenure -> "new" fixed segment
+    min_orders: int = Field(default=2, ge=1)  # fewer orders -> "one-time buyers" segment
+    min_tenure_days: int = Field(default=30, ge=0)  # first order more recent -> "new customers"
+    at_risk_gaps: float = Field(default=2.0, gt=0)  # silent > this many expected gaps -> at risk
+    lapsed_gaps: float = Field(default=4.0, gt=0)  # silent > this many expected gaps -> lapsed
     share_shift_alert: float = Field(default=0.05, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _range(self) -> SegmentationSettings:
         if self.k_min > self.k_max:
             raise ValueError("k_min must be <= k_max")
+        if self.at_risk_gaps >= self.lapsed_gaps:
+            raise ValueError("at_risk_gaps must be < lapsed_gaps")
         return self
 
 

@@ -25,41 +25,157 @@ log = logging.getLogger(__name__)
 MARKER = "_generated.json"
 
 
-def _prepare_synthetic(spark: Any, settings: Settings, out: Path) -> None:
+def _prepare_synthetic(spark: Any, settings: Settings, out: Path) -> int | None:
+    """Generates the demo data unless the same generator settings already did; returns the
+    number of landing lines generated (None when an older marker did not record it)."""
     from salesopt.datagen import generate
 
     wanted = json.loads(settings.generate.model_dump_json())
     marker = out / "landing" / MARKER
-    if marker.exists() and json.loads(marker.read_text()) == wanted:
-        log.info("reusing generated demo data in %s", out)
-        return
+    if marker.exists():
+        recorded = json.loads(marker.read_text())
+        if recorded.get("settings", recorded) == wanted:
+            log.info("reusing generated demo data in %s", out)
+            lines = recorded.get("landing_lines")
+            return int(lines) if lines is not None else None
     shutil.rmtree(out / "warehouse", ignore_errors=True)
-    generate(spark, str(out), settings.generate)
-    marker.write_text(json.dumps(wanted))
+    summary = generate(spark, str(out), settings.generate)
+    marker.write_text(json.dumps({"settings": wanted, "landing_lines": summary.landing_lines}))
+    return summary.landing_lines
 
 
-def format_summary(summary: RunSummary, warehouse: str) -> str:
-    """Human-readable lines for the end of a demo run."""
-    lines = [f"salesopt demo: run {summary.run_id} for as_of {summary.as_of}: {summary.status}"]
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def _input_lines(summary: RunSummary, generated: int | None) -> list[str]:
     silver = summary.stage("silver")
-    if silver and "reconciliation" in silver.summary:
-        r = silver.summary["reconciliation"]
+    ingest = summary.stage("ingest")
+    if silver is None or "reconciliation" not in silver.summary:
+        return []
+    r = silver.summary["reconciliation"]
+    lines = ["Input"]
+    read = r["raw_lines_read"]
+    later = (ingest.summary.get("files_delivered_later", 0) if ingest else 0) or 0
+    if generated is not None and generated != read:
         lines.append(
-            f"  reconciliation: {r['raw_lines_read']} raw lines read = {r['accepted']} accepted"
-            f" + {r['quarantined']} quarantined + {r['superseded_duplicates']} superseded"
-            f" ({'balanced' if r['balanced'] else 'NOT BALANCED'})"
+            f"  {_n(generated)} lines generated; {_n(read)} read. The other "
+            f"{_n(generated - read)} are in {later} file(s) delivered after {summary.as_of}: "
+            "a later refresh reads them."
         )
-        reasons = ", ".join(
-            f"{k}={v}" for k, v in sorted(silver.summary["quarantine_reasons"].items())
+    elif later:
+        lines.append(f"  {later} landing file(s) delivered after {summary.as_of} wait for later.")
+    balanced = "balanced" if r["balanced"] else "NOT BALANCED"
+    lines.append(
+        f"  {_n(read)} lines read = {_n(r['accepted'])} accepted + {_n(r['quarantined'])} "
+        f"quarantined + {_n(r['superseded_duplicates'])} superseded duplicates ({balanced})"
+    )
+    reasons = sorted(silver.summary.get("quarantine_reasons", {}).items(), key=lambda kv: -kv[1])
+    if reasons:
+        text = ", ".join(f"{k.replace('_', ' ')} {_n(v)}" for k, v in reasons[:5])
+        lines.append(f"  quarantined by reason: {text}")
+    return lines
+
+
+def _segment_lines(s: dict[str, Any]) -> list[str]:
+    segments = sorted(s.get("segments", []), key=lambda x: -x["revenue_share"])
+    customers = sum(x["size"] for x in segments)
+    lines = [f"Customers: {_n(customers)} in {len(segments)} segments (k={s['k']} modelled)"]
+    for x in segments[:6]:
+        lines.append(
+            f"  {x['label']:<32} {_pct(x['share']):>4} of customers, "
+            f"{_pct(x['revenue_share']):>4} of revenue"
         )
-        lines.append(f"  quarantine reasons: {reasons or 'none'}")
-    for stage in summary.stages:
-        lines.append(f"  stage {stage.stage:<10} {stage.status:<10} {stage.seconds:>7.1f}s")
-        for key, value in stage.summary.items():
-            if key in ("reconciliation", "quarantine_reasons", "batches"):
-                continue
-            lines.append(f"      {key}: {json.dumps(value, default=str)}")
-    lines.append(f"  tables under {warehouse}/<layer>/<name> (docs/tables.md)")
+    if len(segments) > 6:
+        lines.append(f"  ... {len(segments) - 6} more segments in the report")
+    churn = s.get("churn_risk")
+    if churn:
+        lines.append(
+            f"  at risk or lapsed: {_n(churn['customers'])} customers ({_pct(churn['share'])}), "
+            f"{_n(churn['yearly_revenue'])} a year of revenue at stake"
+        )
+    if s.get("k_at_edge"):
+        lines.append(f"  note: {s['k_at_edge']}")
+    return lines
+
+
+def _recommend_lines(s: dict[str, Any]) -> list[str]:
+    method, k = s.get("served_method"), s.get("k")
+    if method is None:
+        return []
+    line = f"  served list: {method}, precision@{k} {s.get('served_precision_at_k', 0):.3f}"
+    baseline = s.get("best_baseline")
+    if baseline and s.get("served_vs_best_baseline") is not None:
+        line += (
+            f" vs {baseline} {s.get('best_baseline_precision_at_k', 0):.3f} "
+            f"({s['served_vs_best_baseline']:.2f}x) on {_n(s.get('evaluated_customers', 0))} "
+            "customers' next 4 weeks"
+        )
+    return ["Recommendations", line]
+
+
+def _forecast_lines(s: dict[str, Any]) -> list[str]:
+    if "products" not in s:
+        return []
+    status = ", ".join(f"{k} {_n(v)}" for k, v in sorted(s.get("status_counts", {}).items()))
+    lines = ["Forecasts", f"  {_n(s['products'])} products: {status}"]
+    model, naive = s.get("backtest_mase_model"), s.get("backtest_mase_seasonal_naive")
+    if model is not None and naive is not None:
+        lines.append(
+            f"  backtest {s.get('backtest_horizon')} weeks ahead: MASE {model:.2f} "
+            f"vs seasonal naive {naive:.2f} (lower is better)"
+        )
+    return lines
+
+
+def _decision_lines(optimize: dict[str, Any], monitor: dict[str, Any]) -> list[str]:
+    lines = ["Decisions"]
+    if "total_suggested_order_units" in optimize:
+        lines.append(f"  replenishment: order {_n(optimize['total_suggested_order_units'])} units")
+    if "price_changes_suggested" in optimize:
+        lines.append(
+            f"  prices: {_n(optimize['price_changes_suggested'])} changes suggested "
+            f"({_n(optimize.get('products_elasticity_ok', 0))} products with a usable elasticity)"
+        )
+    if "anomalies" in monitor:
+        found = sum(int(v) for v in monitor["anomalies"].values())
+        lines.append(f"  anomalies: {found} flagged")
+    return lines if len(lines) > 1 else []
+
+
+def format_summary(
+    summary: RunSummary, warehouse: str, report: Path | None = None, generated: int | None = None
+) -> str:
+    """The human summary at the end of a demo run: what ran, what it found, where to look
+    (at most about 40 lines; the JSON line that follows has everything)."""
+    stages = ", ".join(f"{s.stage} {s.seconds:.0f}s" for s in summary.stages)
+    lines = [
+        f"salesopt demo, as of {summary.as_of}: {summary.status} in {_duration(summary.seconds)}",
+        f"  stages: {stages}",
+        *_input_lines(summary, generated),
+    ]
+    by_name = {s.stage: s.summary for s in summary.stages}
+    if "segment" in by_name:
+        lines += _segment_lines(by_name["segment"])
+    lines += _recommend_lines(by_name.get("recommend", {}))
+    lines += _forecast_lines(by_name.get("forecast", {}))
+    lines += _decision_lines(by_name.get("optimize", {}), by_name.get("monitor", {}))
+    failed = [s for s in summary.stages if s.status == "failed"]
+    lines += [f"  FAILED {s.stage}: {s.message}" for s in failed]
+    lines.append("Where to look")
+    if report is not None:
+        lines.append(f"  report: {report}")
+    lines.append(f"  tables: {warehouse}/<layer>/<name> (columns: docs/tables.md)")
+    lines.append(f"  run log: {warehouse}/ops/runs (run_id {summary.run_id})")
     return "\n".join(lines)
 
 
@@ -84,16 +200,16 @@ def run_demo(spark: SparkSession, settings: Settings, args: argparse.Namespace) 
     from salesopt.report import build_report
 
     out = Path(args.out).resolve()
+    generated: int | None = None
     if args.dataset == "completejourney":
         from salesopt.datasets import prepare_completejourney
 
         as_of = prepare_completejourney(spark, Path(settings.paths.landing))
     else:
-        _prepare_synthetic(spark, settings, out)
+        generated = _prepare_synthetic(spark, settings, out)
         as_of = last_day(settings.generate)
     as_of = args.as_of or as_of
     summary = refresh(spark, settings, as_of)
     report = build_report(spark, Warehouse.from_settings(settings), as_of, out / "report")
-    sys.stdout.write(format_summary(summary, settings.paths.warehouse) + "\n")
-    sys.stdout.write(f"  report: {report}\n")
+    sys.stdout.write(format_summary(summary, settings.paths.warehouse, report, generated) + "\n")
     return summary

@@ -71,24 +71,26 @@ def list_landing_files(spark: SparkSession, folder: str) -> list[str]:
         raise
 
 
-def plan_batch(ctx: StageContext, folder: str) -> tuple[Batch | None, bool]:
-    """The batch to ingest now and whether it replays a pending (crashed) batch."""
+def plan_batch(ctx: StageContext, folder: str) -> tuple[Batch | None, bool, int]:
+    """The batch to ingest now, whether it replays a pending (crashed) batch, and how many new
+    files carry a delivery date after `as_of` (they wait for a later refresh)."""
     states = latest_batch_states(ctx)
     pending = [s for s in states if s["status"] == "pending"]
     if pending:
         first = pending[0]
         log.warning("replaying pending batch %s (%d files)", first["batch_id"], first["n_files"])
-        return Batch(seq=first["seq"], files=tuple(first["files"])), True
+        return Batch(seq=first["seq"], files=tuple(first["files"])), True, 0
     seen = {canonical_path(f) for s in states for f in s["files"]}
     listed = list_landing_files(ctx.spark, folder)
     due = [
         f for f in listed
         if f not in seen and ((d := delivery_date(f)) is None or d <= ctx.as_of)
     ]  # fmt: skip
+    later = sum(1 for f in listed if f not in seen and f not in due)
     if not due:
-        return None, False
+        return None, False, later
     next_seq = max((s["seq"] for s in states), default=0) + 1
-    return Batch(seq=next_seq, files=tuple(due)), False
+    return Batch(seq=next_seq, files=tuple(due)), False, later
 
 
 def read_raw_lines(spark: SparkSession, batch: Batch, ingested_at: datetime) -> DataFrame:
@@ -115,14 +117,18 @@ def read_raw_lines(spark: SparkSession, batch: Batch, ingested_at: datetime) -> 
 def run(ctx: StageContext) -> StageResult:
     """Appends the next batch of landing order files to bronze; returns what it did."""
     folder = f"{ctx.settings.paths.landing.rstrip('/')}/orders"
-    batch, replay = plan_batch(ctx, folder)
+    batch, replay, later = plan_batch(ctx, folder)
     wh = ctx.warehouse
+    if later:
+        log.info(
+            "%d landing files are delivered after %s: a later refresh reads them", later, ctx.as_of
+        )
     if batch is None:
         log.info("no new landing files under %s", folder)
         return StageResult(
             tables={"bronze/orders_raw": wh.version(ctx.spark, *BRONZE_ORDERS)},
             rows_in=0,
-            summary={"batch_id": None, "files": 0, "lines": 0},
+            summary={"batch_id": None, "files": 0, "lines": 0, "files_delivered_later": later},
         )
     if not replay:
         log_batch(ctx, batch, "pending", None)
@@ -150,5 +156,6 @@ def run(ctx: StageContext) -> StageResult:
             "files": len(batch.files),
             "lines": lines,
             "replayed": replay,
+            "files_delivered_later": later,
         },
     )

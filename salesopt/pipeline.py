@@ -13,11 +13,13 @@ optimistic concurrency and reported as one line (`delta.exceptions`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timezone
 
 import delta.exceptions.captured  # noqa: F401 - raises Delta's commit conflicts as typed errors
@@ -112,13 +114,52 @@ def _failure_message(exc: Exception, warehouse: str = "") -> str:
     return first
 
 
+PROGRESS_SECONDS = 20.0  # a long stage logs a progress line this often
+
+
+def _spark_tasks(spark: SparkSession) -> str:
+    """ "; Spark tasks 12/40 done" for the running Spark stages, "" when unknown (Spark Connect
+    has no status tracker)."""
+    try:
+        tracker = spark.sparkContext.statusTracker()
+        found = [tracker.getStageInfo(i) for i in tracker.getActiveStageIds()]
+    except Exception:  # progress is best effort, never a failure
+        return ""
+    infos = [i for i in found if i is not None]
+    if not infos:
+        return ""
+    done, total = sum(i.numCompletedTasks for i in infos), sum(i.numTasks for i in infos)
+    return f"; Spark tasks {done}/{total} done"
+
+
+@contextlib.contextmanager
+def progress(ctx: StageContext, name: str, every: float = PROGRESS_SECONDS) -> Iterator[None]:
+    """Logs "stage <name>: still running (40s ...)" every `every` seconds while the block runs."""
+    stop = threading.Event()
+    t0 = time.perf_counter()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            elapsed = time.perf_counter() - t0
+            log.info("stage %s: still running (%.0fs%s)", name, elapsed, _spark_tasks(ctx.spark))
+
+    thread = threading.Thread(target=beat, name=f"progress-{name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def run_stage(ctx: StageContext, name: str) -> StageReport:
     """Runs one stage, timing it and recording it in ops/runs whatever the outcome."""
     started = ops.utc_now()
     t0 = time.perf_counter()
     log.info("stage %s: started (as_of=%s, run_id=%s)", name, ctx.as_of, ctx.run_id)
     try:
-        result = STAGES[name](ctx)
+        with progress(ctx, name):
+            result = STAGES[name](ctx)
     except Exception as exc:
         message = _failure_message(exc, ctx.settings.paths.warehouse)
         report = StageReport(name, "failed", round(time.perf_counter() - t0, 2), message=message)

@@ -1,4 +1,4 @@
-"""Pure helpers of the segmentation stage: the label rule, id matching and the adjusted Rand index.
+"""Pure helpers of the segmentation stage: the label rules, id matching and the adjusted Rand index.
 
 No Spark here: each function takes plain numbers or numpy/pandas values and is unit-tested alone.
 The label rule is documented in docs/segmentation.md; keep the two in step.
@@ -13,49 +13,75 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 NEW_ID = -1
-NEW_LABEL = "new / insufficient history"
+NEW_LABEL = "new customers"
 FEW_ORDERS_ID = -2
-FEW_ORDERS_LABEL = "few orders / insufficient history"
-FIXED_SEGMENTS = {NEW_ID: NEW_LABEL, FEW_ORDERS_ID: FEW_ORDERS_LABEL}
+LAPSED_ID = -3
+LAPSED_LABEL = "lapsed"
+AT_RISK_ID = -4
+AT_RISK_LABEL = "at risk"
+LIFECYCLE_IDS = (NEW_ID, LAPSED_ID, AT_RISK_ID, FEW_ORDERS_ID)  # rule order: the first that holds
 
-AT_RISK_GAPS = 3.0  # more expected orders missed than this -> "at risk"
-NEW_TENURE_Z = -1.5  # tenure this many standard deviations below the typical customer -> "new"
-HIGH_VALUE_Z = 1.0  # monetary this many standard deviations above typical -> "high-value"
+HIGH_VALUE_Z = 0.75  # centroid monetary this many standard deviations above typical -> "high value"
+FREQUENT_Z = 0.5  # centroid orders_per_week this far above typical -> "frequent"
+# words for telling apart two clusters with the same label: feature -> (higher, lower)
+CONTRASTS = {
+    "monetary": ("higher spend", "lower spend", "spend"),
+    "orders_per_week": ("more frequent", "less frequent", "frequency"),
+    "frequency": ("more orders", "fewer orders", "orders"),
+}
 
 
-def segment_label(centroid: Mapping[str, float], z: Mapping[str, float]) -> str:
-    """Human-readable label of one cluster from its centroid; the first rule that holds wins.
+def few_orders_label(min_orders: int) -> str:
+    """Label of the customers held back for too few orders (`segmentation.min_orders`)."""
+    return "one-time buyers" if min_orders == 2 else f"fewer than {min_orders} orders"
 
-    `centroid` is in original units (orders, money, days, orders per week, gaps); `z` is the same
-    centroid in the model's standardised log space (0 = the typical fitted customer).
 
-    1. "at risk": recency_gaps (days since the last order / the customer's mean days between
-       orders) > AT_RISK_GAPS: the customer has missed that many expected orders.
-    2. "new": tenure_days z-score <= NEW_TENURE_Z.
-    3. "high-value loyal": monetary z >= HIGH_VALUE_Z and orders_per_week z >= 0.
-    4. "loyal": orders_per_week z >= 0.
-    5. "occasional": everything else.
+def fixed_labels(min_orders: int) -> dict[int, str]:
+    """Segment id -> label of the rule-based (lifecycle) segments."""
+    return {
+        NEW_ID: NEW_LABEL,
+        LAPSED_ID: LAPSED_LABEL,
+        AT_RISK_ID: AT_RISK_LABEL,
+        FEW_ORDERS_ID: few_orders_label(min_orders),
+    }
+
+
+def segment_label(z: Mapping[str, float]) -> str:
+    """Label of one model cluster of active repeat customers: value tier, then buying frequency.
+
+    `z` is the cluster centre in the model's standardised log space (0 = the typical active
+    repeat customer). Value: "high value" when z(monetary) >= HIGH_VALUE_Z, "low value" when
+    <= -HIGH_VALUE_Z, else "mid value". Frequency: "frequent" when z(orders_per_week) >=
+    FREQUENT_Z, "infrequent" when <= -FREQUENT_Z, else "regular". Lapsed, at-risk and new
+    customers never reach the model: their segments come from the lifecycle rule.
     """
-    if centroid["recency_gaps"] > AT_RISK_GAPS:
-        return "at risk"
-    if z["tenure_days"] <= NEW_TENURE_Z:
-        return "new"
-    if z["monetary"] >= HIGH_VALUE_Z and z["orders_per_week"] >= 0:
-        return "high-value loyal"
-    if z["orders_per_week"] >= 0:
-        return "loyal"
-    return "occasional"
+    money, pace = z["monetary"], z["orders_per_week"]
+    value = "high" if money >= HIGH_VALUE_Z else "low" if money <= -HIGH_VALUE_Z else "mid"
+    frequency = "regular"
+    if pace >= FREQUENT_Z:
+        frequency = "frequent"
+    elif pace <= -FREQUENT_Z:
+        frequency = "infrequent"
+    return f"{value} value, {frequency}"
 
 
-def unique_labels(labels: Sequence[str], monetary: Sequence[float]) -> list[str]:
-    """Makes labels unique: repeated labels get " 2", " 3"... in order of descending monetary."""
-    order = sorted(range(len(labels)), key=lambda i: (-monetary[i], i))
-    seen: dict[str, int] = {}
+def unique_labels(labels: Sequence[str], z: Sequence[Mapping[str, float]]) -> list[str]:
+    """Makes labels unique and still meaningful: clusters sharing a label are told apart by the
+    CONTRASTS feature on which their centres differ most ("(higher spend)" / "(lower spend)";
+    with three or more, "(spend 1 of 3)" ... by descending centre)."""
     result = list(labels)
-    for i in order:
-        seen[labels[i]] = seen.get(labels[i], 0) + 1
-        if seen[labels[i]] > 1:
-            result[i] = f"{labels[i]} {seen[labels[i]]}"
+    for label in dict.fromkeys(labels):
+        members = [i for i, other in enumerate(labels) if other == label]
+        if len(members) < 2:
+            continue
+        feature = max(CONTRASTS, key=lambda f: float(np.ptp([z[i][f] for i in members])))
+        higher, lower, noun = CONTRASTS[feature]
+        order = sorted(members, key=lambda i: (-z[i][feature], i))
+        for rank, i in enumerate(order):
+            if len(order) == 2:
+                result[i] = f"{label} ({higher if rank == 0 else lower})"
+            else:
+                result[i] = f"{label} ({noun} {rank + 1} of {len(order)})"
     return result
 
 

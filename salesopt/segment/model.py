@@ -26,14 +26,13 @@ from salesopt.config import SegmentationSettings
 
 log = logging.getLogger(__name__)
 
-INPUTS = ("recency_days", "frequency", "monetary", "tenure_days", "orders_per_week")
-# model feature -> SQL over gold/customer_features columns; each enters the model as log1p(x)
+# model feature -> SQL over gold/customer_features columns; each enters the model as log1p(x).
+# Recency and tenure are not model inputs: the lifecycle rule (segment.tables) takes new, at-risk
+# and lapsed customers out first, and the model tells the active ones apart by value and pace.
 FEATURE_SQL = {
     "frequency": "frequency",
     "monetary": "monetary",
-    "tenure_days": "tenure_days",
     "orders_per_week": "orders_per_week",
-    "recency_gaps": "recency_days * frequency / greatest(tenure_days, 7)",
 }
 FEATURES = tuple(FEATURE_SQL)
 RAW_VECTOR = "features_log"
@@ -114,13 +113,31 @@ def _score_k(
     return model, point
 
 
+def widen(scored: dict[int, float], k_min: int, k_max: int, limit: int) -> int | None:
+    """The next k to try when the best silhouette so far sits at an edge of the sweep, else None.
+
+    `scored`: k -> silhouette of every k fitted so far. Best at the largest k tried (and it is at
+    least `k_max`) -> one more cluster, up to `limit`; best at the smallest k tried (at most
+    `k_min`) -> one fewer, down to 2. Ties go to the smaller k, as in the choice itself.
+    """
+    best = max(scored, key=lambda k: (scored[k], -k))
+    top, bottom = max(scored), min(scored)
+    if best == top and top >= k_max and top < limit:
+        return top + 1
+    if best == bottom and bottom <= k_min and bottom > 2:
+        return bottom - 1
+    return None
+
+
 def fit(eligible: DataFrame, settings: SegmentationSettings) -> Fitted:
     """Fits the transformation once, then KMeans for the fixed k or each k of the sweep.
 
     Each k is fitted `init_runs` times (seeds seed, seed+1, ...) and the lowest cost kept, so a
     poor k-means|| start does not decide the k.
-    The sweep keeps the k with the highest silhouette (ties: the smaller k); the transformed
-    features are persisted once and reused for every k.
+    The sweep keeps the k with the highest silhouette (ties: the smaller k). When that k is at an
+    edge of `k_min..k_max` the sweep is widened one k at a time (`widen`), at most
+    `segmentation.k_widen` ks beyond k_max. The transformed features are persisted once and
+    reused for every k.
     """
     prep = prep_pipeline().fit(eligible)
     features = prep.transform(eligible).select(VECTOR).persist(StorageLevel.MEMORY_AND_DISK)
@@ -132,11 +149,18 @@ def fit(eligible: DataFrame, settings: SegmentationSettings) -> Fitted:
             else list(range(settings.k_min, settings.k_max + 1))
         )
         ks = [k for k in ks if k < n] or [min(ks[0], max(n - 1, 1))]
-        fitted = [_score_k(features, k, settings) for k in ks]
+        fitted = {k: _score_k(features, k, settings) for k in ks}
+        limit = min(settings.k_max + settings.k_widen, n - 1, 50)
+        while settings.k is None:
+            k = widen({k: p.silhouette for k, (_m, p) in fitted.items()}, ks[0], ks[-1], limit)
+            if k is None:
+                break
+            log.info("best k at the edge of the sweep: trying k=%d", k)
+            fitted[k] = _score_k(features, k, settings)
     finally:
         features.unpersist()
-    best_model, best = max(fitted, key=lambda mp: (mp[1].silhouette, -mp[1].k))
-    sweep = tuple(point for _m, point in fitted)
+    best_model, best = max(fitted.values(), key=lambda mp: (mp[1].silhouette, -mp[1].k))
+    sweep = tuple(point for _m, point in sorted(fitted.values(), key=lambda mp: mp[1].k))
     if len(sweep) > 1:
         others = ", ".join(f"k={p.k}: {p.silhouette:.3f}" for p in sweep if p.k != best.k)
         log.info(

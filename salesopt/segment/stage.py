@@ -19,10 +19,13 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from salesopt.config import SegmentationSettings
 from salesopt.context import StageContext, StageResult
 from salesopt.errors import InputError
 from salesopt.segment import store
 from salesopt.segment.labels import (
+    AT_RISK_ID,
+    LAPSED_ID,
     initial_segment_ids,
     match_segment_ids,
     segment_label,
@@ -43,6 +46,7 @@ from salesopt.segment.tables import (
     customer_segments,
     segment_migration,
     segment_profiles,
+    typical_gap_days,
     with_fixed_segment,
 )
 
@@ -64,10 +68,8 @@ def build_segment_map(model: PipelineModel, previous: pd.DataFrame | None) -> pd
     scaled = centers(model)
     original = to_original_units(model, scaled)
     monetary = original[:, FEATURES.index("monetary")].tolist()
-    labels = [
-        segment_label(dict(zip(FEATURES, o, strict=True)), dict(zip(FEATURES, z, strict=True)))
-        for o, z in zip(original, scaled, strict=True)
-    ]
+    z = [dict(zip(FEATURES, row, strict=True)) for row in scaled]
+    labels = [segment_label(row) for row in z]
     usable = previous is not None and not previous.empty and set(CENTROIDS) <= set(previous)
     if previous is not None and usable:
         before = previous.dropna(subset=CENTROIDS)
@@ -79,7 +81,7 @@ def build_segment_map(model: PipelineModel, previous: pd.DataFrame | None) -> pd
     else:
         ids = initial_segment_ids(monetary)
     frame = pd.DataFrame(original, columns=CENTROIDS)
-    frame.insert(0, "segment_label", unique_labels(labels, monetary))
+    frame.insert(0, "segment_label", unique_labels(labels, z))
     frame.insert(0, "segment_id", np.asarray(ids, dtype="int32"))
     frame.insert(0, "cluster", np.arange(len(ids), dtype="int32"))
     return frame
@@ -206,11 +208,26 @@ def _migration(ctx: StageContext, segments: DataFrame, previous_as_of: date | No
     return segment_migration(before, segments, previous_as_of)
 
 
+def edge_note(ks: list[int], chosen: int, settings: SegmentationSettings) -> str | None:
+    """A sentence for the summary when the chosen k is still at an edge of the (widened) sweep."""
+    if settings.k is not None or len(ks) < 2:
+        return None
+    if chosen == max(ks) and chosen >= settings.k_max:
+        return (
+            f"k={chosen} is the largest k tried (k_max {settings.k_max} + k_widen "
+            f"{settings.k_widen}): more clusters may fit better; raise segmentation.k_max"
+        )
+    if chosen == min(ks) and chosen > 2:
+        return f"k={chosen} is the smallest k tried: fewer clusters may fit better"
+    return None
+
+
 def _summary(
     profiles: pd.DataFrame, chosen: tuple[Any, ...], sweep: list[tuple[Any, ...]]
 ) -> dict[str, Any]:
     ordered: list[dict[Any, Any]] = profiles.sort_values("segment_id").to_dict("records")
     sil = chosen[1]
+    churn = profiles[profiles["segment_id"].isin([AT_RISK_ID, LAPSED_ID])]
     return {
         "k": int(chosen[0]),
         "silhouette": None if sil is None or math.isnan(sil) else round(float(sil), 4),
@@ -224,6 +241,11 @@ def _summary(
             }
             for r in ordered
         ],
+        "churn_risk": {
+            "customers": int(churn["customers"].sum()),
+            "share": round(float(churn["share"].sum()), 4),
+            "yearly_revenue": round(float(churn["yearly_revenue"].sum()), 2),
+        },
         "sweep": [
             {"k": int(r[0]), "silhouette": round(float(r[1]), 4), "cost": round(float(r[2]), 2)}
             for r in sweep if r[6]
@@ -234,19 +256,20 @@ def _summary(
 def run(ctx: StageContext) -> StageResult:
     """Writes the as_of slices of the four segmentation tables."""
     spark, wh, s, as_of = ctx.spark, ctx.warehouse, ctx.settings.segmentation, ctx.as_of
-    features = _read_features(ctx).persist(StorageLevel.MEMORY_AND_DISK)
-    marked = with_fixed_segment(features, s.min_orders, s.min_tenure_days)
+    raw = _read_features(ctx)
+    typical_gap = typical_gap_days(raw)
+    features = with_fixed_segment(raw, typical_gap, s).persist(StorageLevel.MEMORY_AND_DISK)
     rows_in = features.count()
     if rows_in == 0:
         raise InputError(f"gold/customer_features has no rows for as_of {as_of.isoformat()}")
-    eligible = marked.where(F.col("fixed_segment_id").isNull())
-    fixed = marked.where(F.col("fixed_segment_id").isNotNull())
+    eligible = features.where(F.col("fixed_segment_id").isNull())
+    fixed = features.where(F.col("fixed_segment_id").isNotNull())
     previous_as_of = _previous_as_of(ctx)
     model, segment_map, selection, model_as_of = _model(
         ctx, eligible, _profiles_at(ctx, previous_as_of)
     )
     map_df = spark.createDataFrame(segment_map)
-    segments = customer_segments(score(model, eligible), fixed, map_df)
+    segments = customer_segments(score(model, eligible), fixed, map_df, s.min_orders)
     written: dict[str, DataFrame] = {
         "customer_segments": segments,
         "segment_model_selection": spark.createDataFrame(selection, SELECTION_SCHEMA),
@@ -269,6 +292,11 @@ def run(ctx: StageContext) -> StageResult:
     profiles_pd: pd.DataFrame = wh.read_as_of(spark, "gold", "segment_profiles", as_of).toPandas()
     chosen = next(r for r in selection if r[5])
     summary = _summary(profiles_pd, chosen, selection)
+    summary["typical_gap_days"] = None if typical_gap is None else round(typical_gap, 1)
+    note = edge_note([int(r[0]) for r in selection if r[6]], int(chosen[0]), s)
+    if note:
+        log.warning("segmentation: %s", note)
+        summary["k_at_edge"] = note
     summary["previous_as_of"] = previous_as_of.isoformat() if previous_as_of else None
     summary["share_shifts"] = _share_shifts(
         profiles_pd[["segment_id", "share"]],

@@ -212,7 +212,7 @@ def test_crash_between_bronze_and_bookkeeping_is_replayed_once(
     )
     wh = Warehouse.from_settings(settings)
     ctx = StageContext(spark, settings, wh, date(2025, 3, 3), "crashed-run")
-    batch, replay = ingest.plan_batch(ctx, str(tmp_path / "landing" / "orders"))
+    batch, replay, _later = ingest.plan_batch(ctx, str(tmp_path / "landing" / "orders"))
     assert batch is not None and not replay
     ops.log_batch(ctx, batch, "pending", None)
     raw = ingest.read_raw_lines(spark, batch, ingested_at=datetime(2025, 3, 3))

@@ -5,34 +5,66 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from salesopt.config import Settings
 from salesopt.segment.labels import (
+    FEW_ORDERS_ID,
     adjusted_rand_index,
+    fixed_labels,
     initial_segment_ids,
     match_segment_ids,
     segment_label,
     unique_labels,
 )
-
-TYPICAL = {"frequency": 10.0, "monetary": 300.0, "tenure_days": 300.0, "orders_per_week": 0.3}
-ZERO = {"frequency": 0.0, "monetary": 0.0, "tenure_days": 0.0, "orders_per_week": 0.0}
-
-
-def _label(gaps: float, **z: float) -> str:
-    return segment_label({**TYPICAL, "recency_gaps": gaps}, {**ZERO, "recency_gaps": 0.0, **z})
+from salesopt.segment.model import widen
+from salesopt.segment.stage import edge_note
 
 
-def test_label_rule_in_order() -> None:
-    assert _label(7.5, monetary=2.0, orders_per_week=2.0) == "at risk"  # risk wins over value
-    assert _label(3.0, orders_per_week=-1.0) == "occasional"  # 3 gaps is not more than 3
-    assert _label(0.8, tenure_days=-4.0, orders_per_week=1.4) == "new"
-    assert _label(0.6, tenure_days=-1.4, monetary=1.6, orders_per_week=2.0) == "high-value loyal"
-    assert _label(0.7, monetary=0.9, orders_per_week=0.2) == "loyal"
-    assert _label(0.7, monetary=1.5, orders_per_week=-0.1) == "occasional"
+def _z(monetary: float = 0.0, orders_per_week: float = 0.0, frequency: float = 0.0) -> dict:
+    return {"monetary": monetary, "orders_per_week": orders_per_week, "frequency": frequency}
 
 
-def test_unique_labels_numbers_repeats_by_monetary() -> None:
-    got = unique_labels(["loyal", "occasional", "loyal", "loyal"], [100.0, 5.0, 900.0, 50.0])
-    assert got == ["loyal 2", "occasional", "loyal", "loyal 3"]
+def test_label_is_value_tier_then_frequency() -> None:
+    assert segment_label(_z(1.2, 0.9)) == "high value, frequent"
+    assert segment_label(_z(0.75, 0.5)) == "high value, frequent"  # thresholds are inclusive
+    assert segment_label(_z(0.74, 0.49)) == "mid value, regular"
+    assert segment_label(_z(-0.8, -0.6)) == "low value, infrequent"
+    assert segment_label(_z(1.5, -1.0)) == "high value, infrequent"
+
+
+def test_unique_labels_tell_repeats_apart_by_their_largest_difference() -> None:
+    labels = ["mid value, regular", "low value, infrequent", "mid value, regular"]
+    z = [_z(0.1, 0.4, 0.0), _z(-1.0, -1.0), _z(0.3, -0.3, 0.1)]  # pace differs most
+    assert unique_labels(labels, z) == [
+        "mid value, regular (more frequent)",
+        "low value, infrequent",
+        "mid value, regular (less frequent)",
+    ]
+    three = unique_labels(["a", "a", "a"], [_z(0.0), _z(0.5), _z(-0.5)])  # spend differs most
+    assert three == ["a (spend 2 of 3)", "a (spend 1 of 3)", "a (spend 3 of 3)"]
+
+
+def test_fixed_labels_are_unique_and_name_the_order_floor() -> None:
+    assert fixed_labels(2)[FEW_ORDERS_ID] == "one-time buyers"
+    assert fixed_labels(3)[FEW_ORDERS_ID] == "fewer than 3 orders"
+    assert len(set(fixed_labels(2).values())) == 4
+
+
+def test_widen_moves_the_sweep_off_an_edge() -> None:
+    assert widen({3: 0.5, 4: 0.6, 5: 0.7}, 3, 5, limit=9) == 6  # best at the top
+    assert widen({3: 0.5, 4: 0.6, 5: 0.7, 6: 0.65}, 3, 5, limit=9) is None  # now inside
+    assert widen({3: 0.5, 4: 0.6, 5: 0.7}, 3, 5, limit=5) is None  # no room left
+    assert widen({3: 0.8, 4: 0.6, 5: 0.7}, 3, 5, limit=9) == 2  # best at the bottom
+    assert widen({2: 0.9, 3: 0.8, 4: 0.6}, 3, 4, limit=9) is None  # 2 is the smallest k
+    assert widen({3: 0.7, 4: 0.7, 5: 0.7}, 3, 5, limit=9) == 2  # ties go to the smaller k
+
+
+def test_edge_note_says_when_the_best_k_is_still_at_an_edge() -> None:
+    sweep = Settings().segmentation.model_copy(update={"k_min": 3, "k_max": 5, "k_widen": 2})
+    assert "largest k tried" in (edge_note([3, 4, 5, 6, 7], 7, sweep) or "")
+    assert edge_note([3, 4, 5, 6], 5, sweep) is None
+    assert "smallest k tried" in (edge_note([3, 4, 5], 3, sweep) or "")
+    assert edge_note([2, 3, 4], 2, sweep) is None
+    assert edge_note([5], 5, sweep.model_copy(update={"k": 5})) is None
 
 
 def test_match_segment_ids_follows_nearest_previous_centroid() -> None:
