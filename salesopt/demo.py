@@ -68,9 +68,8 @@ def _input_lines(summary: RunSummary, generated: int | None) -> list[str]:
     later = (ingest.summary.get("files_delivered_later", 0) if ingest else 0) or 0
     if generated is not None and generated != read:
         lines.append(
-            f"  {_n(generated)} lines generated; {_n(read)} read. The other "
-            f"{_n(generated - read)} are in {later} file(s) delivered after {summary.as_of}: "
-            "a later refresh reads them."
+            f"  {_n(generated)} lines generated, {_n(read)} read: the other "
+            f"{_n(generated - read)} are in {later} file(s) delivered after {summary.as_of}"
         )
     elif later:
         lines.append(f"  {later} landing file(s) delivered after {summary.as_of} wait for later.")
@@ -81,8 +80,9 @@ def _input_lines(summary: RunSummary, generated: int | None) -> list[str]:
     )
     reasons = sorted(silver.summary.get("quarantine_reasons", {}).items(), key=lambda kv: -kv[1])
     if reasons:
-        text = ", ".join(f"{k.replace('_', ' ')} {_n(v)}" for k, v in reasons[:5])
-        lines.append(f"  quarantined by reason: {text}")
+        text = ", ".join(f"{k.replace('_', ' ')} {_n(v)}" for k, v in reasons[:3])
+        more = f" and {len(reasons) - 3} more reasons" if len(reasons) > 3 else ""
+        lines.append(f"  quarantined by reason: {text}{more}")
     return lines
 
 
@@ -117,8 +117,8 @@ def _recommend_lines(s: dict[str, Any]) -> list[str]:
     if baseline and s.get("served_vs_best_baseline") is not None:
         line += (
             f" vs {baseline} {s.get('best_baseline_precision_at_k', 0):.3f} "
-            f"({s['served_vs_best_baseline']:.2f}x) on {_n(s.get('evaluated_customers', 0))} "
-            "customers' next 4 weeks"
+            f"({s['served_vs_best_baseline']:.2f}x), {_n(s.get('evaluated_customers', 0))} "
+            "customers in the holdout"
         )
     return ["Recommendations", line]
 
@@ -210,6 +210,9 @@ def run_demo(spark: SparkSession, settings: Settings, args: argparse.Namespace) 
         as_of = last_day(settings.generate)
     as_of = args.as_of or as_of
     summary = refresh(spark, settings, as_of)
-    report = build_report(spark, Warehouse.from_settings(settings), as_of, out / "report")
+    report = build_report(
+        spark, Warehouse.from_settings(settings), as_of, out / "report",
+        settings.monitor.interval_level,
+    )  # fmt: skip
     sys.stdout.write(format_summary(summary, settings.paths.warehouse, report, generated) + "\n")
     return summary

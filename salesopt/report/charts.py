@@ -8,21 +8,29 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import pandas as pd
 
 from salesopt.report.data import ReportData
 
+FORECAST_LABELS = {"model": "served", "seasonal_naive": "seasonal naive"}
 COLORS = ("#1f4e79", "#c55a11", "#548235", "#7030a0", "#bf9000")
 
 
-def _save(fig: plt.Figure, path: Path) -> str:
+def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return path.name
+    return path
 
 
-def weekly_revenue(data: ReportData, out: Path) -> str | None:
+def _money_axis(ax: plt.Axes, currency: str) -> None:
+    ax.set_ylim(bottom=0)  # totals are read against zero
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+    ax.set_ylabel(f"net revenue ({currency})" if currency else "net revenue")
+
+
+def weekly_revenue(data: ReportData, out: Path) -> Path | None:
     if data.weekly_total is None or data.weekly_total.empty:
         return None
     fig, ax = plt.subplots(figsize=(9, 3))
@@ -32,12 +40,12 @@ def weekly_revenue(data: ReportData, out: Path) -> str | None:
         color=COLORS[0],
     )
     ax.set_title("Net revenue per week (all products)")
-    ax.set_ylabel("revenue")
+    _money_axis(ax, data.currency)
     ax.grid(alpha=0.3)
     return _save(fig, out / "weekly_revenue.png")
 
 
-def history_and_forecast(data: ReportData, out: Path) -> str | None:
+def history_and_forecast(data: ReportData, out: Path) -> Path | None:
     if data.top_history is None or data.top_history.empty:
         return None
     products = list(dict.fromkeys(data.top_history["product_id"]))
@@ -52,51 +60,61 @@ def history_and_forecast(data: ReportData, out: Path) -> str | None:
             level = round(float(fc["level"].iloc[0]) * 100) if len(fc) else 0
             ax.fill_between(ds, fc["yhat_lower"], fc["yhat_upper"], color=COLORS[1], alpha=0.2,
                             label=f"{level}% interval")  # fmt: skip
-        ax.set_title(f"{product}: weekly units")
+        name = data.names.get(product)
+        ax.set_title(f"{product} {name}: weekly units" if name else f"{product}: weekly units")
+        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return _save(fig, out / "forecasts.png")
 
 
-def forecast_accuracy(data: ReportData, out: Path) -> str | None:
+def forecast_accuracy(data: ReportData, out: Path) -> Path | None:
     if data.forecast_overall is None or data.forecast_overall.empty:
         return None
     df = data.forecast_overall.set_index("method")
+    df.index = [FORECAST_LABELS.get(m, m) for m in df.index]
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar(df.index, df["mase"], color=[COLORS[i % len(COLORS)] for i in range(len(df))])
-    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--", label="seasonal naive = 1")
+    ax.set_ylim(bottom=0)
+    ax.tick_params(axis="x", labelsize=8, rotation=20)
     ax.set_title("Backtest median MASE (lower is better)")
     return _save(fig, out / "forecast_accuracy.png")
 
 
-def segments(data: ReportData, out: Path) -> str | None:
+def segments(data: ReportData, out: Path) -> Path | None:
     if data.segments is None or data.segments.empty:
         return None
     df = data.segments
     x = range(len(df))
-    fig, ax = plt.subplots(figsize=(8, 3))
-    ax.bar([i - 0.2 for i in x], df["share"], width=0.4, label="customers", color=COLORS[0])
-    ax.bar([i + 0.2 for i in x], df["revenue_share"], width=0.4, label="revenue", color=COLORS[2])
-    ax.set_xticks(list(x), df["segment_label"], rotation=15, fontsize=8)
-    ax.set_title("Segment share of customers and of revenue")
-    ax.legend(fontsize=8)
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    ax.bar([i - 0.2 for i in x], df["share"] * 100, width=0.4, label="% of customers",
+           color=COLORS[0])  # fmt: skip
+    ax.bar([i + 0.2 for i in x], df["revenue_share"] * 100, width=0.4, label="% of revenue",
+           color=COLORS[2])  # fmt: skip
+    ax.set_xticks(list(x), df["segment_label"], rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, float(df[["share", "revenue_share"]].max().max()) * 115)
+    ax.set_ylabel("%")
+    ax.set_title("Share of customers and of revenue per segment")
+    # legend above the plot, never over a bar
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, out / "segments.png")
 
 
-def recommendations(data: ReportData, out: Path) -> str | None:
-    if data.rec_metrics is None or data.rec_metrics.empty:
+def recommendations(data: ReportData, out: Path) -> Path | None:
+    frame = data.rec_metrics
+    if frame is None or frame.empty or "all" not in frame:
         return None
-    df = data.rec_metrics[
-        (data.rec_metrics["candidates"] == "all")
-        & (data.rec_metrics["metric"] != "catalogue_coverage")
-    ]
-    if df.empty:
-        return None
-    table = df.pivot_table(index="metric", columns="model", values="value")
     fig, ax = plt.subplots(figsize=(8, 3))
-    table.plot.bar(ax=ax, color=list(COLORS[: len(table.columns)]), rot=0)
-    ax.set_title("Holdout ranking metrics (all products)")
-    ax.legend(fontsize=8)
+    labels = [f"{m}{' (served)' if s else ''}" for m, s in zip(frame["model"], frame["served"],
+              strict=True)]  # fmt: skip
+    colors = [COLORS[1] if s else COLORS[0] for s in frame["served"]]
+    ax.barh(labels, frame["all"] * 100, color=colors)
+    ax.invert_yaxis()
+    ax.set_xlim(left=0)
+    ax.set_xlabel("% of listed products bought (holdout precision)")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_title("Recommendation lists: share bought, by method")
     return _save(fig, out / "recommendations.png")
 
 

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from salesopt.io.tables import Warehouse, agg_row
@@ -19,6 +19,9 @@ from salesopt.io.tables import Warehouse, agg_row
 TOP_PRODUCTS = 4
 TOP_ROWS = 15
 HISTORY_WEEKS = 52
+EXAMPLE_CUSTOMERS = 3
+EXAMPLE_RANKS = 5
+FULL_ROWS = 1_000_000  # a full table beyond this is not written as CSV (query the Delta table)
 
 
 @dataclass
@@ -38,6 +41,13 @@ class ReportData:
     anomalies: pd.DataFrame | None = None
     quarantine: pd.DataFrame | None = None
     quality: pd.DataFrame | None = None
+    churn: pd.DataFrame | None = None
+    examples: pd.DataFrame | None = None
+    currency: str = ""
+    names: dict[str, str] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)  # rows before a table was cut
+    full: dict[str, pd.DataFrame] = field(default_factory=dict)  # written as CSV beside the report
+    checked: dict[str, object] = field(default_factory=dict)  # what an empty section checked
     missing: list[str] = field(default_factory=list)
 
 
@@ -107,13 +117,30 @@ def _sales(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
         )
 
 
-def _top(df: DataFrame | None, order: list, columns: list[str]) -> pd.DataFrame | None:
-    """The first TOP_ROWS rows in `order`; columns a table written by an older version lacks
-    are left out."""
+def _top(
+    df: DataFrame | None,
+    order: list,
+    columns: list[str],
+    data: ReportData,
+    name: str,
+    names: DataFrame | None = None,
+) -> pd.DataFrame | None:
+    """The first TOP_ROWS rows in `order`; the whole table (up to FULL_ROWS rows) goes to
+    `data.full[name]` for its CSV and its row count to `data.totals[name]`. With `names`
+    (product_id, product_name) the product name follows the id. Columns a table written by an
+    older version lacks are left out."""
     if df is None:
         return None
     present = [c for c in columns if c in df.columns]
-    return df.orderBy(*order).select(*present).limit(TOP_ROWS).toPandas()
+    if names is not None and "product_id" in present:
+        df = df.join(names, "product_id", "left")
+        present.insert(present.index("product_id") + 1, "product_name")
+    ordered = df.orderBy(*order).select(*present)
+    data.totals[name] = ordered.count()
+    if data.totals[name] <= FULL_ROWS:
+        data.full[name] = ordered.toPandas()
+        return data.full[name].head(TOP_ROWS).copy()
+    return ordered.limit(TOP_ROWS).toPandas()
 
 
 def whole_units(frame: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame | None:
@@ -128,56 +155,182 @@ def whole_units(frame: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame 
     return out
 
 
+def _currency(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
+    """The order currency of the last 13 weeks' lines ("" when the data gives none; several
+    are joined with " / " and the report warns)."""
+    if not wh.exists(spark, "silver", "order_lines"):
+        return
+    lines = wh.read(spark, "silver", "order_lines")
+    if "currency" not in lines.columns:
+        return
+    recent = lines.where(F.col("order_date") > F.lit(data.as_of - timedelta(weeks=13)))
+    found = [r[0] for r in recent.select("currency").distinct().collect() if r[0]]
+    data.currency = " / ".join(sorted(found))
+
+
+def _product_names(spark: SparkSession, wh: Warehouse) -> DataFrame | None:
+    if not wh.exists(spark, "silver", "products"):
+        return None
+    return wh.read(spark, "silver", "products").select("product_id", "product_name")
+
+
+def _names(spark: SparkSession, wh: Warehouse, data: ReportData, ids: set[str]) -> None:
+    if not ids or not wh.exists(spark, "silver", "products"):
+        return
+    rows = (
+        wh.read(spark, "silver", "products")
+        .where(F.col("product_id").isin(sorted(ids)))
+        .select("product_id", "product_name")
+        .collect()
+    )
+    data.names.update({r["product_id"]: r["product_name"] for r in rows if r["product_name"]})
+
+
+def _segments(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
+    profiles = _slice(spark, wh, "gold", "segment_profiles", data.as_of, data)
+    if profiles is None:
+        return
+    columns = ["segment_id", "segment_label", "customers", "share", "revenue_share",
+               "yearly_revenue", "mean_recency_days", "mean_frequency", "mean_monetary",
+               "mean_expected_gap_days"]  # fmt: skip
+    frame = profiles.select(*[c for c in columns if c in profiles.columns]).toPandas()
+    data.segments = frame.sort_values("revenue_share", ascending=False).reset_index(drop=True)
+    data.full["segments"] = data.segments
+    churn = frame[frame["segment_label"].isin(["at risk", "lapsed"])]
+    data.churn = churn.sort_values("segment_id").reset_index(drop=True)
+    migration = _slice(spark, wh, "gold", "segment_migration", data.as_of, data)
+    if migration is not None:
+        moved = F.col("from_segment_label") != F.col("to_segment_label")
+        data.migration = (
+            migration.where(
+                F.col("from_segment_label").isNotNull() & F.col("to_segment_label").isNotNull()
+            )
+            .where(moved)
+            .orderBy(F.col("customers").desc(), "from_segment_label", "to_segment_label")
+            .select("from_segment_label", "to_segment_label", "customers")
+            .limit(TOP_ROWS)
+            .toPandas()
+        )
+        row = migration.agg(F.max("previous_as_of")).first()
+        data.checked["migration_since"] = row[0] if row else None
+
+
+def _recommendations(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
+    rec = _slice(spark, wh, "gold", "recommendation_metrics", data.as_of, data)
+    if rec is not None:
+        label = F.when(
+            F.col("model") == "blend", F.format_string("blend %.2f", F.col("blend_weight"))
+        ).otherwise(F.col("model"))
+        holdout = rec.where((F.col("split") == "holdout") & (F.col("metric") == "precision_at_k"))
+        frame = holdout.select(
+            label.alias("model"), "served", "candidates", "k", "value", "n_customers"
+        ).toPandas()
+        if not frame.empty:
+            wide = frame.pivot_table(
+                index=["model", "served"], columns="candidates", values="value", aggfunc="first"
+            ).reset_index()
+            counts = frame[frame["candidates"] == "all"].groupby("model")["n_customers"].max()
+            wide["n_customers"] = wide["model"].map(counts)
+            wide["k"] = int(frame["k"].max())
+            data.rec_metrics = wide.sort_values(
+                ["served", "all"], ascending=[False, False]
+            ).reset_index(drop=True)
+        else:
+            data.rec_metrics = frame
+    lists = _slice(spark, wh, "gold", "recommendations", data.as_of, data)
+    segments = _slice(spark, wh, "gold", "customer_segments", data.as_of, data)
+    if lists is None or segments is None:
+        return
+    # the largest model segments' most valuable listed customers: one example per segment
+    listed = lists.select("customer_id").distinct()
+    features = _slice(spark, wh, "gold", "customer_features", data.as_of, data)
+    if features is None:
+        return
+    ranked = (
+        segments.where(F.col("segment_id") >= 0)
+        .join(listed, "customer_id")
+        .join(features.select("customer_id", "monetary"), "customer_id")
+        .withColumn(
+            "pick",
+            F.row_number().over(
+                Window.partitionBy("segment_label").orderBy(F.desc("monetary"), "customer_id")
+            ),
+        )
+        .where(F.col("pick") == 1)
+        .orderBy(F.desc("monetary"), "customer_id")
+        .limit(EXAMPLE_CUSTOMERS)
+        .select("customer_id", "segment_label")
+    )
+    data.examples = (
+        lists.where(F.col("rank") <= EXAMPLE_RANKS)
+        .join(ranked, "customer_id")
+        .select("customer_id", "segment_label", "rank", "product_id", "source")
+        .orderBy("customer_id", "rank")
+        .toPandas()
+    )
+
+
+def _anomalies(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
+    anomalies = _slice(spark, wh, "gold", "sales_anomalies", data.as_of, data)
+    data.anomalies = _top(
+        anomalies,
+        [F.col("severity").asc(), F.col("z").desc_nulls_last(), "product_id"],
+        ["kind", "product_id", "segment_label", "period", "actual", "expected", "direction",
+         "severity"],
+        data,
+        "anomalies",
+        _product_names(spark, wh),
+    )  # fmt: skip
+    if wh.exists(spark, "gold", "forecast_status"):
+        status = wh.read_as_of(spark, "gold", "forecast_status", data.as_of)
+        data.checked["products"] = status.count()
+    if wh.exists(spark, "gold", "forecasts"):
+        row = (
+            wh.read(spark, "gold", "forecasts")
+            .where(F.col("as_of") < F.lit(data.as_of))
+            .agg(F.max("as_of"))
+            .first()
+        )
+        data.checked["forecast_since"] = row[0] if row else None
+
+
 def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
     """Everything the report shows, as small pandas frames."""
     data = ReportData(as_of=as_of)
     _sales(spark, wh, data)
+    _currency(spark, wh, data)
     metrics = _slice(spark, wh, "gold", "forecast_metrics", as_of, data)
     if metrics is not None:
         data.forecast_overall = (
             metrics.where("scope = 'overall' AND horizon = 'all'")
             .select("method", "n_products", "mase", "smape", "wape", "bias")
+            .orderBy("mase")
             .toPandas()
         )
     status = _slice(spark, wh, "gold", "forecast_status", as_of, data)
     if status is not None:
         data.forecast_status = status.groupBy("status").count().orderBy("status").toPandas()
-    profiles = _slice(spark, wh, "gold", "segment_profiles", as_of, data)
-    if profiles is not None:
-        data.segments = profiles.orderBy("segment_id").select(
-            "segment_id", "segment_label", "customers", "share", "revenue_share",
-            "mean_recency_days", "mean_frequency", "mean_monetary", "mean_tenure_days",
-        ).toPandas()  # fmt: skip
-    migration = _slice(spark, wh, "gold", "segment_migration", as_of, data)
-    if migration is not None:
-        data.migration = (
-            migration.where(
-                F.col("from_segment_label").isNotNull() & F.col("to_segment_label").isNotNull()
-            )
-            .select("from_segment_label", "to_segment_label", "customers")
-            .toPandas()
-        )
-    rec = _slice(spark, wh, "gold", "recommendation_metrics", as_of, data)
-    if rec is not None:
-        label = F.when(
-            F.col("model") == "blend", F.format_string("blend %.2f", F.col("blend_weight"))
-        ).otherwise(F.col("model"))
-        served = F.when(F.col("served"), F.concat(label, F.lit(" (served)"))).otherwise(label)
-        data.rec_metrics = (
-            rec.where(F.col("split") == "holdout")
-            .select(served.alias("model"), "candidates", "metric", "k", "value", "n_customers")
-            .toPandas()
-        )
+    _segments(spark, wh, data)
+    _recommendations(spark, wh, data)
     plan = _slice(spark, wh, "gold", "replenishment_plan", as_of, data)
     data.replenishment = whole_units(
         _top(
             plan,
-            [F.col("order_up_to").desc(), "product_id"],
-            ["product_id", "category", "demand_lead_review", "safety_stock", "reorder_point",
-             "order_up_to", "on_hand", "suggested_order_qty", "order_reason"],
+            [F.col("suggested_order_qty").desc_nulls_last(), F.col("order_up_to").desc(),
+             "product_id"],
+            ["product_id", "category", "demand_lead_review", "safety_stock", "order_up_to",
+             "on_hand", "suggested_order_qty", "order_reason"],
+            data,
+            "replenishment_plan",
+            _product_names(spark, wh),
         ),
-        ["demand_lead_review", "safety_stock", "reorder_point", "order_up_to"],
+        ["demand_lead_review", "safety_stock", "order_up_to"],
     )  # fmt: skip
+    whole = whole_units(
+        data.full.get("replenishment_plan"), ["demand_lead_review", "safety_stock", "order_up_to"]
+    )
+    if whole is not None:
+        data.full["replenishment_plan"] = whole
     prices = _slice(spark, wh, "gold", "price_recommendations", as_of, data)
     if prices is not None:
         prices = prices.where("reason = 'optimised'")
@@ -191,28 +344,17 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
          "elasticity_ci_low", "elasticity_ci_high", "binding_constraint",
          "expected_margin_current", "expected_margin_change", "expected_margin_change_low",
          "expected_margin_change_high"],
+        data,
+        "price_suggestions",
+        _product_names(spark, wh),
     )  # fmt: skip
-    anomalies = _slice(spark, wh, "gold", "sales_anomalies", as_of, data)
-    data.anomalies = _top(
-        anomalies,
-        [F.col("severity").asc(), F.col("z").desc_nulls_last(), "product_id"],
-        [
-            "kind",
-            "product_id",
-            "segment_label",
-            "period",
-            "actual",
-            "expected",
-            "direction",
-            "severity",
-        ],
-    )
+    _anomalies(spark, wh, data)
     if wh.exists(spark, "quarantine", "orders_rejected"):
         data.quarantine = (
             wh.read(spark, "quarantine", "orders_rejected")
             .groupBy("reason")
             .count()
-            .orderBy("reason")
+            .orderBy(F.col("count").desc(), "reason")
             .toPandas()
         )
     if wh.exists(spark, "ops", "quality_results"):
@@ -227,4 +369,9 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
             .orderBy("table_name", "rule")
             .toPandas()
         )
+    shown: set[str] = set()
+    for frame in (data.top_history, data.examples):
+        if frame is not None and "product_id" in frame.columns:
+            shown |= {p for p in frame["product_id"].dropna()}
+    _names(spark, wh, data, shown)
     return data

@@ -219,3 +219,20 @@ def test_a_stale_checksum_file_is_named_with_the_fix() -> None:
         "snapshot, or rebuild the table (rerun from the stage that writes it); do not edit "
         "files under the warehouse"
     )
+
+
+def test_outside_a_checkout_the_warehouse_must_be_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import salesopt.cli as cli
+
+    monkeypatch.setattr(cli, "session", _no_spark)
+    monkeypatch.chdir(tmp_path)  # no conf/local.yaml here
+    monkeypatch.delenv("SALESOPT_PATHS__WAREHOUSE", raising=False)
+    for argv in (["refresh", "--as-of", "2025-06-30"], ["maintain"],
+                 ["report", "--as-of", "2025-06-30", "--out", "r"]):  # fmt: skip
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "pass --warehouse PATH" in err[0], err
+        assert str(tmp_path) in err[0]
+    assert not (tmp_path / "warehouse").exists()
