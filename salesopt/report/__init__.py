@@ -230,8 +230,9 @@ def _recommendations(data: ReportData) -> str:
                   ex["product_id"].map(data.names).fillna(""))  # fmt: skip
         parts.append(
             _what(
-                f"The first {int(ex['rank'].max())} products on the lists of the most valuable "
-                "customer of the largest segments, and why each is there."
+                f"The first {int(ex['rank'].max())} products on the lists of a few "
+                "customers, each the most valuable of a model segment, and why each product "
+                "is there."
             )
         )
         parts.append(table(ex, "gold/recommendations"))
