@@ -22,7 +22,7 @@ $(STAMPS)/venv: pyproject.toml constraints.txt
 	@mkdir -p $(STAMPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[spark,dev,bench]'
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q -c constraints.txt -e '.[spark,dev,bench]'
 	@touch $@
 
 $(JARS)/.stamp: jars/pom.xml $(STAMPS)/venv
@@ -34,6 +34,8 @@ setup: $(STAMPS)/venv $(JARS)/.stamp ## Create .venv, install salesopt and pinne
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser: ## Install headless Chromium from Debian for the report's browser test (apt-get)
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "make test needs Chromium for the report's browser \
+	test: install chromium (or chromium-browser) with this system's package manager" >&2; exit 1; }; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 

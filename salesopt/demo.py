@@ -66,10 +66,17 @@ def _input_lines(summary: RunSummary, generated: int | None) -> list[str]:
     lines = ["Input"]
     read = r["raw_lines_read"]
     later = (ingest.summary.get("files_delivered_later", 0) if ingest else 0) or 0
-    if generated is not None and generated != read:
+    if read == 0:
+        lines.append("  no new landing lines since the last refresh: the warehouse holds them")
+    elif generated is not None and generated != read:
+        reason = (
+            f"are in {later} file(s) delivered after {summary.as_of}"
+            if later
+            else "were read by an earlier refresh"
+        )
         lines.append(
             f"  {_n(generated)} lines generated, {_n(read)} read: the other "
-            f"{_n(generated - read)} are in {later} file(s) delivered after {summary.as_of}"
+            f"{_n(generated - read)} {reason}"
         )
     elif later:
         lines.append(f"  {later} landing file(s) delivered after {summary.as_of} wait for later.")
@@ -169,8 +176,6 @@ def format_summary(
     lines += _recommend_lines(by_name.get("recommend", {}))
     lines += _forecast_lines(by_name.get("forecast", {}))
     lines += _decision_lines(by_name.get("optimize", {}), by_name.get("monitor", {}))
-    failed = [s for s in summary.stages if s.status == "failed"]
-    lines += [f"  FAILED {s.stage}: {s.message}" for s in failed]
     lines.append("Where to look")
     if report is not None:
         lines.append(f"  report: {report}")

@@ -86,7 +86,8 @@ def plan_batch(ctx: StageContext, folder: str) -> tuple[Batch | None, bool, int]
         f for f in listed
         if f not in seen and ((d := delivery_date(f)) is None or d <= ctx.as_of)
     ]  # fmt: skip
-    later = sum(1 for f in listed if f not in seen and f not in due)
+    due_set = set(due)
+    later = sum(1 for f in listed if f not in seen and f not in due_set)
     if not due:
         return None, False, later
     next_seq = max((s["seq"] for s in states), default=0) + 1

@@ -167,22 +167,30 @@ def drop_to_zero(
 
 
 def segment_shift(now: DataFrame, before: DataFrame, as_of: date, threshold: float) -> DataFrame:
-    """Segments whose share moved by more than `threshold` between two profile slices (a
-    segment missing on one side has share 0 there). Grain: one row per flagged segment_label."""
+    """Segments whose share moved by more than `threshold` between two profile slices, matched
+    by segment id (a refit keeps a segment's id even when its label changes); a segment missing
+    on one side has share 0 there. Grain: one row per flagged segment, under its current label
+    (its former one when it is gone)."""
     moved = F.abs(F.col("actual") - F.col("expected"))
     ratio = moved / threshold
     level = F.when(ratio >= 3, "high").when(ratio >= 2, "medium").otherwise("low")
     return (
-        now.select("segment_label", F.col("share").cast("double").alias("actual"))
+        now.select("segment_id", "segment_label", F.col("share").cast("double").alias("actual"))
         .join(
-            before.select("segment_label", F.col("share").cast("double").alias("expected")),
-            on="segment_label",
+            before.select(
+                "segment_id",
+                F.col("segment_label").alias("label_before"),
+                F.col("share").cast("double").alias("expected"),
+            ),
+            on="segment_id",
             how="full",
         )
         .fillna(0.0, subset=["actual", "expected"])
         .where(moved > threshold)
         .select(
-            _null("product_id", "string"), "segment_label", F.lit(SHIFT).alias("kind"),
+            _null("product_id", "string"),
+            F.coalesce("segment_label", "label_before").alias("segment_label"),
+            F.lit(SHIFT).alias("kind"),
             F.lit(as_of).alias("period"), "actual", "expected", _null("lower"), _null("upper"),
             _above("actual", "expected"),
             level.alias("severity"),

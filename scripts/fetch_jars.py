@@ -104,6 +104,7 @@ def fetch(jar_set: JarSet, dest: Path | None = None) -> list[Path]:
             "mvn",
             "-q",
             "-B",
+            "-Dstyle.color=never",
             "-f",
             str(jar_set.pom),
             "dependency:copy-dependencies",
@@ -111,8 +112,10 @@ def fetch(jar_set: JarSet, dest: Path | None = None) -> list[Path]:
             f"-DoutputDirectory={tmp}",
         ]
         print(f"Fetching {jar_set.name} jars with Maven:", " ".join(cmd))
-        result = subprocess.run(cmd, check=False)
+        # Maven's own output matters only when it fails
+        result = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if result.returncode != 0:
+            sys.stderr.write(result.stdout + result.stderr)
             sys.exit(
                 f"error: Maven could not resolve {jar_set.pom.relative_to(ROOT)} "
                 "(is Maven Central reachable?)"

@@ -119,7 +119,7 @@ def _format(column: str, value: object) -> str:
             return f"{v:,.0f}"
         return f"{v:,.2f}"
     if column == "source":
-        return WHY.get(str(value), str(value))
+        return html.escape(WHY.get(str(value), str(value)))
     if column == "method":
         return html.escape(FORECAST_METHODS.get(str(value), str(value).replace("_", " ")))
     return html.escape(str(value).replace("_", " ") if column in _CODES else str(value))
@@ -155,7 +155,7 @@ def table(
         rows.append(f"<tr>{''.join(cells)}</tr>")
     out = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     if total is not None and total > len(df):
-        link = f' Full table: <a href="{csv}">{csv}</a>.' if csv else ""
+        link = f' Full table: <a href="{csv}">{csv}</a>.' if csv else " Query the table for all."
         out += f'<p class="caption">Top {len(df)} of {total:,} {what}.{link}</p>'
     elif csv:
         out += f'<p class="caption">As CSV: <a href="{csv}">{csv}</a>.</p>'
@@ -259,6 +259,10 @@ def _anomaly_note(data: ReportData, level: float) -> str:
 def render(data: ReportData, images: dict[str, Path | None], level: float = 0.8) -> str:
     cur = data.currency
     n = data.totals
+
+    def csv_for(name: str) -> str | None:
+        return f"{name}.csv" if name in data.full else None
+
     warn = ""
     if " / " in cur:
         warn = (
@@ -298,12 +302,13 @@ def render(data: ReportData, images: dict[str, Path | None], level: float = 0.8)
         _what("Customers grouped by lifecycle (new, at risk, lapsed, one-time buyers) and, for "
               "active repeat customers, by value and buying pace. Target offers by segment."),
         _img(images["segments"], "Share of customers and revenue per segment"),
-        table(_drop_ids(data.segments), "gold/segment_profiles", cur, None, "segments.csv"),
+        table(_drop_ids(data.segments), "gold/segment_profiles", cur, None, csv_for("segments")),
         "<h3>Moves between segments since the previous as_of</h3>",
-        table(data.migration, "gold/segment_migration", empty=migration_empty),
+        table(data.migration, "gold/segment_migration", total=n.get("segment_moves"),
+              csv=csv_for("segment_moves"), what="moves between segments", empty=migration_empty),
         f"<h2>{SECTIONS[4]}</h2>",
-        _what("Customers who have gone quiet: at risk after two expected gaps between orders "
-              "without buying, lapsed after four. Revenue per year is what they brought while "
+        _what("Customers who have gone quiet for several of their expected gaps between "
+              "orders: at risk first, then lapsed. Revenue per year is what they brought while "
               "buying: the revenue at stake. Contact at-risk customers first; win back lapsed "
               "ones with an offer."),
         table(_drop_ids(data.churn), "gold/segment_profiles", cur,
@@ -315,17 +320,17 @@ def render(data: ReportData, images: dict[str, Path | None], level: float = 0.8)
               "target service level. Place the suggested orders; products without an on-hand "
               "figure need a stock count first."),
         table(data.replenishment, "gold/replenishment_plan", cur, n.get("replenishment_plan"),
-              "replenishment_plan.csv", "products, largest suggested order first"),
+              csv_for("replenishment_plan"), "products, largest suggested order first"),
         f"<h2>{SECTIONS[7]}</h2>",
         _what("Price changes the estimated price elasticity supports, within the allowed "
               "range, largest expected weekly margin gain first. Review and apply them; the "
               "low/high columns give the margin change's range."),
         table(data.prices, "gold/price_recommendations", cur, n.get("price_suggestions"),
-              "price_suggestions.csv", "price changes"),
+              csv_for("price_suggestions"), "price changes"),
         f"<h2>{SECTIONS[8]}</h2>",
         _what("Products whose sales fell outside the forecast's interval or dropped to zero, "
               "and segments whose share moved. Check stock-outs, listings and data first."),
-        table(data.anomalies, "gold/sales_anomalies", cur, n.get("anomalies"), "anomalies.csv",
+        table(data.anomalies, "gold/sales_anomalies", cur, n.get("anomalies"), csv_for("anomalies"),
               "anomalies", _anomaly_note(data, level)),
         f"<h2>{SECTIONS[9]}</h2>",
         _what("Order lines set aside by the quality gates, by reason, and the checks run on "

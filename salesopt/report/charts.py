@@ -60,8 +60,8 @@ def history_and_forecast(data: ReportData, out: Path) -> Path | None:
             level = round(float(fc["level"].iloc[0]) * 100) if len(fc) else 0
             ax.fill_between(ds, fc["yhat_lower"], fc["yhat_upper"], color=COLORS[1], alpha=0.2,
                             label=f"{level}% interval")  # fmt: skip
-        name = data.names.get(product)
-        ax.set_title(f"{product} {name}: weekly units" if name else f"{product}: weekly units")
+        title = f"{product} {data.names.get(product, '')}".strip().replace("$", r"\$")
+        ax.set_title(f"{title}: weekly units")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)

@@ -1,7 +1,9 @@
-"""Small, bounded pandas frames for the report, read from the warehouse for one as_of.
+"""Pandas frames for the report, read from the warehouse for one as_of.
 
-Only aggregates and top-N rows reach the driver (at most a few thousand rows whatever the data
-size). A table that does not exist yet gives None, and its section says so.
+The sections get aggregates and top-N rows. A table the report cuts is also collected whole
+for its CSV (one row per product or per anomaly: up to FULL_ROWS rows, beyond which the section
+names the Delta table instead). A table that does not exist yet gives None, and its section
+says so.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from salesopt.io.tables import Warehouse, agg_row
+from salesopt.segment.labels import CHURN_IDS
 
 TOP_PRODUCTS = 4
 TOP_ROWS = 15
@@ -196,21 +199,22 @@ def _segments(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
     frame = profiles.select(*[c for c in columns if c in profiles.columns]).toPandas()
     data.segments = frame.sort_values("revenue_share", ascending=False).reset_index(drop=True)
     data.full["segments"] = data.segments
-    churn = frame[frame["segment_label"].isin(["at risk", "lapsed"])]
+    churn = frame[frame["segment_id"].isin(CHURN_IDS)]
     data.churn = churn.sort_values("segment_id").reset_index(drop=True)
     migration = _slice(spark, wh, "gold", "segment_migration", data.as_of, data)
     if migration is not None:
-        moved = F.col("from_segment_label") != F.col("to_segment_label")
-        data.migration = (
+        moved = (
             migration.where(
-                F.col("from_segment_label").isNotNull() & F.col("to_segment_label").isNotNull()
+                F.col("from_segment_id").isNotNull() & F.col("to_segment_id").isNotNull()
             )
-            .where(moved)
-            .orderBy(F.col("customers").desc(), "from_segment_label", "to_segment_label")
+            .where(F.col("from_segment_id") != F.col("to_segment_id"))
+            .orderBy(F.col("customers").desc(), "from_segment_id", "to_segment_id")
             .select("from_segment_label", "to_segment_label", "customers")
-            .limit(TOP_ROWS)
             .toPandas()
         )
+        data.totals["segment_moves"] = len(moved)
+        data.full["segment_moves"] = moved
+        data.migration = moved.head(TOP_ROWS).copy()
         row = migration.agg(F.max("previous_as_of")).first()
         data.checked["migration_since"] = row[0] if row else None
 

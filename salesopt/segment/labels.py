@@ -20,6 +20,9 @@ LAPSED_LABEL = "lapsed"
 AT_RISK_ID = -4
 AT_RISK_LABEL = "at risk"
 LIFECYCLE_IDS = (NEW_ID, LAPSED_ID, AT_RISK_ID, FEW_ORDERS_ID)  # rule order: the first that holds
+CHURN_IDS = (AT_RISK_ID, LAPSED_ID)
+ACTIVE_ID = -5  # active repeat customers when they are too few to cluster
+ACTIVE_LABEL = "active repeat customers"
 
 HIGH_VALUE_Z = 0.75  # centroid monetary this many standard deviations above typical -> "high value"
 FREQUENT_Z = 0.5  # centroid orders_per_week this far above typical -> "frequent"
@@ -43,6 +46,7 @@ def fixed_labels(min_orders: int) -> dict[int, str]:
         LAPSED_ID: LAPSED_LABEL,
         AT_RISK_ID: AT_RISK_LABEL,
         FEW_ORDERS_ID: few_orders_label(min_orders),
+        ACTIVE_ID: ACTIVE_LABEL,
     }
 
 

@@ -151,7 +151,7 @@ def fit(eligible: DataFrame, settings: SegmentationSettings) -> Fitted:
         ks = [k for k in ks if k < n] or [min(ks[0], max(n - 1, 1))]
         fitted = {k: _score_k(features, k, settings) for k in ks}
         limit = min(settings.k_max + settings.k_widen, n - 1, 50)
-        while settings.k is None:
+        while settings.k is None and settings.k_widen > 0:
             k = widen({k: p.silhouette for k, (_m, p) in fitted.items()}, ks[0], ks[-1], limit)
             if k is None:
                 break

@@ -24,8 +24,9 @@ from salesopt.context import StageContext, StageResult
 from salesopt.errors import InputError
 from salesopt.segment import store
 from salesopt.segment.labels import (
-    AT_RISK_ID,
-    LAPSED_ID,
+    ACTIVE_ID,
+    ACTIVE_LABEL,
+    CHURN_IDS,
     initial_segment_ids,
     match_segment_ids,
     segment_label,
@@ -53,6 +54,10 @@ from salesopt.segment.tables import (
 log = logging.getLogger(__name__)
 
 CENTROIDS = [f"centroid_{f}" for f in FEATURES]
+MAP_SCHEMA = "cluster int, segment_id int, segment_label string, " + ", ".join(
+    f"{c} double" for c in CENTROIDS
+)
+MIN_MODELLED = 10  # fewer active repeat customers are not clustered
 SELECTION_SCHEMA = (
     "k int, silhouette double, cost double, iterations int, seconds double, chosen boolean, "
     "fitted boolean, model_as_of date, model_path string, customers long"
@@ -227,7 +232,7 @@ def _summary(
 ) -> dict[str, Any]:
     ordered: list[dict[Any, Any]] = profiles.sort_values("segment_id").to_dict("records")
     sil = chosen[1]
-    churn = profiles[profiles["segment_id"].isin([AT_RISK_ID, LAPSED_ID])]
+    churn = profiles[profiles["segment_id"].isin(CHURN_IDS)]
     return {
         "k": int(chosen[0]),
         "silhouette": None if sil is None or math.isnan(sil) else round(float(sil), 4),
@@ -265,11 +270,27 @@ def run(ctx: StageContext) -> StageResult:
     eligible = features.where(F.col("fixed_segment_id").isNull())
     fixed = features.where(F.col("fixed_segment_id").isNotNull())
     previous_as_of = _previous_as_of(ctx)
-    model, segment_map, selection, model_as_of = _model(
-        ctx, eligible, _profiles_at(ctx, previous_as_of)
-    )
-    map_df = spark.createDataFrame(segment_map)
-    segments = customer_segments(score(model, eligible), fixed, map_df, s.min_orders)
+    n_modelled = eligible.count()
+    if n_modelled >= MIN_MODELLED:
+        model, segment_map, selection, model_as_of = _model(
+            ctx, eligible, _profiles_at(ctx, previous_as_of)
+        )
+        map_df = spark.createDataFrame(segment_map)
+        scored = score(model, eligible)
+    else:  # too few to cluster: one rule-based segment, no model
+        log.warning(
+            "segmentation: only %d active repeat customers, fewer than %d: no model is fitted; "
+            "they form the segment %r",
+            n_modelled, MIN_MODELLED, ACTIVE_LABEL,
+        )  # fmt: skip
+        fixed = features.withColumn(
+            "fixed_segment_id", F.coalesce(F.col("fixed_segment_id"), F.lit(ACTIVE_ID))
+        )
+        segment_map = pd.DataFrame(columns=["cluster", "segment_id", "segment_label", *CENTROIDS])
+        map_df = spark.createDataFrame([], MAP_SCHEMA)
+        scored = spark.createDataFrame([], "customer_id string, cluster int, distance double")
+        selection, model_as_of = [], as_of
+    segments = customer_segments(scored, fixed, map_df, s.min_orders)
     written: dict[str, DataFrame] = {
         "customer_segments": segments,
         "segment_model_selection": spark.createDataFrame(selection, SELECTION_SCHEMA),
@@ -290,7 +311,8 @@ def run(ctx: StageContext) -> StageResult:
     )
     features.unpersist()
     profiles_pd: pd.DataFrame = wh.read_as_of(spark, "gold", "segment_profiles", as_of).toPandas()
-    chosen = next(r for r in selection if r[5])
+    no_model = (0, None, None, None, None, True, s.refit, as_of, None, n_modelled)
+    chosen = next((r for r in selection if r[5]), no_model)
     summary = _summary(profiles_pd, chosen, selection)
     summary["typical_gap_days"] = None if typical_gap is None else round(typical_gap, 1)
     note = edge_note([int(r[0]) for r in selection if r[6]], int(chosen[0]), s)

@@ -30,12 +30,10 @@ MIGRATION_COLUMNS = (
 
 def own_gap_days() -> Column:
     """The customer's mean days between orders, (tenure - recency) / (orders - 1); null with one
-    order. Orders on the same day count as a one-day gap."""
-    span = F.col("tenure_days") - F.col("recency_days")
-    return F.when(
-        F.col("frequency") >= 2,
-        F.greatest(span.cast("double"), F.lit(1.0)) / (F.col("frequency") - 1),
-    )
+    order or when every order fell on one day (no gap observed: judged like a one-order
+    customer)."""
+    span = (F.col("tenure_days") - F.col("recency_days")).cast("double")
+    return F.when((F.col("frequency") >= 2) & (span >= 1), span / (F.col("frequency") - 1))
 
 
 REFERENCE_GAP_QUANTILE = 0.75
@@ -53,8 +51,8 @@ def typical_gap_days(features: DataFrame) -> float | None:
 
 def expected_gap_days(typical_gap: float | None) -> Column:
     """Days between orders expected of each customer: the own mean gap shrunk toward the base's
-    typical gap with the weight of one gap, ((n - 1) * own + typical) / n; the typical gap for a
-    one-order customer. Null when there is no typical gap and no own gap."""
+    typical gap with the weight of one gap, ((n - 1) * own + typical) / n; the typical gap when
+    there is no own gap. Null when there is neither."""
     n = F.col("frequency").cast("double")
     if typical_gap is None:
         return own_gap_days()

@@ -73,6 +73,10 @@ def test_report_has_every_section_with_numbers(report: Path) -> None:
     assert len(csv.read_text().splitlines()) == int(cut.group(2).replace(",", "")) + 1
     assert re.search(r"<td>(bought before|similar customers bought it|popular in the segment)</td>",
                      sections["Recommendations"])  # fmt: skip
+    churn = sections["Customers at risk"]  # the at-risk and lapsed segments, ids -4 and -3
+    assert "No customer is at risk or lapsed." in churn or re.search(
+        r"<td>(at risk|lapsed)</td>", churn
+    )
 
 
 class _Dom(HTMLParser):

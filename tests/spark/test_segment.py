@@ -201,7 +201,7 @@ def test_lifecycle_rule_and_widened_sweep_on_inline_customers(
         ("repeat_lapsed", 210, 10, 500.0, 300, 10 / 300 * 7),  # every 10 days, silent 210
     ]
     # the reference gap: 75th percentile of the repeat customers' mean days between orders
-    typical = float(np.quantile([max(t - r, 1) / (f - 1) for _c, r, f, _m, t, _w in rows], 0.75))
+    typical = float(np.quantile([(t - r) / (f - 1) for _c, r, f, _m, t, _w in rows], 0.75))
     rows += [
         ("once_lapsed", round(5 * typical), 1, 20.0, round(5 * typical), 0.01),
         ("once_at_risk", round(3 * typical), 1, 20.0, round(3 * typical), 0.01),

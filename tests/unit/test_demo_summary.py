@@ -93,10 +93,10 @@ def test_demo_summary_is_short_and_says_what_ran_found_and_where_to_look() -> No
     assert "  report: /w/report/report.html" in lines
 
 
-def test_a_failed_stage_is_in_the_summary() -> None:
+def test_a_rerun_reads_nothing_new_and_says_so() -> None:
     summary = _summary()
-    summary.stages[5] = StageReport("forecast", "failed", 3.0, message="no sales history")
-    summary.status = "failed"
-    text = format_summary(summary, "/w", None, None)
-    assert "FAILED forecast: no sales history" in text
-    assert "report:" not in text and "lines generated" not in text
+    silver = summary.stages[1].summary["reconciliation"]
+    silver.update(raw_lines_read=0, accepted=0, quarantined=0, superseded_duplicates=0)
+    text = format_summary(summary, "/w", None, 183868)
+    assert "no new landing lines since the last refresh" in text
+    assert "lines generated" not in text and "report:" not in text

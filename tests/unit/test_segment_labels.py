@@ -46,7 +46,7 @@ def test_unique_labels_tell_repeats_apart_by_their_largest_difference() -> None:
 def test_fixed_labels_are_unique_and_name_the_order_floor() -> None:
     assert fixed_labels(2)[FEW_ORDERS_ID] == "one-time buyers"
     assert fixed_labels(3)[FEW_ORDERS_ID] == "fewer than 3 orders"
-    assert len(set(fixed_labels(2).values())) == 4
+    assert len(set(fixed_labels(2).values())) == 5
 
 
 def test_widen_moves_the_sweep_off_an_edge() -> None:
