@@ -243,3 +243,27 @@ def test_lifecycle_rule_and_widened_sweep_on_inline_customers(
     assert selection.first()["customers"] == 40  # the five held back are not fitted
     saved = Path(settings.paths.warehouse) / "models" / "segmentation" / f"as_of={LAST}"
     assert (saved / "pipeline").is_dir() and (saved / "segments").is_dir()
+
+
+def test_too_few_active_repeat_customers_form_one_segment_without_a_model(
+    spark: SparkSession, settings_for
+) -> None:
+    rows = [(f"c{i}", 3, 10, 500.0, 300, 10 / 300 * 7) for i in range(5)]  # active, repeat
+    rows += [("gone", 250, 10, 500.0, 300, 10 / 300 * 7), ("one", 20, 1, 30.0, 40, 0.2)]
+    schema = "customer_id string, recency_days int, frequency long, monetary double, "
+    schema += "tenure_days int, orders_per_week double"
+    df = (
+        spark.createDataFrame(rows, schema)
+        .withColumn("avg_basket", F.col("monetary") / F.col("frequency"))
+        .withColumn("avg_lines_per_order", F.lit(2.0))
+    )
+    ctx = _ctx(spark, settings_for(), LAST)
+    ctx.warehouse.write_slice(feats.with_run(df, LAST, "f"), "gold", "customer_features", LAST)
+    result = segment.run(ctx)
+    got = _segments(ctx).set_index("customer_id")["segment_label"].to_dict()
+    assert got == {**{f"c{i}": "active repeat customers" for i in range(5)},
+                   "gone": "lapsed", "one": "one-time buyers"}  # fmt: skip
+    assert result.summary["k"] == 0 and result.summary["sweep"] == []
+    assert ctx.warehouse.read_as_of(spark, "gold", "segment_model_selection", LAST).count() == 0
+    profiles = ctx.warehouse.read_as_of(spark, "gold", "segment_profiles", LAST)
+    assert sorted(r["segment_id"] for r in profiles.collect()) == [-5, -3, -2]
