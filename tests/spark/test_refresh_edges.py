@@ -92,6 +92,7 @@ def test_empty_folder_then_empty_file(spark: SparkSession, settings_for, tmp_pat
     second = refresh(spark, settings, date(2025, 3, 4), CORE)
     assert second.stage("ingest").summary == {
         "batch_id": "b00000001", "files": 1, "lines": 0, "replayed": False,
+        "files_delivered_later": 0,
     }  # fmt: skip
     third = refresh(spark, settings, date(2025, 3, 4), ("ingest",))
     assert third.stage("ingest").summary["files"] == 0
