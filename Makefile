@@ -22,7 +22,7 @@ $(STAMPS)/venv: pyproject.toml constraints.txt
 	@mkdir -p $(STAMPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt --upgrade pip setuptools wheel
-	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q -c constraints.txt -e '.[spark,dev,bench]'
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q -c constraints.txt -e '.[spark,dev,bench,mlflow]'
 	@touch $@
 
 $(JARS)/.stamp: jars/pom.xml $(STAMPS)/venv

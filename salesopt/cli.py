@@ -1,4 +1,4 @@
-"""`salesopt` command line: refresh, generate, report, maintain, demo, setup.
+"""`salesopt` command line: refresh, generate, report, maintain, rollback, demo, setup.
 
 The one entry of every deployment: the console script, `spark-submit jobs/main.py`, Databricks
 wheel tasks and the Airflow example all call `main`, which parses the arguments, configures
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("salesopt")
 DEFAULT_CONF = Path("conf/local.yaml")
 # commands that read or write a warehouse: outside a checkout they need it named
-WAREHOUSE_COMMANDS = ("refresh", "report", "maintain")
+WAREHOUSE_COMMANDS = ("refresh", "report", "maintain", "rollback")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -119,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _conf_flags(maint)
     maint.add_argument("--no-vacuum", action="store_true")
+
+    back = sub.add_parser(
+        "rollback", allow_abbrev=False,
+        help="restore every table a run wrote to its version before the run (Delta RESTORE)",
+    )  # fmt: skip
+    _conf_flags(back)
+    which = back.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", help="the run to undo (ops/runs.run_id)")
+    which.add_argument("--as-of", type=iso_date, help="undo the latest run of this business date")
+    back.add_argument(
+        "--force", action="store_true",
+        help="restore even when a later run changed the same tables (its changes are undone too)",
+    )  # fmt: skip
 
     setup = sub.add_parser(
         "setup", allow_abbrev=False,
@@ -229,6 +242,12 @@ def _maintain(spark: SparkSession, settings: Settings, args: argparse.Namespace)
     return maintain(spark, settings, vacuum=not args.no_vacuum)
 
 
+def _rollback(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from salesopt.rollback import rollback
+
+    return rollback(spark, settings, run_id=args.run_id, as_of=args.as_of, force=args.force)
+
+
 def _demo(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> RunSummary:
     from salesopt.demo import run_demo
 
@@ -240,6 +259,7 @@ COMMANDS: dict[str, Callable[[SparkSession, Settings, argparse.Namespace], Any]]
     "generate": _generate,
     "report": _report,
     "maintain": _maintain,
+    "rollback": _rollback,
     "demo": _demo,
 }
 

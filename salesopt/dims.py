@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 
 from salesopt.config import Settings
 from salesopt.errors import InputError, SetupError
+from salesopt import ops
 from salesopt.io.tables import Warehouse, list_file_stats
 from salesopt.quality import RuleResult
 
@@ -319,22 +320,26 @@ def _refresh_one(
     name: str,
     fingerprint: str,
     build: Callable[[], DataFrame],
+    run_id: str,
 ) -> tuple[int | None, bool]:
     """Rewrites silver/<name> unless its last write came from the same source files."""
-    if warehouse.last_user_metadata(spark, "silver", name) == fingerprint:
+    last = ops.read_tag(warehouse.last_user_metadata(spark, "silver", name))
+    if last.get("sources") == fingerprint:
         return warehouse.version(spark, "silver", name), False
-    return warehouse.overwrite(build(), "silver", name, user_metadata=fingerprint), True
+    tag = ops.commit_tag(run_id, sources=fingerprint)
+    return warehouse.overwrite(build(), "silver", name, user_metadata=tag), True
 
 
 def refresh_dims(
-    spark: SparkSession, settings: Settings, warehouse: Warehouse
+    spark: SparkSession, settings: Settings, warehouse: Warehouse, run_id: str
 ) -> tuple[dict[str, int | None], dict[str, DimensionLoad]]:
     """Rewrites silver/products, silver/customers (and silver/inventory if landed).
 
     A table is rewritten only when its landing files changed since its last write (path, size
     or modification time of any file, files added or removed), when the PII key changed (for
     customers), or when its latest commit is not such a write (e.g. after `salesopt maintain`).
-    The fingerprint of the source files is stored in the commit's `userMetadata`. Returns the
+    The fingerprint of the source files is stored with the run id in the commit's
+    `userMetadata` (`ops.commit_tag`, field `sources`). Returns the
     table versions, and what each rewritten dimension's load found.
     """
     landing = settings.paths.landing.rstrip("/")
@@ -359,6 +364,7 @@ def refresh_dims(
             dim.name,
             fingerprint,
             functools.partial(_build, spark, folder, dim, to_silver, load),
+            run_id,
         )
         if rewritten:
             loads[f"silver/{dim.name}"] = load

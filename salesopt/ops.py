@@ -5,7 +5,10 @@ Stages import this module (and `salesopt.context`), never each other:
 - `ops/ingest_batches`: the write-ahead log of landing batches (`pending` -> `ingested` ->
   `cleaned` -> `published`), one appended row per state change;
 - `ops/runs`: one row per stage of every run, whatever its outcome;
-- `local_guard`: one refresh at a time on a warehouse on the local file system.
+- `local_guard`: one refresh at a time on a warehouse on the local file system;
+- `tag_commits`: every Delta commit of a run carries its run id in the commit's `userMetadata`
+  (`{"run_id": ...}`), so `DESCRIBE HISTORY` ties each table version to the run that wrote it
+  and `salesopt rollback` finds what a run changed.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from salesopt.config import Settings
@@ -43,8 +46,10 @@ _BATCH_SCHEMA = (
 _RUN_SCHEMA = (
     "run_id string, as_of date, stage string, status string, started_at timestamp, "
     "ended_at timestamp, seconds double, rows_in long, rows_out map<string,long>, "
-    "tables map<string,long>, message string"
+    "tables map<string,long>, message string, rollback_of string"
 )
+# Spark conf whose value Delta stores as `userMetadata` in every commit of the session
+COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 def utc_now() -> datetime:
@@ -101,8 +106,42 @@ def log_batch(ctx: StageContext, batch: Batch, status: str, lines: int | None) -
         cached[batch.seq] = dict(zip(df.columns, row, strict=True))
 
 
-def record_stage(ctx: StageContext, report: StageReport, started: datetime) -> None:
-    """Appends one stage's outcome to `ops/runs`."""
+def commit_tag(run_id: str, **extra: str) -> str:
+    """The `userMetadata` of a run's commits: `{"run_id": "<id>", ...extra}` as JSON."""
+    return json.dumps({"run_id": run_id, **extra}, sort_keys=True)
+
+
+def read_tag(user_metadata: str | None) -> dict[str, str]:
+    """The fields of a `commit_tag` ({} for a commit without one, or another writer's text)."""
+    if not user_metadata:
+        return {}
+    try:
+        found = json.loads(user_metadata)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) and "run_id" in found else {}
+
+
+@contextmanager
+def tag_commits(spark: SparkSession, run_id: str, **extra: str) -> Iterator[None]:
+    """Every Delta commit of the session carries `commit_tag(run_id, **extra)` while the block
+    runs (a write's own `userMetadata` option, e.g. the dimensions' source fingerprint, adds
+    to it through `commit_tag` too). The previous value is restored afterwards."""
+    previous = spark.conf.get(COMMIT_METADATA_CONF, None)
+    spark.conf.set(COMMIT_METADATA_CONF, commit_tag(run_id, **extra))
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(COMMIT_METADATA_CONF)
+        else:
+            spark.conf.set(COMMIT_METADATA_CONF, previous)
+
+
+def record_stage(
+    ctx: StageContext, report: StageReport, started: datetime, rollback_of: str | None = None
+) -> None:
+    """Appends one stage's outcome to `ops/runs` (`rollback_of`: the run a rollback undid)."""
     row = (
         ctx.run_id,
         ctx.as_of,
@@ -115,6 +154,7 @@ def record_stage(ctx: StageContext, report: StageReport, started: datetime) -> N
         {k: int(v) for k, v in report.rows_out.items()},
         {k: int(v) for k, v in report.tables.items() if v is not None},
         report.message,
+        rollback_of,
     )
     ctx.warehouse.append(ctx.spark.createDataFrame([row], _RUN_SCHEMA), *RUNS_TABLE)
 

@@ -210,13 +210,14 @@ def refresh(
     stages: Sequence[str] | None = None,
     run_id: str | None = None,
 ) -> RunSummary:
-    """Refreshes the warehouse for `as_of`, stage by stage (`ops.local_guard` held throughout)."""
+    """Refreshes the warehouse for `as_of`, stage by stage (`ops.local_guard` held throughout;
+    every Delta commit tagged with the run id, `ops.tag_commits`)."""
     selected = list(stages) if stages else list(STAGES)
     preflight(settings, selected)
     warehouse = Warehouse.from_settings(settings)
     ctx = StageContext(spark, settings, warehouse, as_of, run_id or new_run_id(as_of))
     t0 = time.perf_counter()
-    with ops.local_guard(settings, ctx.run_id):
+    with ops.local_guard(settings, ctx.run_id), ops.tag_commits(spark, ctx.run_id):
         reports = [run_stage(ctx, name) for name in selected]
     return RunSummary(
         ctx.run_id, as_of.isoformat(), "succeeded", round(time.perf_counter() - t0, 2), reports

@@ -385,7 +385,7 @@ def clean_batch(
 def run(ctx: StageContext) -> StageResult:
     """Refreshes dimensions, then cleans every ingested-but-not-cleaned batch into silver."""
     wh = ctx.warehouse
-    tables, loads = dims.refresh_dims(ctx.spark, ctx.settings, wh)
+    tables, loads = dims.refresh_dims(ctx.spark, ctx.settings, wh, ctx.run_id)
     products = wh.read(ctx.spark, "silver", "products")
     todo = [s for s in latest_batch_states(ctx) if s["status"] == "ingested"]
     total = Reconciliation()

@@ -130,13 +130,13 @@ def test_refresh_dims_reports_duplicates_and_unknown_columns(
     write(landing / "products", "p.csv", "product_id,category\nP1,dairy\nP1,bakery\n", 1000)
     write(landing / "customers", "c.csv", "customer_id,region,notes\nC1,north,vip\n", 1000)
     wh = Warehouse.from_settings(settings)
-    versions, loads = dims.refresh_dims(spark, settings, wh)
+    versions, loads = dims.refresh_dims(spark, settings, wh, "r1")
     assert set(versions) == {"silver/products", "silver/customers"}
     assert loads["silver/products"].to_dict()["duplicate_key_rows"] == 1
     assert list(loads["silver/customers"].to_dict()["unknown_columns"].values()) == [["notes"]]
     assert wh.read(spark, "silver", "products").first()["category"] == "bakery"  # last row
-    _versions, again = dims.refresh_dims(spark, settings, wh)
-    assert again == {}  # unchanged files: nothing read again
+    _versions, again = dims.refresh_dims(spark, settings, wh, "r2")
+    assert again == {}  # unchanged files: nothing read again, whichever run asks
 
 
 def test_the_pii_key_is_in_no_plan(spark: SparkSession, tmp_path: Path) -> None:

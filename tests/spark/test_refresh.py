@@ -10,6 +10,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from salesopt import ops
 from salesopt.io.tables import Warehouse
 from salesopt.pipeline import refresh
 from tests.conftest import SMALL_AS_OF
@@ -161,6 +162,12 @@ def test_runs_and_quality_results_are_recorded(spark: SparkSession, small_refres
     runs = wh.read(spark, "ops", "runs").where(F.col("run_id") == summary.run_id)
     stages = {r["stage"]: r["status"] for r in runs.collect()}
     assert stages == {s.stage: "succeeded" for s in summary.stages}
+    # every commit of the run carries its run id (what rollback and lineage read)
+    for layer, name in (("silver", "order_lines"), ("silver", "products"), ("gold", "forecasts")):
+        history = DeltaTable.forPath(spark, wh.path(layer, name)).history().collect()
+        assert {ops.read_tag(h["userMetadata"]).get("run_id") for h in history} == {
+            summary.run_id
+        }, name
     results = wh.read(spark, "ops", "quality_results").where(F.col("run_id") == summary.run_id)
     recorded = [(r["table_name"], r["rule"]) for r in results.collect()]
     configured = {(r.table, r.name) for r in settings.quality.rules}

@@ -37,6 +37,15 @@ def test_refresh_requires_as_of() -> None:
     assert exit_info.value.code == 2
 
 
+def test_rollback_names_exactly_one_run() -> None:
+    assert parse_args(["rollback", "--run-id", "r1"]).run_id == "r1"
+    assert parse_args(["rollback", "--as-of", "2025-06-30", "--force"]).force
+    for argv in (["rollback"], ["rollback", "--run-id", "r1", "--as-of", "2025-06-30"]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(argv)
+        assert exit_info.value.code == 2, argv
+
+
 def test_bad_date_and_mistyped_flag_fail(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(["refresh", "--as-of", "30/06/2025"])
@@ -230,7 +239,8 @@ def test_outside_a_checkout_the_warehouse_must_be_named(
     monkeypatch.chdir(tmp_path)  # no conf/local.yaml here
     monkeypatch.delenv("SALESOPT_PATHS__WAREHOUSE", raising=False)
     for argv in (["refresh", "--as-of", "2025-06-30"], ["maintain"],
-                 ["report", "--as-of", "2025-06-30", "--out", "r"]):  # fmt: skip
+                 ["report", "--as-of", "2025-06-30", "--out", "r"],
+                 ["rollback", "--as-of", "2025-06-30"]):  # fmt: skip
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "pass --warehouse PATH" in err[0], err

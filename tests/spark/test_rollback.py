@@ -1,0 +1,117 @@
+"""`salesopt rollback` on small inline tables: restore, refusal over a later run, force."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+
+from salesopt import ops
+from salesopt.context import StageContext
+from salesopt.io.tables import Warehouse
+from salesopt.rollback import RollbackRefused, rollback
+from salesopt.summary import StageReport
+
+D1, D2 = date(2025, 3, 1), date(2025, 3, 2)
+
+
+def _run(spark: SparkSession, settings, run_id: str, as_of: date, writes) -> None:
+    """A stand-in run: its writes under its commit tag, and its row in ops/runs."""
+    wh = Warehouse.from_settings(settings)
+    with ops.tag_commits(spark, run_id):
+        writes(wh)
+        ctx = StageContext(spark, settings, wh, as_of, run_id)
+        ops.record_stage(ctx, StageReport("gold", "succeeded", 0.1), ops.utc_now())
+
+
+def _slice(spark: SparkSession, as_of: date, value: int):
+    return spark.createDataFrame(
+        [(as_of, "P1", value), (as_of, "P2", value + 1)], "as_of date, product_id string, units int"
+    )
+
+
+def _state(spark: SparkSession, wh: Warehouse) -> dict:
+    """Every table's rows, sorted: equal states are equal tables."""
+    tables = [("gold", "sales"), ("gold", "created_later"), ("ops", "ingest_batches")]
+    return {
+        t: sorted(tuple(r) for r in wh.read(spark, *t).collect()) if wh.exists(spark, *t) else None
+        for t in tables
+    }
+
+
+def test_rollback_restores_refuses_over_a_later_run_and_forces(
+    spark: SparkSession, settings_for
+) -> None:
+    settings = settings_for()
+    wh = Warehouse.from_settings(settings)
+    batch = spark.createDataFrame([(1, "b1")], "seq long, batch_id string")
+
+    def first(w: Warehouse) -> None:
+        w.write_slice(_slice(spark, D1, 5), "gold", "sales", D1)
+        w.append(batch, "ops", "ingest_batches")
+
+    _run(spark, settings, "r1", D1, first)
+    after_r1 = _state(spark, wh)
+
+    def second(w: Warehouse) -> None:
+        w.write_slice(_slice(spark, D2, 7), "gold", "sales", D2)
+        w.write_slice(_slice(spark, D1, 9), "gold", "sales", D1)  # a changed D1 slice
+        w.overwrite(_slice(spark, D2, 1), "gold", "created_later")
+        w.append(batch.selectExpr("2L AS seq", "'b2' AS batch_id"), "ops", "ingest_batches")
+
+    _run(spark, settings, "r2", D2, second)
+    DeltaTable.forPath(spark, wh.path("gold", "sales")).optimize().executeCompaction()
+    assert _state(spark, wh) != after_r1
+
+    done = rollback(spark, settings, as_of=D2)  # the latest run of D2: r2
+    assert done["rolled_back"] == "r2"
+    assert done["tables"]["gold/created_later"] == {
+        "to_version": None, "action": "emptied (created by the run)"
+    }  # fmt: skip
+    assert set(done["tables"]) == {"gold/sales", "gold/created_later", "ops/ingest_batches"}
+    state = _state(spark, wh)
+    assert state == {**after_r1, ("gold", "created_later"): []}
+    runs = wh.read(spark, *ops.RUNS_TABLE).where("stage = 'rollback'").collect()
+    assert [(r["rollback_of"], r["status"]) for r in runs] == [("r2", "succeeded")]
+    assert runs[0]["run_id"] == done["rollback_run_id"]
+    history = DeltaTable.forPath(spark, wh.path("gold", "sales")).history(1).first()
+    assert ops.read_tag(history["userMetadata"]) == {
+        "run_id": done["rollback_run_id"], "rollback_of": "r2"
+    }  # fmt: skip
+
+    again = rollback(spark, settings, run_id="r2")  # already undone: nothing to do
+    assert again["tables"] == {}
+    assert sorted(again["already_restored"]) == sorted(done["tables"])
+    assert _state(spark, wh) == state
+
+    _run(
+        spark,
+        settings,
+        "r3",
+        D2,
+        lambda w: w.write_slice(_slice(spark, D2, 3), "gold", "sales", D2),
+    )
+    with pytest.raises(RollbackRefused, match=r"gold/sales by .*run r3"):
+        rollback(spark, settings, run_id="r1")
+    assert wh.read(spark, "gold", "sales").count() == 4  # refused: nothing restored
+
+    forced = rollback(spark, settings, run_id="r1", force=True)
+    assert forced["tables"]["gold/sales"]["action"] == "emptied (created by the run)"
+    assert wh.read(spark, "gold", "sales").count() == 0
+
+
+def test_rollback_names_a_run_that_does_not_exist(spark: SparkSession, settings_for) -> None:
+    settings = settings_for()
+    _run(
+        spark,
+        settings,
+        "r1",
+        D1,
+        lambda w: w.write_slice(_slice(spark, D1, 5), "gold", "sales", D1),
+    )
+    with pytest.raises(Exception, match=r"no run nope in ops/runs .*SELECT DISTINCT run_id"):
+        rollback(spark, settings, run_id="nope")
+    with pytest.raises(Exception, match=r"no run for as_of 2025-03-02"):
+        rollback(spark, settings, as_of=D2)
