@@ -226,6 +226,7 @@ def _generate(spark: SparkSession, settings: Settings, args: argparse.Namespace)
 
 
 def _report(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from salesopt import tracking
     from salesopt.io.tables import Warehouse
     from salesopt.report import build_report
 
@@ -233,7 +234,8 @@ def _report(spark: SparkSession, settings: Settings, args: argparse.Namespace) -
         spark, Warehouse.from_settings(settings), args.as_of, args.out,
         settings.monitor.interval_level,
     )  # fmt: skip
-    return {"report": str(path.resolve())}
+    tracked = tracking.log_report(settings, args.as_of, path.parent)
+    return {"report": str(path.resolve()), "mlflow_run_id": tracked}
 
 
 def _maintain(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:

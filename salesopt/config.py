@@ -293,6 +293,18 @@ class OpsSettings(_Section):
     lock_wait_s: float = Field(default=0.0, ge=0)
 
 
+class TrackingSettings(_Section):
+    # MLflow tracking of every refresh (salesopt/tracking.py): None = on when mlflow is installed
+    enabled: bool | None = None
+    # tracking server; None: $MLFLOW_TRACKING_URI, then "databricks" on Databricks, then a SQLite
+    # store under a local warehouse (<warehouse>/_mlflow); elsewhere tracking stays off
+    uri: str | None = None
+    experiment: str = "salesopt"  # on Databricks a workspace path, e.g. /Shared/salesopt
+    register_models: bool = False  # register the models, with an alias per as_of (as_of_YYYY_MM_DD)
+    registry_uri: str | None = None  # default: the tracking store (Unity Catalog: "databricks-uc")
+    model_prefix: str = "salesopt"  # registered names: <prefix>_segmentation, <prefix>_als
+
+
 class MaintainSettings(_Section):
     vacuum_retention_hours: int = Field(default=168, ge=0)
     optimize: bool = True
@@ -319,6 +331,7 @@ class Settings(_Section):
     monitor: MonitorSettings = MonitorSettings()
     maintain: MaintainSettings = MaintainSettings()
     ops: OpsSettings = OpsSettings()
+    tracking: TrackingSettings = TrackingSettings()
     demo: bool = False  # set only by `salesopt demo`: permits the fixed demo PII key
 
     def with_overrides(self, **sections: Mapping[str, Any]) -> Settings:

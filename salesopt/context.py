@@ -31,10 +31,13 @@ class StageContext:
 class StageResult:
     """What a stage did: table versions written, rows in/out, and a summary for the run log.
 
-    `summary` holds the numbers a person wants to see after a run (JSON-serialisable).
+    `summary` holds the numbers a person wants to see after a run (JSON-serialisable);
+    `models` the Spark ML models the stage fitted or used, by name, for MLflow tracking
+    (`salesopt.tracking`).
     """
 
     tables: dict[str, int | None] = field(default_factory=dict)
     rows_in: int | None = None
     rows_out: dict[str, int] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict, repr=False)

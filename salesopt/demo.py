@@ -199,6 +199,7 @@ def demo_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_demo(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> RunSummary:
     """Runs the demo end to end and prints a readable summary; returns the run summary (the
     caller prints it as the JSON line)."""
+    from salesopt import tracking
     from salesopt.datagen import last_day
     from salesopt.io.tables import Warehouse
     from salesopt.pipeline import refresh
@@ -219,5 +220,6 @@ def run_demo(spark: SparkSession, settings: Settings, args: argparse.Namespace) 
         spark, Warehouse.from_settings(settings), as_of, out / "report",
         settings.monitor.interval_level,
     )  # fmt: skip
+    tracking.log_report(settings, as_of, report.parent)
     sys.stdout.write(format_summary(summary, settings.paths.warehouse, report, generated) + "\n")
     return summary

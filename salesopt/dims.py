@@ -28,9 +28,9 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from salesopt import ops
 from salesopt.config import Settings
 from salesopt.errors import InputError, SetupError
-from salesopt import ops
 from salesopt.io.tables import Warehouse, list_file_stats
 from salesopt.quality import RuleResult
 

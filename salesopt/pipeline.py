@@ -26,7 +26,7 @@ import delta.exceptions.captured  # noqa: F401 - raises Delta's commit conflicts
 from delta import exceptions as delta_errors
 from pyspark.sql import SparkSession
 
-from salesopt import dims, gold, ingest, monitor, ops, silver
+from salesopt import dims, gold, ingest, monitor, ops, silver, tracking
 from salesopt.config import Settings
 from salesopt.context import StageContext, StageResult
 from salesopt.errors import ConfigError, InputError, SalesoptError, SetupError
@@ -152,9 +152,11 @@ def progress(ctx: StageContext, name: str, every: float = PROGRESS_SECONDS) -> I
         thread.join()
 
 
-def run_stage(ctx: StageContext, name: str) -> StageReport:
-    """Runs one stage, timing it and recording it in ops/runs whatever the outcome."""
+def run_stage(ctx: StageContext, name: str, tracker: tracking.Tracker | None = None) -> StageReport:
+    """Runs one stage, timing it and recording it in ops/runs whatever the outcome (and in
+    MLflow through `tracker` when it succeeded)."""
     started = ops.utc_now()
+    ctx.warehouse.reads.clear()
     t0 = time.perf_counter()
     log.info("stage %s: started (as_of=%s, run_id=%s)", name, ctx.as_of, ctx.run_id)
     try:
@@ -179,6 +181,8 @@ def run_stage(ctx: StageContext, name: str) -> StageReport:
     )
     ops.record_stage(ctx, report, started)
     log.info("stage %s: done in %.1fs", name, report.seconds)
+    if tracker is not None:
+        tracker.stage(name, report, result, set(ctx.warehouse.reads))
     return report
 
 
@@ -211,14 +215,19 @@ def refresh(
     run_id: str | None = None,
 ) -> RunSummary:
     """Refreshes the warehouse for `as_of`, stage by stage (`ops.local_guard` held throughout;
-    every Delta commit tagged with the run id, `ops.tag_commits`)."""
+    every Delta commit tagged with the run id, `ops.tag_commits`; the models and metrics
+    tracked in MLflow when it is installed, `salesopt.tracking`)."""
     selected = list(stages) if stages else list(STAGES)
     preflight(settings, selected)
     warehouse = Warehouse.from_settings(settings)
     ctx = StageContext(spark, settings, warehouse, as_of, run_id or new_run_id(as_of))
     t0 = time.perf_counter()
-    with ops.local_guard(settings, ctx.run_id), ops.tag_commits(spark, ctx.run_id):
-        reports = [run_stage(ctx, name) for name in selected]
+    with (
+        ops.local_guard(settings, ctx.run_id),
+        ops.tag_commits(spark, ctx.run_id),
+        tracking.refresh_run(ctx, selected) as tracker,
+    ):
+        reports = [run_stage(ctx, name, tracker) for name in selected]
     return RunSummary(
         ctx.run_id, as_of.isoformat(), "succeeded", round(time.perf_counter() - t0, 2), reports
     )

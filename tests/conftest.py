@@ -78,7 +78,7 @@ def small_refresh(spark: SparkSession, base_settings: Settings, small_generated,
     Its segmentation and recommendation settings are lean (SMALL_REFRESH_MODELS): the tests on
     it check the warehouse and the report built from every stage's tables, while the k sweep,
     the repeated k-means runs and ALS quality have their own tests (test_segment,
-    test_recommend).
+    test_recommend). It is tracked in MLflow (test_tracking).
     """
     from salesopt.pipeline import refresh
 
@@ -86,6 +86,7 @@ def small_refresh(spark: SparkSession, base_settings: Settings, small_generated,
     warehouse = tmp_path_factory.mktemp("small_warehouse")
     settings = base_settings.with_overrides(
         paths={"warehouse": str(warehouse), "landing": str(out / "landing")},
+        tracking={"enabled": True, "register_models": True},  # the default store under the warehouse
         **SMALL_REFRESH_MODELS,
     )
     summary = refresh(spark, settings, SMALL_AS_OF)

@@ -82,6 +82,9 @@ class Warehouse:
 
     root: str
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    # (layer, name) of every table `read` since the set was last cleared: the inputs a run's
+    # tracking records per stage (`salesopt.tracking`)
+    reads: set[tuple[str, str]] = field(default_factory=set, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Warehouse:
@@ -103,6 +106,7 @@ class Warehouse:
         return DeltaTable.isDeltaTable(spark, self.path(layer, name))
 
     def read(self, spark: SparkSession, layer: str, name: str) -> DataFrame:
+        self.reads.add((layer, name))
         return spark.read.format("delta").load(self.path(layer, name))
 
     def read_as_of(self, spark: SparkSession, layer: str, name: str, as_of: date) -> DataFrame:

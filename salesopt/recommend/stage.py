@@ -120,7 +120,7 @@ def recommendations(
     recs = lists.build(fitted, [method], customers.distinct(), catalogue, s, hl).drop("model")
     info = {"model_path": path if fitted.model is not None else None,
             "train_pairs": fitted.n_ratings, "items_with_factors": fitted.n_items,
-            "repurchase_categories": fitted.categories}  # fmt: skip
+            "repurchase_categories": fitted.categories, "model": fitted.model}  # fmt: skip
     return recs, info
 
 
@@ -195,6 +195,7 @@ def run(ctx: StageContext) -> StageResult:
             "recommendation_grid", ctx.as_of,
         )  # fmt: skip
     recs, info = recommendations(ctx, lines, interactions, catalogue, method)
+    model = info.pop("model")
     out = features.with_run(recs, ctx.as_of, ctx.run_id)
     tables["gold/recommendations"] = wh.write_slice(out, "gold", "recommendations", ctx.as_of)
     written = wh.read_as_of(ctx.spark, "gold", "recommendations", ctx.as_of)
@@ -208,6 +209,7 @@ def run(ctx: StageContext) -> StageResult:
             "gold/recommendation_metrics": sum(len(e.rows) for e in evaluations),
         },
         summary=summary,
+        models={"als": model} if model is not None else {},
     )
 
 

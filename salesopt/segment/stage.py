@@ -289,7 +289,7 @@ def run(ctx: StageContext) -> StageResult:
         segment_map = pd.DataFrame(columns=["cluster", "segment_id", "segment_label", *CENTROIDS])
         map_df = spark.createDataFrame([], MAP_SCHEMA)
         scored = spark.createDataFrame([], "customer_id string, cluster int, distance double")
-        selection, model_as_of = [], as_of
+        selection, model_as_of, model = [], as_of, None
     segments = customer_segments(scored, fixed, map_df, s.min_orders)
     written: dict[str, DataFrame] = {
         "customer_segments": segments,
@@ -331,4 +331,5 @@ def run(ctx: StageContext) -> StageResult:
         rows_in=rows_in,
         rows_out={"gold/customer_segments": rows_in, "gold/segment_profiles": len(profiles_pd)},
         summary=summary,
+        models={"segmentation": model} if model is not None else {},
     )
