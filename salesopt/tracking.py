@@ -2,7 +2,8 @@
 
 With MLflow installed (`salesopt[mlflow]`) and `tracking.enabled` not false, a refresh opens a
 parent run named `refresh <as_of>` tagged with the salesopt run id, the as_of and, as stages
-finish, the Delta version of every table written. Each model stage (segment, recommend,
+finish, the Delta version of every table written. Slices of one run (the bundle's tasks, which
+share `--run-id`) add to the same parent run. Each model stage (segment, recommend,
 forecast, optimize) gets a child run:
 
 - params: the stage's settings section (k sweep bounds, ALS grid, forecast families, ...);
@@ -245,6 +246,26 @@ def _experiment(client: Any, settings: Settings) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
+def _parent(client: Any, experiment: str, tracker: Tracker, stages: list[str]) -> str:
+    """The parent run of this salesopt run id: the one an earlier slice of the same run opened
+    (a scheduler running the stages as separate tasks with one `--run-id`), else a new one."""
+    tags = tracker._tags()
+    found = client.search_runs(
+        [experiment],
+        filter_string=f"tags.`{RUN_TAG}` = '{tags[RUN_TAG]}' and tags.`{KIND_TAG}` = 'refresh'",
+        max_results=1,
+    )
+    if found:
+        run = found[0]
+        done = run.data.tags.get("salesopt.stages", "")
+        client.set_tag(run.info.run_id, "salesopt.stages", ",".join(filter(None, [done, *stages])))
+        client.update_run(run.info.run_id, status="RUNNING")
+        return str(run.info.run_id)
+    tags["salesopt.stages"] = ",".join(stages)
+    as_of = tags[AS_OF_TAG]
+    return str(client.create_run(experiment, run_name=f"refresh {as_of}", tags=tags).info.run_id)
+
+
 @contextmanager
 def refresh_run(ctx: StageContext, stages: list[str]) -> Iterator[Tracker]:
     """The parent run of one refresh (a no-op `Tracker` when tracking is off or fails to
@@ -252,11 +273,8 @@ def refresh_run(ctx: StageContext, stages: list[str]) -> Iterator[Tracker]:
     try:
         client = _client(ctx.settings)
         if client is not None:
-            experiment = _experiment(client, ctx.settings)
             tracker = Tracker(client, ctx)
-            tags = {**tracker._tags(), "salesopt.stages": ",".join(stages)}
-            run = client.create_run(experiment, run_name=f"refresh {ctx.as_of}", tags=tags)
-            tracker.parent = run.info.run_id
+            tracker.parent = _parent(client, _experiment(client, ctx.settings), tracker, stages)
             log.info("MLflow: tracking run %s in %s", tracker.parent, client.tracking_uri)
         else:
             tracker = Tracker()

@@ -100,6 +100,13 @@ def test_a_logged_als_model_reloads_by_alias_and_scores(
     with tracking.refresh_run(ctx, ["recommend"]) as tracker:
         report = StageReport("recommend", "succeeded", 1.0, summary={"served_precision_at_k": 0.1})
         tracker.stage("recommend", report, StageResult(models={"als": model}), set())
+    with tracking.refresh_run(ctx, ["optimize"]):  # a later slice of the same run id
+        pass
+    client, runs = _runs(settings)
+    parents = [r for r in runs if r.data.tags[tracking.KIND_TAG] == "refresh"]
+    assert [(p.data.tags["salesopt.stages"], p.info.status) for p in parents] == [
+        ("recommend,optimize", "FINISHED")
+    ]
     use_store(settings)
     loaded = mlflow.spark.load_model("models:/salesopt_als@as_of_2025_02_03")
     pairs = spark.createDataFrame([(0, 1), (1, 2), (5, 3)], "user int, item int")
