@@ -234,7 +234,7 @@ def _report(spark: SparkSession, settings: Settings, args: argparse.Namespace) -
         spark, Warehouse.from_settings(settings), args.as_of, args.out,
         settings.monitor.interval_level,
     )  # fmt: skip
-    tracked = tracking.log_report(settings, args.as_of, path.parent)
+    tracked = tracking.log_report(settings, args.as_of, path)
     return {"report": str(path.resolve()), "mlflow_run_id": tracked}
 
 

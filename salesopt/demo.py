@@ -220,6 +220,6 @@ def run_demo(spark: SparkSession, settings: Settings, args: argparse.Namespace) 
         spark, Warehouse.from_settings(settings), as_of, out / "report",
         settings.monitor.interval_level,
     )  # fmt: skip
-    tracking.log_report(settings, as_of, report.parent)
+    tracking.log_report(settings, as_of, report)
     sys.stdout.write(format_summary(summary, settings.paths.warehouse, report, generated) + "\n")
     return summary

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from salesopt.config import Settings
 from salesopt.io.tables import LAYERS, Warehouse, agg_row, list_file_stats
-from salesopt.ops import local_guard
+from salesopt.ops import local_guard, tag_commits
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def maintain(spark: SparkSession, settings: Settings, vacuum: bool = True) -> di
     Schedule it apart from refreshes elsewhere; a conflicting commit fails with Delta's error.
     """
     run_id = "maintain-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    with local_guard(settings, run_id), _listing_parallelism(spark):
+    with local_guard(settings, run_id), tag_commits(spark, run_id), _listing_parallelism(spark):
         return _maintain(spark, settings, vacuum)
 
 

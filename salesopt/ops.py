@@ -127,15 +127,26 @@ def tag_commits(spark: SparkSession, run_id: str, **extra: str) -> Iterator[None
     """Every Delta commit of the session carries `commit_tag(run_id, **extra)` while the block
     runs (a write's own `userMetadata` option, e.g. the dimensions' source fingerprint, adds
     to it through `commit_tag` too). The previous value is restored afterwards."""
-    previous = spark.conf.get(COMMIT_METADATA_CONF, None)
-    spark.conf.set(COMMIT_METADATA_CONF, commit_tag(run_id, **extra))
+    try:
+        previous = spark.conf.get(COMMIT_METADATA_CONF, None)
+        spark.conf.set(COMMIT_METADATA_CONF, commit_tag(run_id, **extra))
+    except Exception as exc:  # a platform that refuses the conf: untagged, never a failure
+        log.warning(
+            "cannot tag this run's Delta commits with its run id (%s): `salesopt rollback` "
+            "will not find them", str(exc).splitlines()[0][:200] if str(exc) else exc,
+        )  # fmt: skip
+        yield
+        return
     try:
         yield
     finally:
-        if previous is None:
-            spark.conf.unset(COMMIT_METADATA_CONF)
-        else:
-            spark.conf.set(COMMIT_METADATA_CONF, previous)
+        try:
+            if previous is None:
+                spark.conf.unset(COMMIT_METADATA_CONF)
+            else:
+                spark.conf.set(COMMIT_METADATA_CONF, previous)
+        except Exception:  # a dead session: nothing left to tag; keep the real error
+            log.debug("could not reset %s", COMMIT_METADATA_CONF, exc_info=True)
 
 
 def record_stage(

@@ -9,10 +9,13 @@ run's landing files again. `ops/runs` and `ops/quality_results` are logs and nev
 the rollback is appended to `ops/runs` as a run of its own (stage `rollback`, `rollback_of` =
 the undone run).
 
-Refused when a commit after the run's first one, by another run or by hand, changed one of
-those tables: restoring would undo that change too. `force` restores anyway. Maintenance
-commits (OPTIMIZE, VACUUM) change no data and do not count; a VACUUM that removed the files of
-the version to restore makes RESTORE fail, and the message says so.
+Refused when a commit after the run's first one that is still in effect, by another run or by
+hand, changed one of those tables: restoring would undo that change too. The history is
+replayed, so a later run that was itself rolled back no longer counts ("roll the later runs
+back first" works), and a rerun under the same run id after a rollback is undone again.
+`force` restores anyway and marks the runs it undid too. Maintenance commits (OPTIMIZE, VACUUM)
+change no data and do not count; a VACUUM that removed the files of the version to restore
+makes RESTORE fail, and the message says so.
 """
 
 from __future__ import annotations
@@ -50,15 +53,46 @@ class TableChange:
     """What one run did to one table, from the table's history."""
 
     table: str
-    first: int  # the run's first commit on the table
-    later: list[str] = field(default_factory=list)  # other writers after it
-    rolled_back_by: str | None = None  # a rollback of this run already restored the table
+    first: int | None  # the run's first commit still in effect (None: all undone already)
+    later: list[str] = field(default_factory=list)  # writers in effect after it
+    later_runs: list[str] = field(default_factory=list)  # their salesopt run ids
+
+
+@dataclass(frozen=True)
+class _Commit:
+    version: int
+    writer: str  # "run <id>" or a description of a write by hand
+    run_id: str | None
 
 
 def _writer(tag: dict[str, str], version: int, operation: str) -> str:
     if tag:
         return f"run {tag['run_id']}"
     return f"version {version} ({operation}, written outside salesopt)"
+
+
+def in_effect(history: list[tuple[int, str, str | None, dict | None]]) -> tuple[list, set]:
+    """Replays a table's history (version, operation, userMetadata, operationParameters):
+    the commits whose changes are in the current version, and every run id seen.
+
+    A RESTORE to version v puts back what was in effect at v; a rollback's DELETE of a table
+    the undone run created puts back nothing; OPTIMIZE and VACUUM change no data.
+    """
+    live: list[_Commit] = []
+    at: dict[int, list[_Commit]] = {}
+    seen: set[str] = set()
+    for version, operation, metadata, parameters in sorted(history, key=lambda h: h[0]):
+        tag = ops.read_tag(metadata)
+        if tag:
+            seen.add(tag["run_id"])
+        if operation == "RESTORE":
+            live = list(at.get(int((parameters or {}).get("version") or -1), []))
+        elif operation == "DELETE" and tag.get("rollback_of"):
+            live = []  # a rollback emptied a table the undone run had created
+        elif operation not in DATA_NEUTRAL:
+            live = [*live, _Commit(version, _writer(tag, version, operation), tag.get("run_id"))]
+        at[version] = live
+    return live, seen
 
 
 def changes_of(spark: SparkSession, wh: Warehouse, run_id: str) -> list[TableChange]:
@@ -70,23 +104,21 @@ def changes_of(spark: SparkSession, wh: Warehouse, run_id: str) -> list[TableCha
         history = (
             DeltaTable.forPath(spark, wh.path(layer, name))
             .history()
-            .select("version", "operation", "userMetadata")
+            .select("version", "operation", "userMetadata", "operationParameters")
             .collect()
         )
-        commits = sorted((int(h[0]), h[1], ops.read_tag(h[2])) for h in history)
-        mine = [v for v, _, tag in commits if tag.get("run_id") == run_id]
-        if not mine:
+        live, seen = in_effect([(int(h[0]), h[1], h[2], h[3]) for h in history])
+        if run_id not in seen:
             continue
-        change = TableChange(f"{layer}/{name}", first=min(mine))
-        for version, operation, tag in commits:
-            if version <= change.first or tag.get("run_id") == run_id:
-                continue
-            if tag.get("rollback_of") == run_id:
-                change.rolled_back_by = tag["run_id"]
-            elif operation not in DATA_NEUTRAL:
-                writer = _writer(tag, version, operation)
-                if writer not in change.later:
-                    change.later.append(writer)
+        mine = [c.version for c in live if c.run_id == run_id]
+        change = TableChange(f"{layer}/{name}", first=min(mine) if mine else None)
+        if change.first is not None:
+            for commit in live:
+                if commit.version > change.first and commit.run_id != run_id:
+                    if commit.writer not in change.later:
+                        change.later.append(commit.writer)
+                    if commit.run_id and commit.run_id not in change.later_runs:
+                        change.later_runs.append(commit.run_id)
         found.append(change)
     return found
 
@@ -150,47 +182,59 @@ def _rollback(
         tables = "; ".join(f"{c.table} by {', '.join(c.later)}" for c in blocked)
         raise RollbackRefused(
             f"cannot roll back run {target}: later writes changed its tables ({tables}); "
-            "roll those runs back first, or pass --force to restore anyway (their changes "
-            "to these tables are undone too)"
+            "roll those runs back first (newest first), or pass --force to restore anyway "
+            "(their changes to these tables are undone too)"
         )
-    todo = [c for c in found if c.later or c.rolled_back_by is None]
+    todo = [c for c in found if c.first is not None]
+    overridden = sorted({run for c in todo for run in c.later_runs})
+    if overridden:
+        log.warning("--force: the changes of runs %s to these tables are undone too", overridden)
     result: dict = {
         "rollback_run_id": new_id,
         "rolled_back": target,
         "as_of": as_of.isoformat(),
         "tables": {},
-        "already_restored": sorted(c.table for c in found if c not in todo),
+        "already_restored": sorted(c.table for c in found if c.first is None),
+        "also_undone": overridden,
     }
     if not todo:
         log.info("run %s: nothing to restore (already rolled back, or it wrote no table)", target)
         return result
+    ctx = StageContext(spark, settings, wh, as_of, new_id)
     versions: dict[str, int | None] = {}
+
+    def record(status: str, message: str) -> None:
+        seconds = round(time.perf_counter() - t0, 2)
+        for undone in [target, *overridden]:  # each undone run is marked, for backfills
+            report = StageReport("rollback", status, seconds, tables=versions, message=message)
+            ops.record_stage(ctx, report, started, rollback_of=undone)
+
     with ops.tag_commits(spark, new_id, rollback_of=target):
         for change in todo:
+            assert change.first is not None
             layer, name = change.table.split("/")
             table = DeltaTable.forPath(spark, wh.path(layer, name))
+            restored_to = None if change.first == 0 else change.first - 1
             try:
-                if change.first == 0:
+                if restored_to is None:
                     table.delete()  # the run created the table: no earlier version
                 else:
-                    table.restoreToVersion(change.first - 1)
+                    table.restoreToVersion(restored_to)
             except Exception as exc:
-                raise SalesoptError(
-                    f"cannot restore {change.table} to version {change.first - 1}: "
+                message = (
+                    f"cannot restore {change.table} to its version before run {target}: "
                     f"{str(exc).splitlines()[0][:200]}; if VACUUM removed that version's "
                     "files (older than maintain.vacuum_retention_hours), restore it from a "
-                    "backup; the tables listed before it in this log were restored"
-                ) from exc
+                    f"backup; restored before it: {', '.join(versions) or 'none'}"
+                )
+                record("failed", message)
+                raise SalesoptError(message) from exc
             versions[change.table] = wh.version(spark, layer, name)
-            action = "emptied (created by the run)" if change.first == 0 else "restored"
-            restored_to = None if change.first == 0 else change.first - 1
+            action = "emptied (created by the run)" if restored_to is None else "restored"
             result["tables"][change.table] = {"to_version": restored_to, "action": action}
             log.info("%s: %s to its version before run %s", change.table, action, target)
     message = f"rolled back run {target}: {len(todo)} tables restored"
-    report = StageReport(
-        "rollback", "succeeded", round(time.perf_counter() - t0, 2), tables=versions,
-        message=message,
-    )  # fmt: skip
-    ctx = StageContext(spark, settings, wh, as_of, new_id)
-    ops.record_stage(ctx, report, started, rollback_of=target)
+    if overridden:
+        message += f" (--force: changes of {', '.join(overridden)} undone too)"
+    record("succeeded", message)
     return result

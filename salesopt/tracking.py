@@ -126,8 +126,7 @@ class Tracker:
             log.warning("MLflow tracking of stage %s failed: %s", name, _first_line(exc))
 
     def _stage(self, name: str, report: StageReport, result: StageResult, inputs: set) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-        from mlflow.utils.time import get_current_time_millis
+        from mlflow.entities import RunTag
 
         ctx, client = self.ctx, self.client
         assert ctx is not None
@@ -146,17 +145,29 @@ class Tracker:
         tags.update({f"output.{t}": str(v) for t, v in written.items()})
         experiment = client.get_run(self.parent).info.experiment_id
         run = client.create_run(experiment, run_name=name, tags=tags).info.run_id
+        try:
+            self._log_child(run, name, report, result)
+        except BaseException:
+            client.set_terminated(run, "FAILED")
+            raise
+        client.set_terminated(run, "FINISHED")
+
+    def _log_child(self, run: str, name: str, report: StageReport, result: StageResult) -> None:
+        from mlflow.entities import Metric, Param
+        from mlflow.utils.time import get_current_time_millis
+
+        ctx, client = self.ctx, self.client
+        assert ctx is not None
         section = getattr(ctx.settings, MODEL_STAGES[name]).model_dump(mode="json")
         params = [Param(k, v) for k, v in params_of(section).items()]
         now = get_current_time_millis()
-        metrics = [Metric(k, v, now, 0) for k, v in metrics_of(report.summary).items()]
-        metrics.append(Metric("seconds", report.seconds, now, 0))
+        numbers = {"seconds": report.seconds, **metrics_of(report.summary)}
+        metrics = [Metric(k, v, now, 0) for k, v in numbers.items()]
         for i in range(0, max(len(params), len(metrics)), _BATCH):
             client.log_batch(run, metrics=metrics[i : i + _BATCH], params=params[i : i + _BATCH])
         client.log_dict(run, report.summary, "summary.json")
         for model_name, model in result.models.items():
             self._log_model(run, model_name, model)
-        client.set_terminated(run, "FINISHED")
 
     def _tags(self) -> dict[str, str]:
         assert self.ctx is not None
@@ -298,8 +309,15 @@ def _end(tracker: Tracker, status: str) -> None:
             log.warning("MLflow: could not end run %s: %s", tracker.parent, _first_line(exc))
 
 
-def log_report(settings: Settings, as_of: date, folder: Path) -> str | None:
-    """Adds a report folder to the latest refresh run of `as_of`; returns that run's id."""
+def report_files(report: Path) -> list[Path]:
+    """The report and the files it links to (its CSVs), never the rest of its folder."""
+    linked = re.findall(r'href="([\w.-]+\.csv)"', report.read_text())
+    return [report, *(report.parent / name for name in sorted(set(linked)))]
+
+
+def log_report(settings: Settings, as_of: date, report: Path) -> str | None:
+    """Adds the report (`report_files`) to the latest refresh run of `as_of`; returns that
+    run's id, or None when nothing was logged."""
     try:
         client = _client(settings)
         if client is None:
@@ -317,7 +335,9 @@ def log_report(settings: Settings, as_of: date, folder: Path) -> str | None:
         if not runs:
             return None
         run_id = str(runs[0].info.run_id)
-        client.log_artifacts(run_id, str(folder), "report")
+        for path in report_files(report):
+            if path.is_file():
+                client.log_artifact(run_id, str(path), "report")
         return run_id
     except Exception as exc:
         log.warning("MLflow: the report was not logged: %s", _first_line(exc))

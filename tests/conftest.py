@@ -86,7 +86,10 @@ def small_refresh(spark: SparkSession, base_settings: Settings, small_generated,
     warehouse = tmp_path_factory.mktemp("small_warehouse")
     settings = base_settings.with_overrides(
         paths={"warehouse": str(warehouse), "landing": str(out / "landing")},
-        tracking={"enabled": True, "register_models": True},  # the default store under the warehouse
+        tracking={
+            "enabled": True,
+            "register_models": True,
+        },  # the default store under the warehouse
         **SMALL_REFRESH_MODELS,
     )
     summary = refresh(spark, settings, SMALL_AS_OF)

@@ -231,12 +231,22 @@ def _summary(
                       for k in ("mase", "smape", "wape", "bias")}
         for _, r in overall[overall["horizon"] == "all"].iterrows()
     }  # fmt: skip
+    served = overall[overall["method"] == "model"]
+    by_horizon = {  # the served procedure's backtest per bucket of forecast steps
+        str(r["horizon"]): {
+            "mase": None if pd.isna(r["mase"]) else round(float(r["mase"]), 4),
+            **{f"coverage_{level:g}": round(float(share), 4)
+               for level, share in sorted(dict(r["coverage"] or {}).items())},
+        }
+        for _, r in served.iterrows()
+    }  # fmt: skip
     return {
         "products": len(status),
         "status_counts": {str(k): int(v) for k, v in status["status"].value_counts().items()},
         "model_counts": {str(k): int(v) for k, v in status["model"].value_counts().items()},
         "backtest": by_method,
         "backtest_horizon": horizon,
+        "backtest_by_horizon": by_horizon,
         "backtest_mase_model": by_method.get("model", {}).get("mase"),
         "backtest_mase_seasonal_naive": by_method.get("seasonal_naive", {}).get("mase"),
         "fanout_partitions": n,

@@ -102,6 +102,11 @@ def test_metrics_have_product_and_overall_rows_per_method_and_horizon(result) ->
     assert set(whole.loc["model", "coverage"]) == {0.8, 0.95}
     assert res.summary["backtest_mase_model"] == pytest.approx(whole.loc["model", "mase"], abs=1e-3)
     assert res.summary["backtest_horizon"] == 4
+    by_horizon = res.summary["backtest_by_horizon"]  # the served model per bucket of steps
+    assert set(by_horizon) == {"all", "1-4"}
+    bucket = overall.loc[("model", "1-4")]
+    assert by_horizon["1-4"]["mase"] == pytest.approx(bucket["mase"], abs=1e-4)
+    assert by_horizon["1-4"]["coverage_0.8"] == pytest.approx(bucket["coverage"][0.8], abs=1e-4)
 
 
 def test_calibration_is_applied_to_the_served_intervals(result) -> None:

@@ -86,20 +86,49 @@ def test_rollback_restores_refuses_over_a_later_run_and_forces(
     assert sorted(again["already_restored"]) == sorted(done["tables"])
     assert _state(spark, wh) == state
 
-    _run(
-        spark,
-        settings,
-        "r3",
-        D2,
-        lambda w: w.write_slice(_slice(spark, D2, 3), "gold", "sales", D2),
-    )
-    with pytest.raises(RollbackRefused, match=r"gold/sales by .*run r3"):
+    def third(w: Warehouse) -> None:
+        w.write_slice(_slice(spark, D2, 3), "gold", "sales", D2)
+
+    _run(spark, settings, "r3", D2, third)
+    # only r3 is named: the rolled-back r2 and the rollback's own commits are not in effect
+    with pytest.raises(RollbackRefused, match=r"gold/sales by run r3\); roll those"):
         rollback(spark, settings, run_id="r1")
     assert wh.read(spark, "gold", "sales").count() == 4  # refused: nothing restored
 
     forced = rollback(spark, settings, run_id="r1", force=True)
-    assert forced["tables"]["gold/sales"]["action"] == "emptied (created by the run)"
+    assert forced["also_undone"] == ["r3"]
+    assert forced["tables"]["gold/sales"] == {
+        "to_version": None, "action": "emptied (created by the run)"
+    }  # fmt: skip
     assert wh.read(spark, "gold", "sales").count() == 0
+    undone = wh.read(spark, *ops.RUNS_TABLE).where("stage = 'rollback'")
+    assert {r["rollback_of"] for r in undone.collect()} == {"r1", "r2", "r3"}  # each marked
+
+
+@pytest.mark.slow
+def test_rollback_newest_first_and_a_rerun_under_the_same_id(
+    spark: SparkSession, settings_for
+) -> None:
+    settings = settings_for()
+    wh = Warehouse.from_settings(settings)
+
+    def write(value: int):
+        return lambda w: w.write_slice(_slice(spark, D1, value), "gold", "sales", D1)
+
+    _run(spark, settings, "r1", D1, write(1))
+    _run(spark, settings, "r2", D1, write(2))
+    _run(spark, settings, "r3", D1, write(3))
+    rollback(spark, settings, run_id="r3")  # newest first: nothing blocks
+    with pytest.raises(RollbackRefused, match=r"gold/sales by run r2\); roll those"):
+        rollback(spark, settings, run_id="r1")
+    rollback(spark, settings, run_id="r2")
+    assert {r["units"] for r in wh.read(spark, "gold", "sales").collect()} == {1, 2}  # r1's rows
+    _run(spark, settings, "r2", D1, write(5))  # rerun under the same id (a retried task)
+    again = rollback(spark, settings, run_id="r2")
+    # versions: 0-2 the runs, 3 and 4 the two rollbacks, 5 the rerun: back to 4
+    assert again["tables"] == {"gold/sales": {"to_version": 4, "action": "restored"}}
+    assert {r["units"] for r in wh.read(spark, "gold", "sales").collect()} == {1, 2}
+    assert rollback(spark, settings, run_id="r1")["tables"]["gold/sales"]["to_version"] is None
 
 
 def test_rollback_names_a_run_that_does_not_exist(spark: SparkSession, settings_for) -> None:

@@ -102,7 +102,7 @@ def test_a_logged_als_model_reloads_by_alias_and_scores(
         tracker.stage("recommend", report, StageResult(models={"als": model}), set())
     with tracking.refresh_run(ctx, ["optimize"]):  # a later slice of the same run id
         pass
-    client, runs = _runs(settings)
+    _client, runs = _runs(settings)
     parents = [r for r in runs if r.data.tags[tracking.KIND_TAG] == "refresh"]
     assert [(p.data.tags["salesopt.stages"], p.info.status) for p in parents] == [
         ("recommend,optimize", "FINISHED")
@@ -116,13 +116,17 @@ def test_a_logged_als_model_reloads_by_alias_and_scores(
 
 def test_the_report_is_added_to_its_refresh_run(small_refresh, tmp_path: Path) -> None:
     settings, _, summary = small_refresh
-    (tmp_path / "report.html").write_text("<html></html>")
-    run_id = tracking.log_report(settings, SMALL_AS_OF, tmp_path)
+    (tmp_path / "report.html").write_text('<a href="plan.csv">Full table</a>')
+    (tmp_path / "plan.csv").write_text("product_id\nP1\n")
+    (tmp_path / "unrelated.txt").write_text("not the report's")
+    run_id = tracking.log_report(settings, SMALL_AS_OF, tmp_path / "report.html")
     client, runs = _runs(settings)
     parent = next(r for r in runs if r.info.run_id == run_id)
     assert parent.data.tags[tracking.RUN_TAG] == summary.run_id
-    assert [f.path for f in client.list_artifacts(run_id, "report")] == ["report/report.html"]
-    assert tracking.log_report(settings, date(2001, 1, 1), tmp_path) is None  # no such run
+    logged = [f.path for f in client.list_artifacts(run_id, "report")]
+    assert logged == ["report/plan.csv", "report/report.html"]
+    no_run = tracking.log_report(settings, date(2001, 1, 1), tmp_path / "report.html")
+    assert no_run is None
 
 
 def test_without_mlflow_tracking_is_off_with_one_line(
