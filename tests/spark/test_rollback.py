@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -144,3 +145,36 @@ def test_rollback_names_a_run_that_does_not_exist(spark: SparkSession, settings_
         rollback(spark, settings, run_id="nope")
     with pytest.raises(Exception, match=r"no run for as_of 2025-03-02"):
         rollback(spark, settings, as_of=D2)
+
+
+def test_the_command_refuses_in_one_line(
+    spark: SparkSession, settings_for, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from salesopt.cli import main
+
+    settings = settings_for()
+    _run(
+        spark,
+        settings,
+        "r1",
+        D1,
+        lambda w: w.write_slice(_slice(spark, D1, 5), "gold", "sales", D1),
+    )
+    _run(
+        spark,
+        settings,
+        "r2",
+        D1,
+        lambda w: w.write_slice(_slice(spark, D1, 6), "gold", "sales", D1),
+    )
+    argv = ["rollback", "--conf", "conf/test.yaml", "--warehouse", settings.paths.warehouse]
+    assert main([*argv, "--run-id", "r1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "salesopt: cannot roll back run r1: later writes changed its tables (gold/sales by run "
+        "r2); roll those runs back first (newest first), or pass --force to restore anyway "
+        "(their changes to these tables are undone too)"
+    ]
+    assert main([*argv, "--as-of", D1.isoformat()]) == 0  # the latest run of D1: r2
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["rolled_back"] == "r2" and summary["tables"]["gold/sales"]["to_version"] == 0
