@@ -4,8 +4,8 @@ Every commit of a refresh carries its run id (`ops.tag_commits`), so each table'
 says which versions a run wrote. For the run to undo, every warehouse table whose history holds
 one of its commits is restored (Delta `RESTORE`) to the version just before the run's first
 commit there; a table the run created is emptied (`DELETE`; its schema stays). The batch log
-(`ops/ingest_batches`) is restored with bronze and silver, so the next refresh reads the
-run's landing files again. `ops/runs` and `ops/quality_results` are logs and never restored:
+(`ops/ingest_batches`) is put back by appended rows (`_revert_batches`), so the next refresh
+reads the run's landing files again. `ops/runs` and `ops/quality_results` are logs and never restored:
 the rollback is appended to `ops/runs` as a run of its own (stage `rollback`, `rollback_of` =
 the undone run).
 
@@ -40,7 +40,8 @@ from salesopt.summary import StageReport
 
 log = logging.getLogger(__name__)
 
-LOG_TABLES = frozenset({ops.RUNS_TABLE, ("ops", "quality_results")})  # never restored
+# logs, never restored (the batch log is put back by appended rows: `_revert_batches`)
+LOG_TABLES = frozenset({ops.RUNS_TABLE, ("ops", "quality_results"), ops.BATCHES_TABLE})
 DATA_NEUTRAL = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
 
 
@@ -233,8 +234,39 @@ def _rollback(
             action = "emptied (created by the run)" if restored_to is None else "restored"
             result["tables"][change.table] = {"to_version": restored_to, "action": action}
             log.info("%s: %s to its version before run %s", change.table, action, target)
+        _revert_batches(ctx, [target, *overridden])
     message = f"rolled back run {target}: {len(todo)} tables restored"
     if overridden:
         message += f" (--force: changes of {', '.join(overridden)} undone too)"
     record("succeeded", message)
     return result
+
+
+def _revert_batches(ctx: StageContext, runs: list[str]) -> None:
+    """Puts the batch log back as it was before `runs`, by appending rows (it is a log).
+
+    For each batch a run logged, the state it had before the run is appended again. A batch
+    the run created, or found `pending`, is retired instead: a `rolled_back` row with no files.
+    Bronze's idempotent append (`txnAppId`/`txnVersion` = the batch number) outlives a RESTORE,
+    so Delta would skip a new append under that number; retired numbers are never used again,
+    and the batch's files, listed by no batch now, are read into a new batch by the next
+    refresh. A batch the run only cleaned or published keeps its lines in bronze and is
+    cleaned again.
+    """
+    wh, spark = ctx.warehouse, ctx.spark
+    if not wh.exists(spark, *ops.BATCHES_TABLE):
+        return
+    rows = wh.read(spark, *ops.BATCHES_TABLE).collect()  # small: a few rows per batch
+    for seq in sorted({r["seq"] for r in rows if r["run_id"] in runs}):
+        history = sorted((r for r in rows if r["seq"] == seq), key=lambda r: r["logged_at"])
+        first = next(i for i, r in enumerate(history) if r["run_id"] in runs)
+        before = history[first - 1] if first else None
+        latest = history[-1]
+        if before is None or before["status"] == "pending":
+            if latest["status"] != "rolled_back":
+                ops.log_batch(ctx, ops.Batch(seq, ()), "rolled_back", 0)
+                log.info("batch b%08d: retired; its files are read again by the next refresh", seq)
+        elif (latest["status"], latest["files"]) != (before["status"], before["files"]):
+            ops.log_batch(
+                ctx, ops.Batch(seq, tuple(before["files"])), before["status"], before["lines"]
+            )

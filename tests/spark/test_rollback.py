@@ -18,12 +18,17 @@ from salesopt.summary import StageReport
 D1, D2 = date(2025, 3, 1), date(2025, 3, 2)
 
 
-def _run(spark: SparkSession, settings, run_id: str, as_of: date, writes) -> None:
-    """A stand-in run: its writes under its commit tag, and its row in ops/runs."""
+def _run(
+    spark: SparkSession, settings, run_id: str, as_of: date, writes, batch: int | None = None
+) -> None:
+    """A stand-in run: its writes under its commit tag, the batch it ingested (if any) in the
+    batch log, and its row in ops/runs."""
     wh = Warehouse.from_settings(settings)
     with ops.tag_commits(spark, run_id):
         writes(wh)
         ctx = StageContext(spark, settings, wh, as_of, run_id)
+        if batch is not None:
+            ops.log_batch(ctx, ops.Batch(batch, (f"orders/{batch}.json",)), "ingested", 10)
         ops.record_stage(ctx, StageReport("gold", "succeeded", 0.1), ops.utc_now())
 
 
@@ -35,11 +40,17 @@ def _slice(spark: SparkSession, as_of: date, value: int):
 
 def _state(spark: SparkSession, wh: Warehouse) -> dict:
     """Every table's rows, sorted: equal states are equal tables."""
-    tables = [("gold", "sales"), ("gold", "created_later"), ("ops", "ingest_batches")]
+    tables = [("gold", "sales"), ("gold", "created_later")]
     return {
         t: sorted(tuple(r) for r in wh.read(spark, *t).collect()) if wh.exists(spark, *t) else None
         for t in tables
     }
+
+
+def _batches(spark: SparkSession, settings) -> dict:
+    """Each batch's latest state and files in the batch log."""
+    ctx = StageContext(spark, settings, Warehouse.from_settings(settings), D1, "-")
+    return {s["seq"]: (s["status"], list(s["files"])) for s in ops.latest_batch_states(ctx)}
 
 
 def test_rollback_restores_refuses_over_a_later_run_and_forces(
@@ -47,22 +58,19 @@ def test_rollback_restores_refuses_over_a_later_run_and_forces(
 ) -> None:
     settings = settings_for()
     wh = Warehouse.from_settings(settings)
-    batch = spark.createDataFrame([(1, "b1")], "seq long, batch_id string")
 
     def first(w: Warehouse) -> None:
         w.write_slice(_slice(spark, D1, 5), "gold", "sales", D1)
-        w.append(batch, "ops", "ingest_batches")
 
-    _run(spark, settings, "r1", D1, first)
+    _run(spark, settings, "r1", D1, first, batch=1)
     after_r1 = _state(spark, wh)
 
     def second(w: Warehouse) -> None:
         w.write_slice(_slice(spark, D2, 7), "gold", "sales", D2)
         w.write_slice(_slice(spark, D1, 9), "gold", "sales", D1)  # a changed D1 slice
         w.overwrite(_slice(spark, D2, 1), "gold", "created_later")
-        w.append(batch.selectExpr("2L AS seq", "'b2' AS batch_id"), "ops", "ingest_batches")
 
-    _run(spark, settings, "r2", D2, second)
+    _run(spark, settings, "r2", D2, second, batch=2)
     DeltaTable.forPath(spark, wh.path("gold", "sales")).optimize().executeCompaction()
     assert _state(spark, wh) != after_r1
 
@@ -71,7 +79,9 @@ def test_rollback_restores_refuses_over_a_later_run_and_forces(
     assert done["tables"]["gold/created_later"] == {
         "to_version": None, "action": "emptied (created by the run)"
     }  # fmt: skip
-    assert set(done["tables"]) == {"gold/sales", "gold/created_later", "ops/ingest_batches"}
+    assert set(done["tables"]) == {"gold/sales", "gold/created_later"}
+    # the batch log is a log: r2's batch number is retired, never reused, its file unread
+    assert _batches(spark, settings) == {1: ("ingested", ["orders/1.json"]), 2: ("rolled_back", [])}
     state = _state(spark, wh)
     assert state == {**after_r1, ("gold", "created_later"): []}
     runs = wh.read(spark, *ops.RUNS_TABLE).where("stage = 'rollback'").collect()
@@ -178,3 +188,28 @@ def test_the_command_refuses_in_one_line(
     assert main([*argv, "--as-of", D1.isoformat()]) == 0  # the latest run of D1: r2
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["rolled_back"] == "r2" and summary["tables"]["gold/sales"]["to_version"] == 0
+
+
+def test_a_rolled_back_batch_is_read_again_under_a_new_number(
+    spark: SparkSession, settings_for, tmp_path
+) -> None:
+    from salesopt.pipeline import refresh
+
+    settings = settings_for()
+    orders = tmp_path / "landing" / "orders"
+    orders.mkdir(parents=True)
+    (orders / "a.json").write_text('{"n": 1}\n{"n": 2}\n{"n": 3}\n')
+    wh = Warehouse.from_settings(settings)
+    refresh(spark, settings, D1, ["ingest"], run_id="r1")
+    (orders / "b.json").write_text('{"n": 4}\n{"n": 5}\n')
+    refresh(spark, settings, D2, ["ingest"], run_id="r2")
+    assert wh.read(spark, "bronze", "orders_raw").count() == 5
+    rollback(spark, settings, run_id="r2")
+    assert wh.read(spark, "bronze", "orders_raw").count() == 3
+    # Delta still holds txnVersion 2 for bronze's idempotent append: batch 2 is retired and
+    # b.json is read again as batch 3, never skipped
+    refresh(spark, settings, D2, ["ingest"], run_id="r3")
+    assert wh.read(spark, "bronze", "orders_raw").count() == 5
+    states = _batches(spark, settings)
+    assert states[2] == ("rolled_back", [])
+    assert states[3][0] == "ingested" and [f.rsplit("/", 1)[-1] for f in states[3][1]] == ["b.json"]
