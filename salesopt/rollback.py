@@ -5,9 +5,9 @@ says which versions a run wrote. For the run to undo, every warehouse table whos
 one of its commits is restored (Delta `RESTORE`) to the version just before the run's first
 commit there; a table the run created is emptied (`DELETE`; its schema stays). The batch log
 (`ops/ingest_batches`) is put back by appended rows (`_revert_batches`), so the next refresh
-reads the run's landing files again. `ops/runs` and `ops/quality_results` are logs and never restored:
-the rollback is appended to `ops/runs` as a run of its own (stage `rollback`, `rollback_of` =
-the undone run).
+reads the run's landing files again. `ops/runs` and `ops/quality_results` are logs and never
+restored: the rollback is appended to `ops/runs` as a run of its own (stage `rollback`,
+`rollback_of` = the undone run).
 
 Refused when a commit after the run's first one that is still in effect, by another run or by
 hand, changed one of those tables: restoring would undo that change too. The history is
