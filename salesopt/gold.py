@@ -197,7 +197,11 @@ def silver_version_for(ctx: StageContext) -> int | None:
         & (F.col("run_id") != ctx.run_id)
     )
     if "rollback_of" in log_df.columns:  # a rolled-back run's silver is no run's view
-        rollbacks = log_df.where(F.col("stage") == "rollback").select("rollback_of").collect()
+        rollbacks = (
+            log_df.where((F.col("stage") == "rollback") & (F.col("status") == "succeeded"))
+            .select("rollback_of")
+            .collect()
+        )
         runs = runs.where(~F.col("run_id").isin([r[0] for r in rollbacks]))
     first_later = agg_row(runs.where(F.col("as_of") > F.lit(ctx.as_of)).agg(F.min("started_at")))[0]
     if first_later is None:

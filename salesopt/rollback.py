@@ -5,9 +5,9 @@ says which versions a run wrote. For the run to undo, every warehouse table whos
 one of its commits is restored (Delta `RESTORE`) to the version just before the run's first
 commit there; a table the run created is emptied (`DELETE`; its schema stays). The batch log
 (`ops/ingest_batches`) is put back by appended rows (`_revert_batches`), so the next refresh
-reads the run's landing files again. `ops/runs` and `ops/quality_results` are logs and never
-restored: the rollback is appended to `ops/runs` as a run of its own (stage `rollback`,
-`rollback_of` = the undone run).
+reads the run's landing files again. The `ops` tables are logs and never restored: the
+rollback is appended to `ops/runs` as a run of its own (stage `rollback`, `rollback_of` = the
+undone run). All or nothing: when a restore fails, the tables already restored are put back.
 
 Refused when a commit after the run's first one that is still in effect, by another run or by
 hand, changed one of those tables: restoring would undo that change too. The history is
@@ -40,8 +40,10 @@ from salesopt.summary import StageReport
 
 log = logging.getLogger(__name__)
 
-# logs, never restored (the batch log is put back by appended rows: `_revert_batches`)
-LOG_TABLES = frozenset({ops.RUNS_TABLE, ("ops", "quality_results"), ops.BATCHES_TABLE})
+# the `ops` layer holds logs, never restored (the batch log is put back by appended rows:
+# `_revert_batches`)
+LOG_LAYER = "ops"
+ROLLBACK_PREFIX = "rollback-"  # run ids of rollbacks
 DATA_NEUTRAL = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
 
 
@@ -87,7 +89,14 @@ def in_effect(history: list[tuple[int, str, str | None, dict | None]]) -> tuple[
         if tag:
             seen.add(tag["run_id"])
         if operation == "RESTORE":
-            live = list(at.get(int((parameters or {}).get("version") or -1), []))
+            target = str((parameters or {}).get("version"))
+            if not target.isdigit() or int(target) not in at:
+                raise RollbackRefused(
+                    f"version {version} is a RESTORE to {target!r} (by timestamp, or to a "
+                    "version older than the table's history): which runs it kept cannot be "
+                    "told; restore this table by hand (RESTORE TABLE ... TO VERSION AS OF)"
+                )
+            live = list(at[int(target)])
         elif operation == "DELETE" and tag.get("rollback_of"):
             live = []  # a rollback emptied a table the undone run had created
         elif operation not in DATA_NEUTRAL:
@@ -100,7 +109,7 @@ def changes_of(spark: SparkSession, wh: Warehouse, run_id: str) -> list[TableCha
     """Every table (but the logs) that holds a commit of `run_id`, with what came after it."""
     found = []
     for layer, name in list_tables(spark, wh):
-        if (layer, name) in LOG_TABLES:
+        if layer == LOG_LAYER:
             continue
         history = (
             DeltaTable.forPath(spark, wh.path(layer, name))
@@ -161,7 +170,7 @@ def rollback(
     if (run_id is None) == (as_of is None):
         raise InputError("name the run to roll back: --run-id R or --as-of YYYY-MM-DD")
     wh = Warehouse.from_settings(settings)
-    new_id = f"rollback-{ops.utc_now():%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
+    new_id = f"{ROLLBACK_PREFIX}{ops.utc_now():%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
     with ops.local_guard(settings, new_id):
         target, target_as_of = pick_run(spark, wh, run_id, as_of)
         return _rollback(spark, settings, wh, new_id, target, target_as_of, force)
@@ -181,10 +190,14 @@ def _rollback(
     blocked = [c for c in found if c.later]
     if blocked and not force:
         tables = "; ".join(f"{c.table} by {', '.join(c.later)}" for c in blocked)
+        hint = "roll those runs back first (newest first), or pass --force"
+        if any(not c.later_runs or len(c.later_runs) < len(c.later) for c in blocked) or any(
+            r.startswith("maintain-") for c in blocked for r in c.later_runs
+        ):  # maintenance or a write by hand cannot be rolled back on its own
+            hint = "pass --force (a later maintenance run or write by hand cannot be rolled back)"
         raise RollbackRefused(
             f"cannot roll back run {target}: later writes changed its tables ({tables}); "
-            "roll those runs back first (newest first), or pass --force to restore anyway "
-            "(their changes to these tables are undone too)"
+            f"{hint} to restore anyway (their changes to these tables are undone too)"
         )
     todo = [c for c in found if c.first is not None]
     overridden = sorted({run for c in todo for run in c.later_runs})
@@ -198,10 +211,12 @@ def _rollback(
         "already_restored": sorted(c.table for c in found if c.first is None),
         "also_undone": overridden,
     }
+    ctx = StageContext(spark, settings, wh, as_of, new_id)
     if not todo:
         log.info("run %s: nothing to restore (already rolled back, or it wrote no table)", target)
+        with ops.tag_commits(spark, new_id, rollback_of=target):
+            _revert_batches(ctx, [target])  # idempotent: finishes a rollback killed after RESTORE
         return result
-    ctx = StageContext(spark, settings, wh, as_of, new_id)
     versions: dict[str, int | None] = {}
 
     def record(status: str, message: str) -> None:
@@ -210,36 +225,63 @@ def _rollback(
             report = StageReport("rollback", status, seconds, tables=versions, message=message)
             ops.record_stage(ctx, report, started, rollback_of=undone)
 
+    undo: dict[str, int] = {}  # table -> its version before this rollback, to put back on error
     with ops.tag_commits(spark, new_id, rollback_of=target):
-        for change in todo:
-            assert change.first is not None
-            layer, name = change.table.split("/")
-            table = DeltaTable.forPath(spark, wh.path(layer, name))
-            restored_to = None if change.first == 0 else change.first - 1
-            try:
+        try:
+            for change in todo:
+                assert change.first is not None
+                layer, name = change.table.split("/")
+                table = DeltaTable.forPath(spark, wh.path(layer, name))
+                restored_to = None if change.first == 0 else change.first - 1
+                current = wh.version(spark, layer, name)
                 if restored_to is None:
                     table.delete()  # the run created the table: no earlier version
                 else:
                     table.restoreToVersion(restored_to)
-            except Exception as exc:
-                message = (
-                    f"cannot restore {change.table} to its version before run {target}: "
-                    f"{str(exc).splitlines()[0][:200]}; if VACUUM removed that version's "
-                    "files (older than maintain.vacuum_retention_hours), restore it from a "
-                    f"backup; restored before it: {', '.join(versions) or 'none'}"
-                )
-                record("failed", message)
-                raise SalesoptError(message) from exc
-            versions[change.table] = wh.version(spark, layer, name)
-            action = "emptied (created by the run)" if restored_to is None else "restored"
-            result["tables"][change.table] = {"to_version": restored_to, "action": action}
-            log.info("%s: %s to its version before run %s", change.table, action, target)
-        _revert_batches(ctx, [target, *overridden])
+                if current is not None:
+                    undo[change.table] = current
+                versions[change.table] = wh.version(spark, layer, name)
+                action = "emptied (created by the run)" if restored_to is None else "restored"
+                result["tables"][change.table] = {"to_version": restored_to, "action": action}
+                log.info("%s: %s to its version before run %s", change.table, action, target)
+            _revert_batches(ctx, [target, *overridden])
+        except Exception as exc:
+            failed = next(
+                (t for t in (c.table for c in todo) if t not in versions), "the batch log"
+            )
+            kept = _put_back(spark, wh, undo)
+            message = (
+                f"cannot roll back run {target}: restoring {failed} failed "
+                f"({(str(exc).splitlines() or [type(exc).__name__])[0][:200]}); "
+                f"{kept}. If VACUUM removed the files of the version to restore (older than "
+                "maintain.vacuum_retention_hours), restore that table from a backup"
+            )
+            versions.clear()
+            record("failed", message)
+            raise SalesoptError(message) from exc
     message = f"rolled back run {target}: {len(todo)} tables restored"
     if overridden:
         message += f" (--force: changes of {', '.join(overridden)} undone too)"
     record("succeeded", message)
     return result
+
+
+def _put_back(spark: SparkSession, wh: Warehouse, undo: dict[str, int]) -> str:
+    """Restores the tables a failed rollback already restored to their versions before it, so a
+    rollback changes all of a run's tables or none; says what it did."""
+    if not undo:
+        return "no table was changed"
+    left = []
+    for table, version in undo.items():
+        layer, name = table.split("/")
+        try:
+            DeltaTable.forPath(spark, wh.path(layer, name)).restoreToVersion(version)
+        except Exception:  # reported by name below
+            log.debug("could not put %s back to version %s", table, version, exc_info=True)
+            left.append(f"{table} (now restored, was version {version})")
+    if left:
+        return "these tables could not be put back and stay rolled back: " + ", ".join(left)
+    return f"the {len(undo)} tables restored before it were put back, nothing changed"
 
 
 def _revert_batches(ctx: StageContext, runs: list[str]) -> None:
@@ -259,7 +301,12 @@ def _revert_batches(ctx: StageContext, runs: list[str]) -> None:
     rows = wh.read(spark, *ops.BATCHES_TABLE).collect()  # small: a few rows per batch
     for seq in sorted({r["seq"] for r in rows if r["run_id"] in runs}):
         history = sorted((r for r in rows if r["seq"] == seq), key=lambda r: r["logged_at"])
-        first = next(i for i, r in enumerate(history) if r["run_id"] in runs)
+        # only what came after the last rollback's rows: an attempt undone before is done with
+        reverted = [i for i, r in enumerate(history) if r["run_id"].startswith(ROLLBACK_PREFIX)]
+        start = reverted[-1] + 1 if reverted else 0
+        first = next((i for i in range(start, len(history)) if history[i]["run_id"] in runs), None)
+        if first is None:
+            continue
         before = history[first - 1] if first else None
         latest = history[-1]
         if before is None or before["status"] == "pending":

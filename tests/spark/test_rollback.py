@@ -213,3 +213,35 @@ def test_a_rolled_back_batch_is_read_again_under_a_new_number(
     states = _batches(spark, settings)
     assert states[2] == ("rolled_back", [])
     assert states[3][0] == "ingested" and [f.rsplit("/", 1)[-1] for f in states[3][1]] == ["b.json"]
+
+
+@pytest.mark.slow
+def test_a_failed_restore_puts_back_the_tables_already_restored(
+    spark: SparkSession, settings_for
+) -> None:
+    from salesopt.errors import SalesoptError
+
+    settings = settings_for()
+    wh = Warehouse.from_settings(settings)
+
+    def write(value: int):
+        def writes(w: Warehouse) -> None:
+            for name in ("a_first", "b_second"):
+                w.overwrite(_slice(spark, D1, value), "gold", name)
+
+        return writes
+
+    _run(spark, settings, "r1", D1, write(1))
+    _run(spark, settings, "r2", D1, write(5))
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    spark.conf.set(check, "false")
+    try:  # the files of r1's version of b_second are gone: its restore must fail
+        DeltaTable.forPath(spark, wh.path("gold", "b_second")).vacuum(0.0)
+    finally:
+        spark.conf.unset(check)
+    with pytest.raises(SalesoptError, match=r"restoring gold/b_second failed .*were put back"):
+        rollback(spark, settings, run_id="r2")
+    for name in ("a_first", "b_second"):  # all or nothing: r2's rows everywhere
+        assert {r["units"] for r in wh.read(spark, "gold", name).collect()} == {5, 6}, name
+    rows = wh.read(spark, *ops.RUNS_TABLE).where("stage = 'rollback'").collect()
+    assert [(r["status"], r["rollback_of"]) for r in rows] == [("failed", "r2")]
