@@ -273,6 +273,22 @@ class OptimizeSettings(_Section):
         return self
 
 
+class StrategySettings(_Section):
+    # strategy per segment (salesopt/strategy): response estimates, playbook, KPIs
+    history_days: int = Field(default=730, ge=60)  # order lines the price response uses
+    max_products: int = Field(default=200, ge=1)  # best sellers pooled in the price response
+    min_obs: int = Field(default=100, ge=10)  # product-weeks with a purchase, per segment
+    min_products: int = Field(default=5, ge=1)
+    min_price_cv: float = Field(default=0.02, ge=0)
+    min_promo_weeks: int = Field(default=20, ge=1)  # product-weeks on promotion for a lift
+    window_days: int = Field(default=90, ge=7)  # channel mix, basket, pace, reactivation
+    min_orders: int = Field(default=30, ge=2)  # orders (or customers) behind a share or mean
+    kpi_weeks: int = Field(default=13, ge=4)  # weeks behind a monitored KPI's expected range
+    max_promo_depth: float = Field(default=0.5, gt=0, lt=1)
+    promo_depth_step: float = Field(default=0.05, gt=0, lt=1)
+    significance: float = Field(default=0.05, gt=0, lt=1)
+
+
 class MonitorSettings(_Section):
     min_severity_z: float = Field(default=1.0, ge=0)
     zero_run_periods: int = Field(default=2, ge=1)
@@ -328,6 +344,7 @@ class Settings(_Section):
     recommend: RecommendSettings = RecommendSettings()
     forecast: ForecastSettings = ForecastSettings()
     optimize: OptimizeSettings = OptimizeSettings()
+    strategy: StrategySettings = StrategySettings()
     monitor: MonitorSettings = MonitorSettings()
     maintain: MaintainSettings = MaintainSettings()
     ops: OpsSettings = OpsSettings()

@@ -10,7 +10,7 @@ derived from it for the date (`derive_customer_features`: recency, tenure).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -29,6 +29,14 @@ def sold_line() -> Column:
 def returned_line() -> Column:
     """A counted return: not cancelled, negative quantity."""
     return counted_line() & (F.col("quantity") < 0)
+
+
+def history_weeks(as_of: date, history_days: int) -> tuple[date, date]:
+    """(first, last) Monday of the whole weeks inside the `history_days` days up to as_of."""
+    first_day = as_of - timedelta(days=history_days - 1)
+    first = first_day + timedelta(days=(7 - first_day.weekday()) % 7)
+    last = as_of - timedelta(days=6 + (as_of.weekday() + 1) % 7)
+    return first, last
 
 
 def lines_up_to(lines: DataFrame, as_of: date) -> DataFrame:

@@ -35,6 +35,7 @@ from salesopt.io.tables import Warehouse
 from salesopt.optimize import stage as optimize_stage
 from salesopt.recommend import stage as recommend_stage
 from salesopt.segment import stage as segment_stage
+from salesopt.strategy import stage as strategy_stage
 from salesopt.summary import RunSummary, StageReport
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ STAGES: dict[str, Callable[[StageContext], StageResult]] = {
     "recommend": recommend_stage.run,
     "forecast": forecast_stage.run,
     "optimize": optimize_stage.run,
+    "strategy": strategy_stage.run,
     "monitor": monitor.run,
 }
 # The warehouse refresh proper (landing -> bronze -> silver -> gold): `--stages ingest,silver,gold`.

@@ -4,7 +4,7 @@ With MLflow installed (`salesopt[mlflow]`) and `tracking.enabled` not false, a r
 parent run named `refresh <as_of>` tagged with the salesopt run id, the as_of and, as stages
 finish, the Delta version of every table written. Slices of one run (the bundle's tasks, which
 share `--run-id`) add to the same parent run. Each model stage (segment, recommend,
-forecast, optimize) gets a child run:
+forecast, optimize, strategy) gets a child run:
 
 - params: the stage's settings section (k sweep bounds, ALS grid, forecast families, ...);
 - metrics: every number of the stage summary (silhouette, precision@k of the served method
@@ -53,6 +53,7 @@ MODEL_STAGES = {
     "recommend": "recommend",
     "forecast": "forecast",
     "optimize": "optimize",
+    "strategy": "strategy",
 }
 AS_OF_TAG, RUN_TAG, KIND_TAG = "salesopt.as_of", "salesopt.run_id", "salesopt.kind"
 _BAD_NAME = re.compile(r"[^\w\-. /]")

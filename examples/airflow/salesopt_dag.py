@@ -31,7 +31,7 @@ SLICES = {
     "segment": "segment",
     "recommend": "recommend",
     "forecast": "forecast",
-    "optimize": "optimize,monitor",
+    "optimize": "optimize,strategy,monitor",
 }
 AS_OF = "{{ macros.ds_add(ds, -1) }}"  # the last complete day before the run
 SCHEDULE = "30 2 * * *"  # daily at 02:30 UTC

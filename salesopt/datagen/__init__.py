@@ -105,7 +105,8 @@ def generate(spark: SparkSession, out: str, settings: GenerateSettings) -> Gener
     customers.select(
         "customer_id", "segment", "orders_per_week", "lines_per_order", "active_start",
         "active_end",
-        "primary_group", "secondary_group", "store_id",
+        "primary_group", "secondary_group", "store_id", "price_sensitivity", "promo_lift",
+        "web_share", "store_share", "app_share",
     ).write.mode("overwrite").parquet(f"{truth}/customers")  # fmt: skip
     customers.select("customer_id", "factors").write.mode("overwrite").parquet(
         f"{truth}/customer_factors"

@@ -33,6 +33,18 @@ SEGMENTS = {
     "lapsed": (0.15, 0.60, 5.0, (0.00, 0.20), (0.35, 0.60)),
     "new": (0.15, 0.70, 5.0, (0.90, 0.96), (1.00, 1.00)),
 }
+# Planted segment response: (price sensitivity, promotion lift, channel shares (web, store, app)).
+# A line's price elasticity is the product's x the customer's segment sensitivity; a promotion
+# multiplies the segment's demand by its lift beyond the price cut (docs/source-contract.md).
+# Sensitivities average about 1 over the units each segment buys, so a product's elasticity over
+# all its customers stays about the product's planted one.
+SEGMENT_RESPONSE = {
+    "champions": (0.8, 1.05, (0.25, 0.15, 0.60)),
+    "loyal": (1.2, 1.15, (0.15, 0.70, 0.15)),
+    "occasional": (2.0, 1.60, (0.60, 0.30, 0.10)),
+    "lapsed": (1.3, 1.30, (0.35, 0.45, 0.20)),
+    "new": (1.0, 1.25, (0.40, 0.20, 0.40)),
+}
 FIRST_NAMES = ("Ana", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jon")
 LAST_NAMES = ("Smith", "Garcia", "Chen", "Okafor", "Novak", "Silva", "Kim", "Muller", "Rossi")
 # Shelf-price regimes as multiples of a product's price volatility: list x (1 + volatility x r).
@@ -40,7 +52,6 @@ PRICE_REGIMES = (-1.0, -0.5, 0.0, 0.0, 0.5, 1.0)
 STABLE_PRICE_SHARE = 0.15  # products whose shelf price barely moves (volatility 0.02)
 REGIME_DAYS = 56
 PROMO_WEEK_SHARE = 0.08
-PROMO_LIFT = 1.15
 STORES = 12  # locations the customers shop at (store_id on every order)
 STORE_SIZE_POWER = 2.0  # home store = floor(STORES * u ** power): store 1 the largest
 
@@ -122,12 +133,14 @@ def products_frame(spark: SparkSession, seed: int, products: int, days: int) -> 
 def _segment_table(spark: SparkSession) -> DataFrame:
     """The planted segments' behaviour. Grain: one row per segment."""
     rows = [
-        (i, name, rate, lines, start[0], start[1], end[0], end[1])
+        (i, name, rate, lines, start[0], start[1], end[0], end[1], *SEGMENT_RESPONSE[name][:2],
+         *SEGMENT_RESPONSE[name][2])
         for i, (name, (_share, rate, lines, start, end)) in enumerate(SEGMENTS.items())
-    ]
+    ]  # fmt: skip
     schema = (
         "seg_idx int, segment string, seg_rate double, seg_lines double, start_lo double, "
-        "start_hi double, end_lo double, end_hi double"
+        "start_hi double, end_lo double, end_hi double, price_sensitivity double, "
+        "promo_lift double, web_share double, store_share double, app_share double"
     )
     return spark.createDataFrame(rows, schema)
 
@@ -135,7 +148,8 @@ def _segment_table(spark: SparkSession) -> DataFrame:
 def customers_frame(
     spark: SparkSession, seed: int, customers: int, products: int, days: int
 ) -> DataFrame:
-    """Planted customers with segment behaviour and taste. Grain: one row per customer."""
+    """Planted customers with segment behaviour, response and taste. Grain: one row per
+    customer."""
     groups = n_groups(products)
     cid = F.col("cid")
     cum_shares, total = [], 0.0

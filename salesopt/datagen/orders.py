@@ -1,10 +1,12 @@
 """Synthetic order lines: planted customer behaviour and product demand, then dirt.
 
-Orders come from each customer's planted rate over their active window; each line's product from
-the customer's taste (a latent group chosen by the customer's factors, then a popularity-skewed
-product inside it). Product demand dynamics (trend, weekly and yearly seasonality, price
-elasticity, promotion lift) are planted by thinning lines with probability m(p, t) / cap(p) and,
-where m exceeds the cap, by scaling the quantity, so expected units are proportional to m(p, t).
+Orders come from each customer's planted rate over their active window, through a channel drawn
+from the customer's segment's channel shares; each line's product from the customer's taste (a
+latent group chosen by the customer's factors, then a popularity-skewed product inside it).
+Product demand dynamics (trend, weekly and yearly seasonality, price elasticity scaled by the
+customer's segment sensitivity, the segment's promotion lift) are planted by thinning lines with
+probability m(p, t) / cap(p) and, where m exceeds the cap, by scaling the quantity, so expected
+units are proportional to m(p, t).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import date
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from salesopt.datagen.entities import PROMO_LIFT, n_groups, normal, promo_pct, shelf_price, uniform
+from salesopt.datagen.entities import n_groups, normal, promo_pct, shelf_price, uniform
 
 DIRT_KINDS = (
     "duplicate",
@@ -60,12 +62,16 @@ def _orders(customers: DataFrame, seed: int) -> DataFrame:
                 ).cast("int"),
             ),
         )
-        .withColumn(
+        .withColumn("_u_channel", uniform(seed, 64, "cid", k))
+        .withColumn(  # the segment's planted channel shares (web, store, app)
             "channel",
-            F.element_at(
-                F.array(*map(F.lit, CHANNELS)), (uniform(seed, 64, "cid", k) * 3).cast("int") + 1
-            ),
+            F.when(F.col("_u_channel") < F.col("web_share"), F.lit(CHANNELS[0]))
+            .when(
+                F.col("_u_channel") < F.col("web_share") + F.col("store_share"), F.lit(CHANNELS[1])
+            )
+            .otherwise(F.lit(CHANNELS[2])),
         )
+        .drop("_u_channel")
     )
 
 
@@ -115,8 +121,10 @@ def _demand_multiplier(start_doy: int, days: int) -> tuple[Column, Column]:
     yearly = 1.0 + F.col("yearly_amp") * F.sin(
         2 * math.pi * (F.col("day") + start_doy - F.col("yearly_phase")) / 365.25
     )
-    price = F.pow(F.col("net_price") / F.col("list_price"), F.col("elasticity"))
-    promo = F.when(F.col("promo_pct") > 0, F.lit(PROMO_LIFT)).otherwise(F.lit(1.0))
+    # the customer's segment scales the product's elasticity and sets the promotion's lift
+    elasticity = F.col("elasticity") * F.col("price_sensitivity")
+    price = F.pow(F.col("net_price") / F.col("list_price"), elasticity)
+    promo = F.when(F.col("promo_pct") > 0, F.col("promo_lift")).otherwise(F.lit(1.0))
     cap = (
         (1.0 + F.abs(F.col("trend")) * days / 2.0 / 365.0)
         * (1.0 + F.col("weekly_amp"))
@@ -145,6 +153,8 @@ def clean_lines(
             "second",
             "channel",
             "pid",
+            "price_sensitivity",
+            "promo_lift",
         )
         .join(F.broadcast(products.drop("product_id")), on="pid", how="inner")
         .withColumn("product_id", F.format_string("P%05d", F.col("pid")))

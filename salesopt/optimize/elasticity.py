@@ -36,7 +36,7 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 
 from salesopt.config import OptimizeSettings
-from salesopt.features import sold_line
+from salesopt.features import history_weeks, sold_line
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +113,6 @@ class ElasticityParams:
             settings.min_distinct_prices,
             settings.elasticity_trend,
         )
-
-
-def history_weeks(as_of: date, history_days: int) -> tuple[date, date]:
-    """(first, last) Monday of the whole weeks inside the `history_days` days up to as_of."""
-    first_day = as_of - timedelta(days=history_days - 1)
-    first = first_day + timedelta(days=(7 - first_day.weekday()) % 7)
-    last = as_of - timedelta(days=6 + (as_of.weekday() + 1) % 7)
-    return first, last
 
 
 def _history_lines(lines: DataFrame, as_of: date, history_days: int) -> DataFrame:

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "salesopt"
 STAGE_MODULES = {
     "salesopt.ingest", "salesopt.silver", "salesopt.gold", "salesopt.segment.stage",
     "salesopt.recommend.stage", "salesopt.forecast.stage", "salesopt.optimize.stage",
-    "salesopt.monitor",
+    "salesopt.strategy.stage", "salesopt.monitor",
 }  # fmt: skip
 
 
