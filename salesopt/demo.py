@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,7 +145,20 @@ def _forecast_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _decision_lines(optimize: dict[str, Any], monitor: dict[str, Any]) -> list[str]:
+def _strategy_line(strategy: dict[str, Any]) -> list[str]:
+    if "actions_recommended" not in strategy:
+        return []
+    kinds = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in strategy.get("actions", {}).items())
+    return [
+        f"  segments: {_n(strategy['actions_recommended'])} actions recommended"
+        + (f" ({kinds})" if kinds else "")
+        + f" over {_n(strategy.get('segments', 0))} segments"
+    ]
+
+
+def _decision_lines(
+    optimize: dict[str, Any], monitor: dict[str, Any], strategy: dict[str, Any] | None = None
+) -> list[str]:
     lines = ["Decisions"]
     if "total_suggested_order_units" in optimize:
         lines.append(f"  replenishment: order {_n(optimize['total_suggested_order_units'])} units")
@@ -156,6 +170,7 @@ def _decision_lines(optimize: dict[str, Any], monitor: dict[str, Any]) -> list[s
     if "anomalies" in monitor:
         found = sum(int(v) for v in monitor["anomalies"].values())
         lines.append(f"  anomalies: {found} flagged")
+    lines += _strategy_line(strategy or {})
     return lines if len(lines) > 1 else []
 
 
@@ -167,7 +182,7 @@ def format_summary(
     stages = ", ".join(f"{s.stage} {s.seconds:.0f}s" for s in summary.stages)
     lines = [
         f"salesopt demo, as of {summary.as_of}: {summary.status} in {_duration(summary.seconds)}",
-        f"  stages: {stages}",
+        *textwrap.wrap(f"  stages: {stages}", 110, subsequent_indent="    "),
         *_input_lines(summary, generated),
     ]
     by_name = {s.stage: s.summary for s in summary.stages}
@@ -175,7 +190,9 @@ def format_summary(
         lines += _segment_lines(by_name["segment"])
     lines += _recommend_lines(by_name.get("recommend", {}))
     lines += _forecast_lines(by_name.get("forecast", {}))
-    lines += _decision_lines(by_name.get("optimize", {}), by_name.get("monitor", {}))
+    lines += _decision_lines(
+        by_name.get("optimize", {}), by_name.get("monitor", {}), by_name.get("strategy", {})
+    )
     lines.append("Where to look")
     if report is not None:
         lines.append(f"  report: {report}")

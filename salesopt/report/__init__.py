@@ -3,7 +3,8 @@
 `report.html` embeds its PNG charts (data: URIs) and loads nothing from the network; beside it,
 each table the report cuts is written whole as a CSV. Sections: headline KPIs, history and
 forecast for the top products, forecast accuracy, customer segments, customers at risk,
-recommendations, replenishment, price suggestions, anomalies, and data quality. Every section
+strategy by segment, recommendations, replenishment, price suggestions, anomalies, and data
+quality. Every section
 says in one sentence what it shows and what to do with it.
 """
 
@@ -30,6 +31,7 @@ SECTIONS = (
     "Forecast accuracy",
     "Customer segments",
     "Customers at risk",
+    "Strategy by segment",
     "Recommendations",
     "Replenishment",
     "Price suggestions",
@@ -75,12 +77,17 @@ HEADERS = {
     "direction": "Direction", "severity": "Severity", "reason": "Reason",
     "table_name": "Table", "rule": "Rule", "action": "Action", "rows_failed": "Rows failed",
     "rows_checked": "Rows checked", "customer_id": "Customer", "rank": "Rank",
-    "source": "Why recommended",
+    "source": "Why recommended", "playbook_status": "Status", "detail": "What to do",
+    "promo_uplift": "Units uplift of a typical promotion",
+    "basket_size": "Revenue per order{cur}", "days_between_orders": "Days between orders",
+    "kpi": "KPI", "realised": "Realised", "expected_low": "Expected, low",
+    "expected_high": "Expected, high", "verdict": "Against expectation",
+    "actions": "Actions recommended then",
 }  # fmt: skip
-PERCENT = {"share", "revenue_share", "all", "new"}
+PERCENT = {"share", "revenue_share", "all", "new", "promo_uplift"}
 MONEY = {"current_price", "suggested_price", "expected_margin_current", "expected_margin_change",
          "expected_margin_change_low", "expected_margin_change_high", "yearly_revenue",
-         "mean_monetary"}  # fmt: skip
+         "mean_monetary", "basket_size"}  # fmt: skip
 INTEGER = {"customers", "n_products", "count", "n_customers", "rows_failed", "rows_checked",
            "mean_recency_days", "mean_expected_gap_days", "rank", "actual", "expected"}  # fmt: skip
 WHY = {
@@ -125,7 +132,8 @@ def _format(column: str, value: object) -> str:
     return html.escape(str(value).replace("_", " ") if column in _CODES else str(value))
 
 
-_CODES = {"order_reason", "binding_constraint", "kind", "reason", "action", "status"}
+_CODES = {"order_reason", "binding_constraint", "kind", "reason", "action", "status",
+          "playbook_status", "kpi"}  # fmt: skip
 
 
 def table(
@@ -239,6 +247,43 @@ def _recommendations(data: ReportData) -> str:
     return "".join(parts)
 
 
+def _strategy(data: ReportData, currency: str) -> str:
+    since = data.checked.get("kpis_since")
+    kpis_empty = (
+        "No earlier playbook to check: KPIs show from the second refresh on."
+        if not since
+        else "No KPI was tracked for these segments."
+    )
+    check = (
+        f"<h3>Against the playbook of {since}</h3>"
+        if since
+        else "<h3>Against the previous playbook</h3>"
+    )
+    return "".join(
+        [
+            _what(
+                "What each customer segment answers to, and what to do about it: actions "
+                "recommended where the segment's own numbers support them, and why not "
+                "elsewhere. Act on the recommended rows; check the KPIs below at the next "
+                "refresh."
+            ),
+            table(data.playbook, "gold/segment_playbook", currency,
+                  csv="segment_playbook.csv" if "segment_playbook" in data.full else None,
+                  empty="No segment to act on."),
+            "<h3>How each segment responds</h3>",
+            _what(
+                "Price elasticity: % change in units for a 1 % price change (below -1: "
+                "discounts pay in revenue). Uplift: extra units when a product is on a typical "
+                "promotion. Blank: not enough evidence."
+            ),
+            table(data.response, "gold/segment_response", currency,
+                  empty="No segment has enough purchases for an estimate."),
+            check,
+            table(data.segment_kpis, "gold/segment_kpis", currency, empty=kpis_empty),
+        ]
+    )  # fmt: skip
+
+
 def _anomaly_note(data: ReportData, level: float) -> str:
     products = data.checked.get("products")
     since = data.checked.get("forecast_since")
@@ -313,26 +358,27 @@ def render(data: ReportData, images: dict[str, Path | None], level: float = 0.8)
               "ones with an offer."),
         table(_drop_ids(data.churn), "gold/segment_profiles", cur,
               empty="No customer is at risk or lapsed."),
-        f"<h2>{SECTIONS[5]}</h2>", _img(images["recommendations"], "Precision by method"),
+        f"<h2>{SECTIONS[5]}</h2>", _strategy(data, cur),
+        f"<h2>{SECTIONS[6]}</h2>", _img(images["recommendations"], "Precision by method"),
         _recommendations(data),
-        f"<h2>{SECTIONS[6]}</h2>",
+        f"<h2>{SECTIONS[7]}</h2>",
         _what("What to order so that stock lasts until the next delivery and review at the "
               "target service level. Place the suggested orders; products without an on-hand "
               "figure need a stock count first."),
         table(data.replenishment, "gold/replenishment_plan", cur, n.get("replenishment_plan"),
               csv_for("replenishment_plan"), "products, largest suggested order first"),
-        f"<h2>{SECTIONS[7]}</h2>",
+        f"<h2>{SECTIONS[8]}</h2>",
         _what("Price changes the estimated price elasticity supports, within the allowed "
               "range, largest expected weekly margin gain first. Review and apply them; the "
               "low/high columns give the margin change's range."),
         table(data.prices, "gold/price_recommendations", cur, n.get("price_suggestions"),
               csv_for("price_suggestions"), "price changes"),
-        f"<h2>{SECTIONS[8]}</h2>",
+        f"<h2>{SECTIONS[9]}</h2>",
         _what("Products whose sales fell outside the forecast's interval or dropped to zero, "
               "and segments whose share moved. Check stock-outs, listings and data first."),
         table(data.anomalies, "gold/sales_anomalies", cur, n.get("anomalies"), csv_for("anomalies"),
               "anomalies", _anomaly_note(data, level)),
-        f"<h2>{SECTIONS[9]}</h2>",
+        f"<h2>{SECTIONS[10]}</h2>",
         _what("Order lines set aside by the quality gates, by reason, and the checks run on "
               "each table. Fix the source where a reason is large."),
         "<h3>Quarantined lines by reason</h3>",

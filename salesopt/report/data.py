@@ -46,6 +46,9 @@ class ReportData:
     quality: pd.DataFrame | None = None
     churn: pd.DataFrame | None = None
     examples: pd.DataFrame | None = None
+    playbook: pd.DataFrame | None = None
+    response: pd.DataFrame | None = None
+    segment_kpis: pd.DataFrame | None = None
     currency: str = ""
     names: dict[str, str] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)  # rows before a table was cut
@@ -219,6 +222,52 @@ def _segments(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
         data.checked["migration_since"] = row[0] if row else None
 
 
+# playbook statuses in the order a manager reads them
+PLAYBOOK_ORDER = {"recommended": 0, "not_recommended": 1, "insufficient_evidence": 2}
+RESPONSE_SHOWN = {
+    "price_elasticity": "elasticity", "promo_uplift": "promo_uplift",
+    "basket_size": "basket_size", "days_between_orders": "days_between_orders",
+}  # fmt: skip
+
+
+def _strategy(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
+    """The playbook's actions (monitored KPIs aside), the response estimates that are `ok` one
+    row per segment, and the KPIs checked against the previous playbook."""
+    book = _slice(spark, wh, "gold", "segment_playbook", data.as_of, data)
+    if book is not None:
+        frame = book.where(F.col("action") != "monitor").toPandas()
+        frame["_order"] = frame["status"].map(PLAYBOOK_ORDER).fillna(3)
+        frame = frame.sort_values(["_order", "segment_id", "action"]).reset_index(drop=True)
+        data.full["segment_playbook"] = frame.drop(columns=["_order", "as_of", "run_id"])
+        data.playbook = frame[["segment_label", "action", "status", "detail", "reason"]].rename(
+            columns={"status": "playbook_status"}
+        )
+    response = _slice(spark, wh, "gold", "segment_response", data.as_of, data)
+    if response is not None:
+        ok = (
+            response.where(F.col("status") == "ok")
+            .where(F.col("metric").isin(list(RESPONSE_SHOWN)))
+            .select("segment_id", "segment_label", "metric", "estimate")
+            .toPandas()
+        )
+        if not ok.empty:
+            wide = ok.pivot_table(
+                index=["segment_id", "segment_label"], columns="metric", values="estimate"
+            ).rename(columns=RESPONSE_SHOWN)
+            shown = [c for c in RESPONSE_SHOWN.values() if c in wide.columns]
+            data.response = wide[shown].reset_index().drop(columns=["segment_id"])
+        else:
+            data.response = pd.DataFrame()
+    kpis = _slice(spark, wh, "gold", "segment_kpis", data.as_of, data)
+    if kpis is not None:
+        frame = kpis.orderBy("segment_id", "kpi").toPandas()
+        data.checked["kpis_since"] = frame["since_as_of"].iloc[0] if len(frame) else None
+        data.segment_kpis = frame[
+            ["segment_label", "kpi", "realised", "expected_low", "expected_high", "verdict",
+             "actions"]
+        ]  # fmt: skip
+
+
 def _recommendations(spark: SparkSession, wh: Warehouse, data: ReportData) -> None:
     rec = _slice(spark, wh, "gold", "recommendation_metrics", data.as_of, data)
     if rec is not None:
@@ -315,6 +364,7 @@ def collect(spark: SparkSession, wh: Warehouse, as_of: date) -> ReportData:
     if status is not None:
         data.forecast_status = status.groupBy("status").count().orderBy("status").toPandas()
     _segments(spark, wh, data)
+    _strategy(spark, wh, data)
     _recommendations(spark, wh, data)
     plan = _slice(spark, wh, "gold", "replenishment_plan", as_of, data)
     data.replenishment = whole_units(

@@ -10,12 +10,13 @@ Actions (one row per segment and action; `status` recommended | not_recommended 
 insufficient_evidence | tracked):
 - win_back (at-risk and lapsed segments): the yearly revenue at stake and the base reactivation
   rate an offer has to beat;
-- no_discount: the segment's elasticity CI lies above -1 (inelastic), so a discount loses
-  revenue; the revenue a 10 % discount would cost;
+- no_discount: the segment's elasticity CI lies above -1 (inelastic) and its estimate is not
+  positive, so a discount loses revenue; the revenue a 10 % discount would cost;
 - promotion: the promotion depth, among those the segment's promotions ran at and within the
   margin floor, with the largest gross-profit gain at the lower end of its units-uplift CI;
   recommended when even that gain is above zero;
-- channel: the channel with clearly the largest share of the segment's orders, and its trend;
+- channel: the channel with clearly the largest share of the segment's orders, and its trend
+  (none when every order comes through one channel);
 - monitor: the KPIs the next refreshes compare (gold/segment_kpis): revenue and orders per day,
   and for at-risk and lapsed segments the reactivation rate, each with its expected range.
 """
@@ -123,6 +124,13 @@ def no_discount(segment: Mapping[str, object], response: pd.DataFrame) -> dict[s
         return _row(segment, "no_discount", NO_EVIDENCE, f"price elasticity {why}", kpi=REVENUE)
     est, low, high = float(e["estimate"]), float(e["ci_low"]), float(e["ci_high"])
     text = f"elasticity {est:.2f} [{low:.2f}, {high:.2f}]"
+    if est > 0:
+        return _row(
+            segment, "no_discount", NO_EVIDENCE,
+            f"{text}: a positive estimate says something other than price moves this "
+            "segment's units (too little price variation, or prices set on demand)",
+            kpi=REVENUE,
+        )  # fmt: skip
     if low > -1:
         revenue = float(segment.get("yearly_revenue") or 0.0)  # type: ignore[arg-type]
         cost = [revenue * (1 - (1 - TEST_DISCOUNT) ** (1 + x)) for x in (low, min(high, 0.0))]
@@ -226,6 +234,12 @@ def channel(segment: Mapping[str, object], response: pd.DataFrame) -> dict[str, 
         return _row(segment, "channel", NO_EVIDENCE, "too few orders to measure a channel mix",
                     kpi=ORDERS)  # fmt: skip
     top = shares.iloc[0]
+    if len(shares) == 1:
+        return _row(
+            segment, "channel", NO_EVIDENCE,
+            f"every order comes through {top['channel']}: the data holds no channel choice",
+            kpi=ORDERS,
+        )  # fmt: skip
     name, share = str(top["channel"]), float(top["estimate"])
     prev = top["previous_estimate"]
     trend = "" if prev is None or pd.isna(prev) else f", {100 * (share - float(prev)):+.0f} pts"

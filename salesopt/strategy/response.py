@@ -10,11 +10,12 @@ in week w, `price` and `promo` the product's market net price and promotion shar
 customers' lines: the price the segment faced whether or not it bought), `orders` the segment's
 orders that week (its size and activity), `a[p]` a product fixed effect, so only a product's own
 price changes over time identify `e`. Poisson pseudo-maximum likelihood keeps the weeks without
-a purchase (a log-log fit drops them, and they fall most often at high prices), with standard
-errors clustered by product. `promo_lift = exp(b)` is a promotion's units multiplier beyond its
-price cut; `promo_uplift = exp(b + e * log(1 - depth)) - 1` the units uplift of a typical
-promotion of the segment's products, price cut included. Estimators, statuses and the figures
-on real data: docs/segmentation.md ("Strategy by segment").
+a purchase (a log-log fit drops them, and they fall most often at high prices), on each
+product's units over its mean (so every product weighs alike whatever its unit of sale), with
+standard errors clustered by product. `promo_lift = exp(b)` is a promotion's units multiplier
+beyond its price cut; `promo_uplift = exp(b + e * log(1 - depth)) - 1` the units uplift of a
+typical promotion of the segment's products, price cut included. Estimators, statuses and the
+figures on real data: docs/segmentation.md ("Strategy by segment").
 """
 
 from __future__ import annotations
@@ -94,15 +95,19 @@ def within_price_cv(obs: pd.DataFrame) -> float:
 
 
 def promo_depths(obs: pd.DataFrame) -> tuple[float, float, float] | None:
-    """Discount of the promotion weeks (1 - price / shelf): units-weighted mean, 10th and 90th
-    percentile; None without promotion weeks."""
-    promo = obs[(obs["promo"] >= PROMO_WEEK) & (obs["shelf"] > 0)]
+    """Discount of the promotion weeks (1 - price / shelf), weighted by units over the
+    product's mean: mean, 10th and 90th percentile; None without promotion weeks."""
+    scale = obs.groupby("product_id")["units"].transform("mean")
+    promo = obs[(obs["promo"] >= PROMO_WEEK) & (obs["shelf"] > 0) & (scale > 0)]
     if promo.empty:
         return None
     depth = np.clip(1 - promo["price"].to_numpy(dtype=float) / promo["shelf"].to_numpy(), 0, 0.9)
-    weights = promo["units"].to_numpy(dtype=float) + 1e-9
-    low, high = np.quantile(depth, [0.1, 0.9])
-    return float(np.average(depth, weights=weights)), float(low), float(high)
+    # units over the product's mean, as in the fit: a product sold by the gram weighs alike
+    weights = (promo["units"] / scale[promo.index]).to_numpy(dtype=float) + 1e-9
+    order = np.argsort(depth)
+    share = np.cumsum(weights[order]) / weights.sum()
+    low, high = (float(depth[order][np.searchsorted(share, q)]) for q in (0.1, 0.9))
+    return float(np.average(depth, weights=weights)), low, high
 
 
 def _design(obs: pd.DataFrame, with_promo: bool) -> pd.DataFrame:
@@ -157,7 +162,9 @@ def fit_price_response(obs: pd.DataFrame, params: ResponseParams) -> pd.DataFram
     if cv < params.min_price_cv:
         return refused("insufficient_variation", f"shelf price variation {cv:.4f}")
     design = _design(obs, with_promo)
-    y = obs["units"].to_numpy(dtype=float)
+    # each product's units over its mean: a Poisson fit weighs a product by its counts, and a
+    # product sold by the gram would otherwise outweigh every product sold by the pack
+    y = (obs["units"] / obs.groupby("product_id")["units"].transform("mean")).to_numpy(float)
     codes = pd.factorize(obs["product_id"])[0]
     try:
         with threadpool_limits(limits=1), warnings.catch_warnings():
@@ -196,8 +203,8 @@ def fit_price_response(obs: pd.DataFrame, params: ResponseParams) -> pd.DataFram
     depth, depth_low, depth_high = promo_depths(obs) or (0.0, 0.0, 0.0)
     rows.append(_row(segment, DEPTH, "ok", promo_weeks, estimate=depth, ci_low=depth_low,
                      ci_high=depth_high,
-                     message="discount of the promotion weeks: units-weighted mean; ci_low and "
-                             "ci_high are the 10th and 90th percentile"))  # fmt: skip
+                     message="discount of the promotion weeks (weighted as in the fit): mean; "
+                             "ci_low and ci_high are the 10th and 90th percentile"))  # fmt: skip
     cut = float(np.log(1 - depth))
     log_u = b + e * cut
     var_u = cov.loc["promo", "promo"] + cut**2 * cov.loc["log_price", "log_price"]
@@ -236,12 +243,13 @@ def segment_lines(lines: DataFrame, segments: DataFrame) -> DataFrame:
 
 
 def top_products(lines: DataFrame, first: date, last: date, n: int) -> DataFrame:
-    """The `n` products with the most units sold between first and last (ties by id)."""
+    """The `n` products with the most net revenue between first and last (ties by id): what
+    matters to the business, whatever a product's unit (a gallon, a pack, a kilo)."""
     ranked = (
         lines.where(sold_line() & F.col("order_date").between(F.lit(first), F.lit(last)))
         .groupBy("product_id")
-        .agg(F.sum("quantity").alias("_units"))
-        .withColumn("_rank", F.row_number().over(Window.orderBy(F.desc("_units"), "product_id")))
+        .agg(F.sum("net_amount").alias("_revenue"))
+        .withColumn("_rank", F.row_number().over(Window.orderBy(F.desc("_revenue"), "product_id")))
     )
     return ranked.where(F.col("_rank") <= n).select("product_id")
 
@@ -250,7 +258,7 @@ def response_observations(
     lines: DataFrame, segments: DataFrame, as_of: date, history_days: int, max_products: int
 ) -> DataFrame:
     """Grain: one row per (segment_id, product_id, week_start) for the `max_products` best
-    sellers, every week the product sold to anyone and the segment ordered anything: the
+    sellers by revenue, every week the product sold to anyone and the segment ordered anything: the
     segment's units there (0 when it bought none), the product's market net price, shelf price
     and promotion share (all customers), and the segment's orders that week."""
     first, last_monday = history_weeks(as_of, history_days)

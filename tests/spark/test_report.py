@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 TABLE_FOR_SECTION = {
     "Forecast accuracy": "forecast",
     "Customer segments": "segment",
+    "Strategy by segment": "strategy",
     "Recommendations": "recommend",
     "Replenishment": "optimize",
     "Price suggestions": "optimize",
@@ -73,6 +74,10 @@ def test_report_has_every_section_with_numbers(report: Path) -> None:
     assert len(csv.read_text().splitlines()) == int(cut.group(2).replace(",", "")) + 1
     assert re.search(r"<td>(bought before|similar customers bought it|popular in the segment)</td>",
                      sections["Recommendations"])  # fmt: skip
+    strategy = sections["Strategy by segment"]
+    assert re.search(r"<td>(recommended|not recommended|insufficient evidence)</td>", strategy)
+    assert "No earlier playbook to check" in strategy  # a first as_of: nothing to check yet
+    assert (report.parent / "segment_playbook.csv").exists()
     churn = sections["Customers at risk"]  # the at-risk and lapsed segments, ids -4 and -3
     assert "No customer is at risk or lapsed." in churn or re.search(
         r"<td>(at risk|lapsed)</td>", churn

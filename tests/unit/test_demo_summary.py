@@ -48,6 +48,8 @@ def _summary() -> RunSummary:
     optimize = {"total_suggested_order_units": 5559, "price_changes_suggested": 113,
                 "products_elasticity_ok": 168, "median_elasticity": -1.33}  # fmt: skip
     monitor = {"anomalies": {"outside_interval": 0, "drop_to_zero": 2, "segment_shift": 0}}
+    strategy = {"segments": 7, "actions_recommended": 9,
+                "actions": {"channel": 5, "promotion": 2, "win_back": 2}}  # fmt: skip
     stages = [
         StageReport(
             "ingest", "succeeded", 8.1, summary={"lines": 183732, "files_delivered_later": 2}
@@ -58,6 +60,7 @@ def _summary() -> RunSummary:
         StageReport("recommend", "succeeded", 62.5, summary=recommend),
         StageReport("forecast", "succeeded", 30.9, summary=forecast),
         StageReport("optimize", "succeeded", 18.0, summary=optimize),
+        StageReport("strategy", "succeeded", 12.0, summary=strategy),
         StageReport("monitor", "succeeded", 1.7, summary=monitor),
     ]
     return RunSummary("2025-06-30_x", "2025-06-30", "succeeded", 211.3, stages)
@@ -90,6 +93,10 @@ def test_demo_summary_is_short_and_says_what_ran_found_and_where_to_look() -> No
     assert "200 products: fallback 3, ok 197" in text
     assert "MASE 0.86 vs seasonal naive 1.05" in text
     assert "replenishment: order 5,559 units" in text and "anomalies: 2 flagged" in text
+    assert (
+        "  segments: 9 actions recommended (channel 5, promotion 2, win back 2) over 7 segments"
+        in lines
+    )
     assert "  report: /w/report/report.html" in lines
 
 

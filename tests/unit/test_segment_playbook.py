@@ -167,3 +167,16 @@ def test_lapsed_segments_get_a_win_back_and_a_reactivation_kpi() -> None:
     assert "win_back" not in actions(
         playbook(response(), profile(), {1: ECON}, REACTIVATION, RULES)
     )
+
+
+def test_a_positive_or_one_channel_estimate_is_no_evidence() -> None:
+    """Found on The Complete Journey: an elasticity of 0.61 [-0.83, 2.05] and one channel."""
+    resp = response(
+        price_elasticity={"estimate": 0.61, "std_error": 0.73, "ci_low": -0.83, "ci_high": 2.05},
+        **{"channel_order_share__store": {"estimate": 1.0, "ci_low": 1.0, "ci_high": 1.0}},
+    )
+    book = actions(playbook(resp, profile(), {1: ECON}, REACTIVATION, RULES))
+    assert book["no_discount"]["status"] == NO_EVIDENCE
+    assert "positive estimate" in book["no_discount"]["reason"]
+    assert book["channel"]["status"] == NO_EVIDENCE
+    assert "every order comes through store" in book["channel"]["reason"]
