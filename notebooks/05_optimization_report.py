@@ -1,10 +1,11 @@
 # Databricks notebook source
 # MAGIC %md
-# MAGIC # 05 · Optimization, monitoring and run report
+# MAGIC # 05 · Optimization, strategy by segment, monitoring and run report
 # MAGIC
 # MAGIC Replenishment plan and price recommendations from the forecasts and estimated price
-# MAGIC elasticities (pipeline stage `optimize`), sales anomalies (stage `monitor`), and the run
-# MAGIC log of every stage for this business date. Run notebooks 01 to 04 first.
+# MAGIC elasticities (pipeline stage `optimize`), each segment's response and playbook (stage
+# MAGIC `strategy`), sales anomalies (stage `monitor`), and the run log of every stage for this
+# MAGIC business date. Run notebooks 01 to 04 first.
 # MAGIC
 # MAGIC **Parameters**: `conf`, `warehouse`, `landing`, `as_of` (see notebook 01).
 
@@ -21,8 +22,9 @@ spark = get_spark(run.settings.spark)
 
 # COMMAND ----------
 
-summary = refresh(spark, run.settings, run.as_of, stages=["optimize", "monitor"])
+summary = refresh(spark, run.settings, run.as_of, stages=["optimize", "strategy", "monitor"])
 print(summary.stage("optimize").summary)
+print(summary.stage("strategy").summary)
 print(summary.stage("monitor").summary)
 
 # COMMAND ----------
@@ -33,6 +35,7 @@ print(summary.stage("monitor").summary)
 
 nb.display(nb.table(spark, run, "gold", "replenishment_plan"))
 nb.display(nb.table(spark, run, "gold", "price_recommendations"))
+nb.display(nb.table(spark, run, "gold", "segment_playbook"))
 nb.display(nb.table(spark, run, "gold", "sales_anomalies"))
 
 # COMMAND ----------

@@ -276,7 +276,8 @@ class OptimizeSettings(_Section):
 class StrategySettings(_Section):
     # strategy per segment (salesopt/strategy): response estimates, playbook, KPIs
     history_days: int = Field(default=730, ge=60)  # order lines the price response uses
-    max_products: int = Field(default=200, ge=1)  # best sellers pooled in the price response
+    # best sellers pooled in the price response (product dummies: a dense matrix per segment)
+    max_products: int = Field(default=200, ge=1, le=1000)
     min_obs: int = Field(default=100, ge=10)  # product-weeks with a purchase, per segment
     min_products: int = Field(default=5, ge=1)
     min_price_cv: float = Field(default=0.02, ge=0)
@@ -284,6 +285,8 @@ class StrategySettings(_Section):
     window_days: int = Field(default=90, ge=7)  # channel mix, basket, pace, reactivation
     min_orders: int = Field(default=30, ge=2)  # orders (or customers) behind a share or mean
     kpi_weeks: int = Field(default=13, ge=4)  # weeks behind a monitored KPI's expected range
+    # a refresh checks the KPIs of the latest playbook at least this many days old
+    kpi_min_days: int = Field(default=7, ge=1)
     max_promo_depth: float = Field(default=0.5, gt=0, lt=1)
     promo_depth_step: float = Field(default=0.05, gt=0, lt=1)
     significance: float = Field(default=0.05, gt=0, lt=1)

@@ -8,8 +8,8 @@ step.
 
 Actions (one row per segment and action; `status` recommended | not_recommended |
 insufficient_evidence | tracked):
-- win_back (at-risk and lapsed segments): the yearly revenue at stake and the base reactivation
-  rate an offer has to beat;
+- win_back (at-risk and lapsed segments): the yearly revenue at stake, the part of it that does
+  not come back without an offer, and the base reactivation rate an offer has to beat;
 - no_discount: the segment's elasticity CI lies above -1 (inelastic) and its estimate is not
   positive, so a discount loses revenue; the revenue a 10 % discount would cost;
 - promotion: the promotion depth, among those the segment's promotions ran at and within the
@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from salesopt.strategy.response import DEPTH, LIFT, ORDER_SHARE, PRICE
+from salesopt.strategy.response import DEPTH, LIFT, NO_CHANNEL, ORDER_SHARE, PRICE, UPLIFT
 
 PLAYBOOK_COLUMNS = (
     "segment_id", "segment_label", "customers", "action", "status", "detail", "reason", "kpi",
-    "expected_low", "expected_high", "effect_low", "effect_high", "effect_unit",
+    "expected", "expected_low", "expected_high", "effect_low", "effect_high", "effect_unit",
 )  # fmt: skip
 CHURN_LABELS = ("at risk", "lapsed")  # the lifecycle segments a win-back offer is for
 RECOMMENDED, NOT_RECOMMENDED = "recommended", "not_recommended"
@@ -54,6 +54,7 @@ class PlaybookRules:
     promo_depth_step: float
     level: float
     window_days: int  # days the reactivation rate is measured over
+    min_n: int = 30  # customers behind a base reactivation rate (strategy.min_orders)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def win_back(
         return None
     at_stake = float(segment.get("yearly_revenue") or 0.0)  # type: ignore[arg-type]
     rate, low, high, n = reactivation
-    if rate is None or low is None or high is None or n < 30:
+    if rate is None or low is None or high is None or n < rules.min_n:
         return _row(
             segment, "win_back", NO_EVIDENCE,
             f"{_money(at_stake)} a year at stake, but too few customers ({n}) were ever inactive "
@@ -109,10 +110,11 @@ def win_back(
         segment, "win_back", RECOMMENDED,
         f"{_money(at_stake)} a year at stake; without an offer {low:.0%}-{high:.0%} of customers "
         f"inactive {rules.window_days} days come back within {rules.window_days} days: an offer "
-        "pays when it beats that",
+        "works when the reactivation rate beats that (keep a holdout group to measure it)",
         detail=f"win-back offer to {int(segment['customers']):,} customers",  # type: ignore[call-overload]
-        kpi=REACTIVATION, expected_low=low, expected_high=high,
-        effect_low=at_stake * low, effect_high=at_stake * high, effect_unit="revenue a year",
+        kpi=REACTIVATION, expected=rate, expected_low=low, expected_high=high,
+        effect_low=at_stake * (1 - high), effect_high=at_stake * (1 - low),
+        effect_unit="revenue a year that does not come back without an offer",
     )  # fmt: skip
 
 
@@ -153,12 +155,26 @@ def no_discount(segment: Mapping[str, object], response: pd.DataFrame) -> dict[s
     )  # fmt: skip
 
 
-def uplift_at(lift: pd.Series, e: pd.Series, depth: float, z: float) -> tuple[float, float, float]:
+def lift_price_cov(lift: pd.Series, e: pd.Series, uplift: pd.Series | None, depth: float) -> float:
+    """cov(log lift, elasticity) backed out of the stored uplift at the typical depth:
+    var(u) = var(b) + L^2 var(e) + 2 L cov(b, e) with L = log(1 - depth); 0 when it cannot be
+    (no uplift row or a zero depth)."""
+    if uplift is None or uplift["status"] != "ok" or depth <= 0 or pd.isna(uplift["std_error"]):
+        return 0.0
+    cut = math.log(1 - depth)
+    var_u, var_b = float(uplift["std_error"]) ** 2, float(lift["std_error"]) ** 2
+    return (var_u - var_b - cut**2 * float(e["std_error"]) ** 2) / (2 * cut)
+
+
+def uplift_at(
+    lift: pd.Series, e: pd.Series, depth: float, z: float, cov: float = 0.0
+) -> tuple[float, float, float]:
     """Units uplift (share) of a promotion at `depth`, with an interval from the log-scale
-    standard errors of lift and elasticity (taken as independent)."""
+    standard errors of lift and elasticity and their covariance."""
     cut = math.log(1 - depth)
     centre = math.log(float(lift["estimate"])) + float(e["estimate"]) * cut
-    se = math.hypot(float(lift["std_error"]), cut * float(e["std_error"]))
+    var = float(lift["std_error"]) ** 2 + (cut * float(e["std_error"])) ** 2 + 2 * cut * cov
+    se = math.sqrt(max(var, 0.0))
     return math.expm1(centre), math.expm1(centre - z * se), math.expm1(centre + z * se)
 
 
@@ -184,8 +200,16 @@ def promotion(
     step = rules.promo_depth_step
     low = max(step, math.ceil(float(seen["ci_low"]) / step - 1e-9) * step)
     high = min(rules.max_promo_depth, float(seen["ci_high"]))
+    grid = list(np.arange(low, high + 1e-9, step))
+    if not grid:
+        return _row(
+            segment, "promotion", NO_EVIDENCE,
+            f"promotions ran at {float(seen['ci_low']):.0%}-{float(seen['ci_high']):.0%} off: no "
+            f"{step:.0%} step of depth in that range (up to {rules.max_promo_depth:.0%}) to price",
+            kpi=REVENUE,
+        )  # fmt: skip
     floor_depth = 1 - c / (1 - rules.min_margin)
-    depths = [d for d in np.arange(low, high + 1e-9, step) if d <= floor_depth + 1e-9]
+    depths = [d for d in grid if d <= floor_depth + 1e-9]
     if not depths:
         return _row(
             segment, "promotion", NOT_RECOMMENDED,
@@ -198,7 +222,8 @@ def promotion(
     def profit(depth: float, uplift: float) -> float:  # gross profit change per 1 of revenue
         return (1 + uplift) * ((1 - depth) - c) - (1 - c)
 
-    options = [(float(d), *uplift_at(lift, e, float(d), z)) for d in depths]
+    cov = lift_price_cov(lift, e, _get(response, UPLIFT), float(seen["estimate"]))
+    options = [(float(d), *uplift_at(lift, e, float(d), z, cov)) for d in depths]
     d, u, u_low, u_high = max(options, key=lambda t: (profit(t[0], t[2]), -t[0]))
     if u_low <= 0:
         return _row(
@@ -228,7 +253,12 @@ def promotion(
 def channel(segment: Mapping[str, object], response: pd.DataFrame) -> dict[str, object]:
     """The channel with clearly the largest share of the segment's orders (its CI above every
     other channel's), with its change since the previous window."""
-    shares = response[(response["metric"] == ORDER_SHARE) & (response["status"] == "ok")]
+    shares = response[
+        (response["metric"] == ORDER_SHARE)
+        & (response["status"] == "ok")
+        & (response["estimate"] > 0)  # a channel seen only in the window before
+        & (response["channel"] != NO_CHANNEL)  # orders without a channel name none
+    ]
     shares = shares.sort_values(["estimate", "channel"], ascending=[False, True])
     if shares.empty:
         return _row(segment, "channel", NO_EVIDENCE, "too few orders to measure a channel mix",
@@ -255,7 +285,8 @@ def channel(segment: Mapping[str, object], response: pd.DataFrame) -> dict[str, 
         segment, "channel", RECOMMENDED,
         f"{share:.0%} of the segment's orders come through {name}{trend} since the window before",
         detail=f"reach through {name}", kpi=ORDERS,
-        expected_low=float(top["ci_low"]), expected_high=float(top["ci_high"]),
+        expected=share, expected_low=float(top["ci_low"]),
+        expected_high=float(top["ci_high"]),
         effect_unit="share of orders",
     )  # fmt: skip
 
@@ -289,17 +320,17 @@ def monitor(
                 segment, "monitor", TRACKED,
                 f"{unit} per day expected {low:,.1f}-{high:,.1f} if the segment keeps the pace of "
                 f"its last {weeks} weeks",
-                kpi=kpi, expected_low=low, expected_high=high,
+                kpi=kpi, expected=mean / 7, expected_low=low, expected_high=high,
             )
         )  # fmt: skip
     rate, low_r, high_r, n = reactivation
-    if segment["segment_label"] in CHURN_LABELS and rate is not None and n >= 30:
+    if segment["segment_label"] in CHURN_LABELS and rate is not None and n >= rules.min_n:
         rows.append(
             _row(
                 segment, "monitor", TRACKED,
                 f"share of these customers ordering again within {rules.window_days} days: "
                 f"{low_r:.0%}-{high_r:.0%} without an offer",
-                kpi=REACTIVATION, expected_low=low_r, expected_high=high_r,
+                kpi=REACTIVATION, expected=rate, expected_low=low_r, expected_high=high_r,
             )
         )  # fmt: skip
     return rows

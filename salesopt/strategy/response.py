@@ -135,6 +135,8 @@ def fit_price_response(obs: pd.DataFrame, params: ResponseParams) -> pd.DataFram
     Never raises on data: a segment the data cannot support gets status rows (too_few_obs,
     insufficient_variation, failed, implausible, no_promotions)."""
     segment = int(obs["segment_id"].iloc[0])
+    # rows arrive in any order: sorted, the same input gives the same fit to the last bit
+    obs = obs.sort_values(["product_id", "week_start"], ignore_index=True)
     obs = obs[(obs["price"] > 0) & (obs["orders"] > 0)]
     bought = obs[obs["units"] > 0].groupby("product_id")["week_start"].nunique()
     obs = obs[obs["product_id"].isin(bought.index[bought >= 2])]  # all-zero products: no info
@@ -346,15 +348,16 @@ def _mean_rows(
 
 
 def _orders(lines: DataFrame, segments: DataFrame, as_of: date, window_days: int) -> DataFrame:
-    """The segment's orders of the two last windows: one row per (segment_id, customer_id,
-    order_id) with its day, channel, net revenue and `recent` (in the last window)."""
-    start = as_of - timedelta(days=2 * window_days - 1)
-    recent_from = as_of - timedelta(days=window_days - 1)
+    """The segment's orders of the three last windows: one row per (segment_id, customer_id,
+    order_id) with its day, channel, net revenue, `window_no` (0 the last window, 1 the one
+    before, 2 the one before that: only the gaps reach back to it) and `recent`."""
+    start = as_of - timedelta(days=3 * window_days - 1)
     channel = (
         F.coalesce(F.col("channel"), F.lit(NO_CHANNEL))
         if "channel" in lines.columns
         else (F.lit(NO_CHANNEL))
     )
+    back = F.datediff(F.lit(as_of), F.col("order_date"))
     return (
         segment_lines(
             lines.where(F.col("order_date").between(F.lit(start), F.lit(as_of))), segments
@@ -365,7 +368,8 @@ def _orders(lines: DataFrame, segments: DataFrame, as_of: date, window_days: int
             F.min(channel).alias("channel"),
             F.sum("net_amount").alias("revenue"),
         )
-        .withColumn("recent", F.col("order_date") >= F.lit(recent_from))
+        .withColumn("window_no", F.floor(back / window_days).cast("int"))
+        .withColumn("recent", F.col("window_no") == 0)
     )
 
 
@@ -373,16 +377,23 @@ def behaviour_rows(
     lines: DataFrame, segments: DataFrame, as_of: date, window_days: int, level: float, min_n: int
 ) -> DataFrame:
     """Basket size, days between orders and channel mix per segment, over the last
-    `window_days` (previous_estimate: the window before). RESPONSE rows."""
+    `window_days` (previous_estimate: the window before). RESPONSE rows.
+
+    A gap belongs to the window of its later order and reaches back up to two windows, in the
+    last window and the one before alike, so the trend compares like with like."""
     z = float(stats.norm.ppf(0.5 + level / 2))
     orders = _orders(lines, segments, as_of, window_days)
-    basket = _mean_rows(orders, BASKET, "revenue", z, min_n, "orders")
+    two = orders.where(F.col("window_no") <= 1)
+    basket = _mean_rows(two, BASKET, "revenue", z, min_n, "orders")
     by_customer = Window.partitionBy("customer_id").orderBy("order_date", "order_id")
-    gaps = orders.withColumn(
-        "gap", F.datediff("order_date", F.lag("order_date").over(by_customer))
-    ).where(F.col("gap").isNotNull())
+    gap_days = F.datediff("order_date", F.lag("order_date").over(by_customer))
+    gaps = (
+        orders.withColumn("gap", gap_days)
+        .where(F.col("gap").isNotNull() & (F.col("window_no") <= 1))
+        .where(F.col("gap") < 2 * window_days)  # the same reach in both windows
+    )
     gap = _mean_rows(gaps, GAP, "gap", z, min_n, "repeat orders")
-    return basket.unionByName(gap).unionByName(channel_rows(orders, z, min_n))
+    return basket.unionByName(gap).unionByName(channel_rows(two, z, min_n))
 
 
 def channel_rows(orders: DataFrame, z: float, min_n: int) -> DataFrame:

@@ -15,11 +15,12 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from scipy import stats
 
 from salesopt.config import Settings
 from salesopt.context import StageContext, StageResult
 from salesopt.errors import InputError
-from salesopt.features import history_weeks
+from salesopt.features import history_weeks, with_run
 from salesopt.strategy import playbook as pb
 from salesopt.strategy import response as rs
 
@@ -45,15 +46,11 @@ PLAYBOOK_SCHEMA = T.StructType(
         for name, kind in zip(
             pb.PLAYBOOK_COLUMNS,
             (T.IntegerType(), T.StringType(), T.LongType(), *[T.StringType()] * 5,
-             *[T.DoubleType()] * 4, T.StringType()),
+             *[T.DoubleType()] * 5, T.StringType()),
             strict=True,
         )
     ]
 )  # fmt: skip
-
-
-def with_run(df: DataFrame, as_of: date, run_id: str) -> DataFrame:
-    return df.withColumn("as_of", F.lit(as_of)).withColumn("run_id", F.lit(run_id))
 
 
 def params(settings: Settings) -> rs.ResponseParams:
@@ -67,7 +64,7 @@ def rules(settings: Settings) -> pb.PlaybookRules:
     s = settings.strategy
     return pb.PlaybookRules(
         settings.optimize.min_margin, s.max_promo_depth, s.promo_depth_step, 1 - s.significance,
-        s.window_days,
+        s.window_days, s.min_orders,
     )  # fmt: skip
 
 
@@ -142,73 +139,119 @@ def _mean_sd(values: np.ndarray) -> tuple[float, float, int]:
 
 def realised_kpis(
     lines: DataFrame, cohort: DataFrame, previous: DataFrame, since: date, as_of: date,
-    window_days: int,
+    window_days: int, level: float,
 ) -> DataFrame:  # fmt: skip
     """KPI_SCHEMA rows: the cohort (each customer's segment on `since`) over (since, as_of]
-    against the `monitor` rows of the playbook of `since` (`previous`)."""
+    against the `monitor` rows of the playbook of `since` (`previous`), their ranges scaled to
+    the days since.
+
+    Revenue and orders per day: the playbook's range is one week's daily rate; over `days` the
+    average's range narrows by sqrt(7 / days) around the expectation. Reactivation: of the
+    cohort's customers with no order in the `window_days` up to `since`, the share who ordered
+    since, against the base rate scaled to the days, 1 - (1 - p)^(days / window_days), widened
+    by the cohort's sampling error.
+    """
     days = (as_of - since).days
-    period = lines.where(F.col("order_date") > F.lit(since)).where(
-        F.col("order_date") <= F.lit(as_of)
-    )
-    bought = (
-        rs.segment_lines(period, cohort)
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    quiet_from = since - timedelta(days=window_days - 1)
+    history = lines.where(F.col("order_date") <= F.lit(as_of))
+    per_customer = (
+        rs.segment_lines(history, cohort)
         .groupBy("segment_id", "customer_id")
-        .agg(F.sum("net_amount").alias("revenue"), F.count_distinct("order_id").alias("orders"))
-        .groupBy("segment_id")
         .agg(
-            F.sum("revenue").alias("revenue"),
-            F.sum("orders").alias("orders"),
-            F.count("*").alias("back"),
+            F.sum(F.when(F.col("order_date") > F.lit(since), F.col("net_amount"))).alias("rev"),
+            F.count_distinct(F.when(F.col("order_date") > F.lit(since), F.col("order_id"))).alias(
+                "ord"
+            ),
+            F.max(F.when(F.col("order_date") <= F.lit(since), F.col("order_date"))).alias("last"),
         )
     )
-    sizes = cohort.groupBy("segment_id").agg(F.count("*").alias("cohort_customers"))
-    measured = sizes.join(bought, "segment_id", "left").fillna(0, ["revenue", "orders", "back"])
-    share = F.col("back") / F.col("cohort_customers")
+    quiet = F.col("last").isNull() | (F.col("last") < F.lit(quiet_from))
+    measured = (
+        cohort.groupBy("segment_id")
+        .agg(F.count("*").alias("cohort_customers"))
+        .join(
+            per_customer.groupBy("segment_id").agg(
+                F.sum("rev").alias("revenue"),
+                F.sum("ord").alias("orders"),
+                F.sum(quiet.cast("int")).alias("quiet"),
+                F.sum((quiet & (F.col("ord") > 0)).cast("int")).alias("back"),
+            ),
+            "segment_id",
+            "left",
+        )
+        .fillna(0, ["revenue", "orders", "quiet", "back"])
+    )
     realised = F.create_map(
         F.lit(pb.REVENUE), F.col("revenue") / days,
         F.lit(pb.ORDERS), F.col("orders") / days,
-        # the share ordering again, scaled to the playbook's window: 1 - (1 - r)^(window / days)
-        F.lit(pb.REACTIVATION), 1 - F.pow(1 - share, F.lit(window_days / days)),
+        F.lit(pb.REACTIVATION), F.col("back") / F.nullif(F.col("quiet"), F.lit(0)),
     )  # fmt: skip
+    value = F.element_at(F.col("_realised"), F.col("kpi"))
+    narrow = F.lit((7 / days) ** 0.5)
+    scaled = {
+        end: 1 - F.pow(1 - F.col(f"expected_{end}"), F.lit(days / window_days))
+        for end in ("low", "high")
+    }
+    noise = {  # the cohort's sampling error around each end
+        end: F.lit(z) * F.sqrt(scaled[end] * (1 - scaled[end]) / F.col("quiet"))
+        for end in ("low", "high")
+    }
+    is_rate = F.col("kpi") == F.lit(pb.REACTIVATION)
+    low = F.when(is_rate, F.greatest(scaled["low"] - noise["low"], F.lit(0.0))).otherwise(
+        F.greatest(F.col("expected") - (F.col("expected") - F.col("expected_low")) * narrow,
+                   F.lit(0.0))
+    )  # fmt: skip
+    high = F.when(is_rate, F.least(scaled["high"] + noise["high"], F.lit(1.0))).otherwise(
+        F.col("expected") + (F.col("expected_high") - F.col("expected")) * narrow
+    )
+    verdict = (
+        F.when(value.isNull(), F.lit("not_measured"))
+        .when(value > F.col("_high"), F.lit("above"))
+        .when(value < F.col("_low"), F.lit("below"))
+        .otherwise(F.lit("within"))
+    )
     expected = previous.where(F.col("action") == "monitor").where(F.col("status") == pb.TRACKED)
     actions = (
         previous.where(F.col("status") == pb.RECOMMENDED)
         .groupBy("segment_id")
         .agg(F.concat_ws("; ", F.sort_array(F.collect_list("detail"))).alias("actions"))
     )
-    value = F.element_at(F.col("_realised"), F.col("kpi"))
-    verdict = (
-        F.when(value > F.col("expected_high"), F.lit("above"))
-        .when(value < F.col("expected_low"), F.lit("below"))
-        .otherwise(F.lit("within"))
-    )
     return (
-        expected.select("segment_id", "segment_label", "kpi", "expected_low", "expected_high")
+        expected.select(
+            "segment_id", "segment_label", "kpi", "expected", "expected_low", "expected_high"
+        )
         .join(measured.withColumn("_realised", realised), "segment_id")
         .join(actions, "segment_id", "left")
+        .withColumn("_low", low)
+        .withColumn("_high", high)
         .select(
             F.lit(since).alias("since_as_of"),
             F.lit(days).alias("days"),
             F.col("segment_id").cast("int"),
             "segment_label",
             "kpi",
-            F.col("cohort_customers").cast("long"),
+            F.when(is_rate, F.col("quiet")).otherwise(F.col("cohort_customers")).cast("long")
+            .alias("cohort_customers"),
             value.cast("double").alias("realised"),
-            "expected_low",
-            "expected_high",
+            F.col("_low").cast("double").alias("expected_low"),
+            F.col("_high").cast("double").alias("expected_high"),
             verdict.alias("verdict"),
             "actions",
         )
-    )
+    )  # fmt: skip
 
 
 def _previous_playbook(ctx: StageContext) -> date | None:
+    """The latest playbook at least `strategy.kpi_min_days` old (a daily refresh checks the one
+    of a week ago, not yesterday's: one day says little against a weekly rhythm)."""
     wh, spark = ctx.warehouse, ctx.spark
     if not wh.exists(spark, "gold", "segment_playbook"):
         return None
+    latest = ctx.as_of - timedelta(days=ctx.settings.strategy.kpi_min_days)
     row = (
         wh.read(spark, "gold", "segment_playbook")
-        .where(F.col("as_of") < F.lit(ctx.as_of))
+        .where(F.col("as_of") <= F.lit(latest))
         .agg(F.max("as_of").alias("d"))
         .first()
     )
@@ -223,8 +266,9 @@ def kpis(ctx: StageContext, lines: DataFrame) -> tuple[DataFrame, date | None]:
         return spark.createDataFrame([], KPI_SCHEMA), None
     cohort = wh.read_as_of(spark, "gold", "customer_segments", since)
     previous = wh.read_as_of(spark, "gold", "segment_playbook", since)
+    s = ctx.settings.strategy
     table = realised_kpis(
-        lines, cohort, previous, since, ctx.as_of, ctx.settings.strategy.window_days
+        lines, cohort, previous, since, ctx.as_of, s.window_days, 1 - s.significance
     )
     return table, since
 

@@ -28,7 +28,7 @@ OUTPUTS = {
     "04_forecasting": [("gold", "forecasts"), ("gold", "forecast_status"),
                        ("gold", "forecast_metrics")],
     "05_optimization_report": [("gold", "replenishment_plan"), ("gold", "price_recommendations"),
-                               ("gold", "sales_anomalies")],
+                               ("gold", "segment_playbook"), ("gold", "sales_anomalies")],
 }  # fmt: skip
 MAY_BE_EMPTY = {("gold", "sales_anomalies")}  # no anomaly on the day is a valid outcome
 

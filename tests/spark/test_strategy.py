@@ -15,6 +15,7 @@ from salesopt.datagen import planted_lines
 from salesopt.datagen.entities import SEGMENTS
 from salesopt.errors import InputError
 from salesopt.io.tables import Warehouse
+from salesopt.strategy import response as rs
 from salesopt.strategy import stage
 from tests.conftest import SMALL_AS_OF
 
@@ -74,7 +75,7 @@ def test_every_segment_gets_response_rows_with_n_and_status(strategy_warehouse) 
     for name in SEGMENTS:
         price = by[(name, "price_elasticity", None)]
         assert price["status"] in {"ok", "too_few_obs", "insufficient_variation", "implausible"}
-        assert price["n"] >= 0 and price["message"]
+        assert price["message"]
         for metric in ("promo_lift", "promo_uplift", "basket_size", "days_between_orders"):
             assert (name, metric, None) in by
     champions = by[("champions", "price_elasticity", None)]
@@ -137,15 +138,40 @@ def test_kpis_check_the_earlier_playbook(strategy_warehouse) -> None:
         .agg(F.sum("net_amount").alias("revenue"))
         .collect()
     }
+    book = {
+        (r["segment_label"], r["kpi"]): r
+        for r in wh.read_as_of(spark, "gold", "segment_playbook", D1).collect()
+        if r["action"] == "monitor"
+    }
     for name, row in revenue.items():
         assert row["realised"] == pytest.approx(expected.get(name, 0.0))
+        # 28 days average out: the range narrows by sqrt(7 / 28) around the expectation
+        planned = book[(name, "revenue_per_day")]
+        assert row["expected_high"] - planned["expected"] == pytest.approx(
+            (planned["expected_high"] - planned["expected"]) / 2
+        )
         low, high = row["expected_low"], row["expected_high"]
         verdict = (
             "above" if row["realised"] > high else "below" if row["realised"] < low else "within"
         )
         assert row["verdict"] == verdict
+    # planted lapsed customers never come back: none of the quiet ones ordered again
     lapsed = [r for r in kpis if r["segment_label"] == "lapsed" and r["kpi"] == "reactivation_rate"]
-    assert len(lapsed) == 1 and 0 <= lapsed[0]["realised"] <= 1
+    assert len(lapsed) == 1 and lapsed[0]["realised"] == 0.0 and lapsed[0]["verdict"] == "below"
+    assert 0 < lapsed[0]["cohort_customers"] <= revenue["lapsed"]["cohort_customers"]
+
+
+def test_a_rerun_of_an_as_of_gives_the_same_tables(strategy_warehouse) -> None:
+    spark, settings, wh, _r = strategy_warehouse
+    names = ("segment_response", "segment_playbook", "segment_kpis")
+
+    def rows(name: str) -> list:
+        table = wh.read_as_of(spark, "gold", name, D2).drop("run_id")
+        return sorted(map(tuple, table.collect()), key=repr)
+
+    before = {name: rows(name) for name in names}
+    stage.run(StageContext(spark, settings, wh, D2, "r3"))
+    assert {name: rows(name) for name in names} == before
 
 
 def test_without_segments_it_says_run_segment_first(spark: SparkSession, settings_for) -> None:
@@ -153,3 +179,18 @@ def test_without_segments_it_says_run_segment_first(spark: SparkSession, setting
     wh = Warehouse.from_settings(settings)
     with pytest.raises(InputError, match="run the segment stage before strategy"):
         stage.run(StageContext(spark, settings, wh, D2, "r"))
+
+
+def test_base_reactivation_counts_only_customers_quiet_for_a_window(spark: SparkSession) -> None:
+    """A: quiet 90 days before as_of - 90, back since; B: quiet, not back; C: ordered inside the
+    quiet window (not quiet); D: no order before as_of - 90; E: a cancelled order only."""
+    as_of = date(2025, 6, 30)
+    orders = [("A", -200), ("A", -10), ("B", -200), ("C", -200), ("C", -100), ("C", -5),
+              ("D", -5), ("E", -200)]  # fmt: skip
+    rows = [(c, as_of + timedelta(days=d), 1, c == "E") for c, d in orders]
+    lines = spark.createDataFrame(
+        rows, "customer_id string, order_date date, quantity int, is_cancelled boolean"
+    )
+    rate, low, high, n = rs.reactivation_rate(lines, as_of, 90, 0.95)
+    assert (rate, n) == (0.5, 2)
+    assert low is not None and high is not None and low < 0.5 < high

@@ -54,7 +54,7 @@ def test_a_refresh_logs_a_parent_run_and_a_child_run_per_model_stage(small_refre
         recorded["forecast"]["gold/forecasts"]
     )
     children = {r.data.tags["salesopt.stage"]: r for r in mine if r is not parent}
-    assert set(children) == {"segment", "recommend", "forecast", "optimize"}
+    assert set(children) == {"segment", "recommend", "forecast", "optimize", "strategy"}
     for name, child in children.items():
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id, name
         assert child.info.status == "FINISHED", name

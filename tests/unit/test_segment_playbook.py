@@ -15,7 +15,9 @@ from salesopt.strategy.playbook import (
     TRACKED,
     Economics,
     PlaybookRules,
+    lift_price_cov,
     playbook,
+    uplift_at,
 )
 from salesopt.strategy.response import RESPONSE_SCHEMA
 
@@ -152,7 +154,8 @@ def test_lapsed_segments_get_a_win_back_and_a_reactivation_kpi() -> None:
     book = playbook(response(), profile("lapsed", -3), {-3: ECON}, REACTIVATION, RULES)
     back = actions(book)["win_back"]
     assert back["status"] == RECOMMENDED and "50,000 a year at stake" in back["reason"]
-    assert (back["effect_low"], back["effect_high"]) == pytest.approx((50000 * 0.15, 50000 * 0.26))
+    # what does not come back without an offer: at stake x (1 - base rate)
+    assert (back["effect_low"], back["effect_high"]) == pytest.approx((50000 * 0.74, 50000 * 0.85))
     kpis = book[book["action"] == "monitor"].set_index("kpi")
     assert set(kpis.index) == {"revenue_per_day", "orders_per_day", "reactivation_rate"}
     assert set(kpis["status"]) == {TRACKED}
@@ -179,4 +182,38 @@ def test_a_positive_or_one_channel_estimate_is_no_evidence() -> None:
     assert book["no_discount"]["status"] == NO_EVIDENCE
     assert "positive estimate" in book["no_discount"]["reason"]
     assert book["channel"]["status"] == NO_EVIDENCE
+    assert "every order comes through store" in book["channel"]["reason"]
+
+
+def test_the_uplift_interval_keeps_the_fit_covariance() -> None:
+    """The covariance backed out of the stored uplift reproduces its interval at the typical
+    depth; promotion weeks are the low-price weeks, so it is not zero."""
+    se_b, se_e, cov, depth = 0.08, 0.15, -0.006, 0.2
+    cut = math.log(1 - depth)
+    se_u = math.sqrt(se_b**2 + cut**2 * se_e**2 + 2 * cut * cov)
+    resp = _promo_response(1.6, se_b)
+    e = resp[resp["metric"] == "price_elasticity"].iloc[0].copy()
+    e["std_error"] = se_e
+    lift = resp[resp["metric"] == "promo_lift"].iloc[0]
+    uplift = pd.Series({"status": "ok", "std_error": se_u})
+    assert lift_price_cov(lift, e, uplift, depth) == pytest.approx(cov)
+    centre, low, _high = uplift_at(lift, e, depth, 1.959964, cov)
+    log_centre = math.log(1 + centre)
+    assert math.log(1 + low) == pytest.approx(log_centre - 1.959964 * se_u)
+    assert lift_price_cov(lift, e, None, depth) == 0.0  # no uplift row: taken as independent
+
+
+def test_promotion_depths_off_the_grid_and_a_channel_gone_are_no_evidence() -> None:
+    resp = response(
+        price_elasticity={"estimate": -1.5, "std_error": 0.1, "ci_low": -1.7, "ci_high": -1.3},
+        promo_lift={"estimate": 1.6, "std_error": 0.05},
+        promo_depth={"estimate": 0.17, "ci_low": 0.16, "ci_high": 0.18},
+        channel_order_share__store={"estimate": 1.0, "ci_low": 1.0, "ci_high": 1.0},
+        channel_order_share__web={"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0,
+                                  "previous_estimate": 0.3},
+    )  # fmt: skip
+    book = actions(playbook(resp, profile(), {1: ECON}, REACTIVATION, RULES))
+    assert book["promotion"]["status"] == NO_EVIDENCE
+    assert "no 5% step of depth" in book["promotion"]["reason"]
+    assert book["channel"]["status"] == NO_EVIDENCE  # web only in the window before
     assert "every order comes through store" in book["channel"]["reason"]
