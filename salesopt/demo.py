@@ -12,7 +12,6 @@ import json
 import logging
 import shutil
 import sys
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,15 +173,26 @@ def _decision_lines(
     return lines if len(lines) > 1 else []
 
 
+def _wrapped(head: str, items: list[str], width: int = 110) -> list[str]:
+    """`head` and the items joined by ", ", wrapped between items (never inside one)."""
+    lines, line = [], head
+    for i, item in enumerate(items):
+        piece = item + ("," if i < len(items) - 1 else "")
+        if len(line) + len(piece) + 1 > width and line.strip() != head.strip():
+            lines.append(line.rstrip())
+            line = "    "
+        line += piece + " "
+    return [*lines, line.rstrip()]
+
+
 def format_summary(
     summary: RunSummary, warehouse: str, report: Path | None = None, generated: int | None = None
 ) -> str:
     """The human summary at the end of a demo run: what ran, what it found, where to look
     (at most about 40 lines; the JSON line that follows has everything)."""
-    stages = ", ".join(f"{s.stage} {s.seconds:.0f}s" for s in summary.stages)
     lines = [
         f"salesopt demo, as of {summary.as_of}: {summary.status} in {_duration(summary.seconds)}",
-        *textwrap.wrap(f"  stages: {stages}", 110, subsequent_indent="    "),
+        *_wrapped("  stages: ", [f"{s.stage} {s.seconds:.0f}s" for s in summary.stages]),
         *_input_lines(summary, generated),
     ]
     by_name = {s.stage: s.summary for s in summary.stages}

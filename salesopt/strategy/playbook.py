@@ -238,9 +238,10 @@ def promotion(
         f"(unit cost {c:.0%} of the price, margin floor {rules.min_margin:.0%})"
     )
     if profit(d, u_low) <= 0:
+        verdict = "lose gross profit" if profit(d, u_high) < 0 else "the gain is not clear"
         return _row(
             segment, "promotion", NOT_RECOMMENDED,
-            f"promotions lift units but the gain is not clear: {text}", kpi=REVENUE,
+            f"promotions lift units but {verdict}: {text}", kpi=REVENUE,
         )  # fmt: skip
     return _row(
         segment, "promotion", RECOMMENDED, text,
