@@ -18,15 +18,15 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from salesopt.config import Settings
-from salesopt.io.tables import LAYERS, Warehouse, agg_row, list_file_stats
+from salesopt.io import delta
+from salesopt.io.tables import LAYERS, Warehouse, agg_row, list_file_stats, sql_dates
 from salesopt.ops import local_guard, tag_commits
 
 log = logging.getLogger(__name__)
@@ -36,39 +36,41 @@ def list_tables(spark: SparkSession, warehouse: Warehouse) -> list[tuple[str, st
     """(layer, name) of every Delta table directly under the warehouse's layer folders.
 
     Candidates are the first folder level under each layer that holds data files (Spark's file
-    index skips `_delta_log` itself); each is confirmed with `DeltaTable.isDeltaTable`.
+    index skips `_delta_log` itself); each is confirmed as a Delta table.
     """
     found = set()
     for layer in LAYERS:
         for path, _, _ in list_file_stats(spark, f"{warehouse.root}/{layer}"):
             # <root>/<layer>/<name>/[partition folders/]part-...; names never equal a layer
             name = path.rsplit(f"/{layer}/", 1)[-1].split("/", 1)[0]
-            if (layer, name) not in found and DeltaTable.isDeltaTable(
+            if (layer, name) not in found and delta.is_delta_table(
                 spark, warehouse.path(layer, name)
             ):
                 found.add((layer, name))
     return sorted(found)
 
 
-def expire_slices(table: DeltaTable, retention_days: int, keep_month_ends: bool) -> dict[str, Any]:
+def expire_slices(
+    spark: SparkSession, path: str, retention_days: int, keep_month_ends: bool
+) -> dict[str, Any]:
     """Deletes the `as_of` slices the retention rule does not keep; returns counts.
 
     Kept: slices at most `retention_days` before the newest `as_of`, and with `keep_month_ends`
     the newest `as_of` of each calendar month.
     """
-    df = table.toDF()
+    df = spark.read.format("delta").load(path)
     newest = agg_row(df.agg(F.max("as_of")))[0]
     if newest is None:
         return {"slices_deleted": 0, "rows_deleted": 0}
-    old = F.col("as_of") < F.date_sub(F.lit(newest), retention_days)
+    old = f"as_of < {sql_dates([newest - timedelta(days=retention_days)])}"
     if keep_month_ends:
         month_ends = df.groupBy(F.trunc("as_of", "month")).agg(F.max("as_of").alias("d")).collect()
         ends = [r["d"] for r in month_ends]
         if ends:
-            old = old & ~F.col("as_of").isin(ends)
+            old += f" AND as_of NOT IN ({sql_dates(ends)})"
     stats = agg_row(df.where(old).agg(F.count_distinct("as_of"), F.count(F.lit(1))))
     if stats[1]:
-        table.delete(old)
+        delta.delete(spark, path, old)
     return {"slices_deleted": int(stats[0]), "rows_deleted": int(stats[1]), "newest_as_of": newest}
 
 
@@ -83,13 +85,15 @@ def _listing_parallelism(spark: SparkSession) -> Iterator[None]:
     VACUUM lists a table's files with a Spark job of
     `spark.sql.sources.parallelPartitionDiscovery.parallelism` tasks, 10,000 by default: on a
     few cores scheduling those tasks costs far more than listing a small table's files. Unless
-    that setting was changed, it is set to twice the default parallelism for the duration.
+    that setting was changed, it is set to twice the default parallelism (over Spark Connect,
+    the shuffle partitions) for the duration.
     """
     previous = spark.conf.get(LISTING_PARALLELISM)
     try:
-        cores = spark.sparkContext.defaultParallelism
-    except Exception:  # Spark Connect: no SparkContext on the client; the server sizes it
-        cores = None
+        cores: int | None = spark.sparkContext.defaultParallelism
+    except Exception:  # Spark Connect: no SparkContext; the shuffle width stands in for it
+        shuffle = spark.conf.get("spark.sql.shuffle.partitions", "")
+        cores = int(shuffle) if shuffle and shuffle.isdigit() else None
     if previous != SPARK_DEFAULT_LISTING_PARALLELISM or cores is None:
         yield
         return
@@ -121,18 +125,18 @@ def _maintain(spark: SparkSession, settings: Settings, vacuum: bool) -> dict[str
     }
     for layer, name in tables:
         t0 = time.perf_counter()
-        table = DeltaTable.forPath(spark, warehouse.path(layer, name))
+        path = warehouse.path(layer, name)
         entry: dict[str, Any] = {}
         retention = settings.maintain.snapshot_retention_days
-        if retention is not None and agg_row(table.detail())["partitionColumns"] == ["as_of"]:
+        if retention is not None and delta.detail(spark, path)["partitionColumns"] == ["as_of"]:
             month_ends = settings.maintain.snapshot_keep_month_ends
-            entry.update(expire_slices(table, retention, month_ends))
+            entry.update(expire_slices(spark, path, retention, month_ends))
         if settings.maintain.optimize:
-            metrics = table.optimize().executeCompaction().first()
+            metrics = delta.optimize(spark, path)
             entry["files_removed"] = int(metrics["metrics"]["numFilesRemoved"]) if metrics else 0
             entry["files_added"] = int(metrics["metrics"]["numFilesAdded"]) if metrics else 0
         if vacuum:
-            table.vacuum(settings.maintain.vacuum_retention_hours / 1.0)
+            delta.vacuum(spark, path, settings.maintain.vacuum_retention_hours)
         entry["seconds"] = round(time.perf_counter() - t0, 2)
         report["tables"][f"{layer}/{name}"] = entry
         log.info("maintained %s/%s in %.1fs", layer, name, entry["seconds"])

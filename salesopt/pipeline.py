@@ -24,6 +24,7 @@ from datetime import date, datetime, timezone
 
 import delta.exceptions.captured  # noqa: F401 - raises Delta's commit conflicts as typed errors
 from delta import exceptions as delta_errors
+from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
 from salesopt import dims, gold, ingest, monitor, ops, silver, tracking
@@ -60,6 +61,16 @@ COMMIT_CONFLICTS: tuple[type[Exception], ...] = (
     delta_errors.ConcurrentAppendException, delta_errors.ConcurrentDeleteReadException,
     delta_errors.ConcurrentDeleteDeleteException, delta_errors.ConcurrentTransactionException,
 )  # fmt: skip
+# the same conflicts as error conditions: over Spark Connect Delta's typed errors are not raised
+CONFLICT_CONDITIONS = ("DELTA_CONCURRENT_", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED")
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """A commit that lost to a concurrent one, on a classic or a Spark Connect session."""
+    if isinstance(exc, COMMIT_CONFLICTS):
+        return True
+    condition = exc.getCondition() if isinstance(exc, PySparkException) else None
+    return bool(condition) and str(condition).startswith(CONFLICT_CONDITIONS)
 
 
 def parse_stages(text: str | None) -> list[str]:
@@ -108,7 +119,7 @@ def _failure_message(exc: Exception, warehouse: str = "") -> str:
             f"{changed}: the file was edited after it was written; if the edit is the "
             "intended content, delete that .crc file, else restore the file"
         )
-    if isinstance(exc, COMMIT_CONFLICTS):
+    if is_commit_conflict(exc):
         return (
             f"a concurrent write to the same Delta table was committed first ({first}); "
             "run one refresh at a time, then rerun this as_of (reruns replace, never duplicate)"

@@ -26,7 +26,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -34,6 +33,7 @@ from salesopt import ops
 from salesopt.config import Settings
 from salesopt.context import StageContext
 from salesopt.errors import InputError, SalesoptError
+from salesopt.io import delta
 from salesopt.io.tables import Warehouse
 from salesopt.maintain import list_tables
 from salesopt.summary import StageReport
@@ -112,8 +112,7 @@ def changes_of(spark: SparkSession, wh: Warehouse, run_id: str) -> list[TableCha
         if layer == LOG_LAYER:
             continue
         history = (
-            DeltaTable.forPath(spark, wh.path(layer, name))
-            .history()
+            delta.history(spark, wh.path(layer, name))
             .select("version", "operation", "userMetadata", "operationParameters")
             .collect()
         )
@@ -231,13 +230,13 @@ def _rollback(
             for change in todo:
                 assert change.first is not None
                 layer, name = change.table.split("/")
-                table = DeltaTable.forPath(spark, wh.path(layer, name))
                 restored_to = None if change.first == 0 else change.first - 1
                 current = wh.version(spark, layer, name)
                 if restored_to is None:
-                    table.delete()  # the run created the table: no earlier version
+                    # the run created the table: no earlier version
+                    delta.delete(spark, wh.path(layer, name))
                 else:
-                    table.restoreToVersion(restored_to)
+                    delta.restore(spark, wh.path(layer, name), restored_to)
                 if current is not None:
                     undo[change.table] = current
                 versions[change.table] = wh.version(spark, layer, name)
@@ -275,7 +274,7 @@ def _put_back(spark: SparkSession, wh: Warehouse, undo: dict[str, int]) -> str:
     for table, version in undo.items():
         layer, name = table.split("/")
         try:
-            DeltaTable.forPath(spark, wh.path(layer, name)).restoreToVersion(version)
+            delta.restore(spark, wh.path(layer, name), version)
         except Exception:  # reported by name below
             log.debug("could not put %s back to version %s", table, version, exc_info=True)
             left.append(f"{table} (now restored, was version {version})")

@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date
 
-from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -23,6 +22,7 @@ from salesopt import clean, dims, quality
 from salesopt.config import CleanSettings
 from salesopt.context import StageContext, StageResult
 from salesopt.errors import QualityGateFailed
+from salesopt.io import delta
 from salesopt.io.tables import agg_row, materialized, sql_dates
 from salesopt.ops import (
     BRONZE_ORDERS,
@@ -295,17 +295,13 @@ def _merge_silver(ctx: StageContext, winners: DataFrame, dates: list[date]) -> t
             "t.order_id = s.order_id AND t.line_no = s.line_no"
             f" AND t.order_date IN ({sql_dates(stats['updated'])})"
         )
-        (
-            DeltaTable.forPath(ctx.spark, wh.path(*SILVER))
-            .alias("t")
-            .merge(
-                materialized(source.where(updates).drop("_t_updated", "_newer")).alias("s"),
-                condition,
-            )
-            .whenMatchedUpdateAll(condition="s.updated_at >= t.updated_at")
-            .whenNotMatchedInsertAll()
-            .withSchemaEvolution()
-            .execute()
+        delta.merge(
+            ctx.spark,
+            wh.path(*SILVER),
+            materialized(source.where(updates).drop("_t_updated", "_newer")),
+            on=condition,
+            matched_update_if="s.updated_at >= t.updated_at",
+            schema_evolution=True,
         )
     compared.unpersist()
     return int(stats["winners"]), int(stats["lost"])

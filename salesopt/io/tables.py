@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Row, SparkSession
 
 from salesopt.config import CatalogSettings, Settings
+from salesopt.io import delta
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Warehouse:
         return None
 
     def exists(self, spark: SparkSession, layer: str, name: str) -> bool:
-        return DeltaTable.isDeltaTable(spark, self.path(layer, name))
+        return delta.is_delta_table(spark, self.path(layer, name))
 
     def read(self, spark: SparkSession, layer: str, name: str) -> DataFrame:
         self.reads.add((layer, name))
@@ -116,14 +116,14 @@ class Warehouse:
     def version(self, spark: SparkSession, layer: str, name: str) -> int | None:
         if not self.exists(spark, layer, name):
             return None
-        row = DeltaTable.forPath(spark, self.path(layer, name)).history(1).first()
+        row = delta.latest_commit(spark, self.path(layer, name))
         return int(row["version"]) if row else None
 
     def last_user_metadata(self, spark: SparkSession, layer: str, name: str) -> str | None:
         """`userMetadata` of the table's latest commit (None if absent or no table)."""
         if not self.exists(spark, layer, name):
             return None
-        row = DeltaTable.forPath(spark, self.path(layer, name)).history(1).first()
+        row = delta.latest_commit(spark, self.path(layer, name))
         return row["userMetadata"] if row else None
 
     def write_slice(
