@@ -13,7 +13,7 @@ export SALESOPT_JARS_DIR := $(CURDIR)/$(JARS)
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser s3-jars demo demo-completejourney test test-fast test-e2e test-cluster test-s3 check fmt bench dist clean
+.PHONY: help setup browser s3-jars demo demo-completejourney test test-fast test-e2e test-cluster test-connect test-s3 check fmt bench dist clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ $(STAMPS)/venv: pyproject.toml constraints.txt
 	@mkdir -p $(STAMPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt --upgrade pip setuptools wheel
-	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q -c constraints.txt -e '.[spark,dev,bench,mlflow]'
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q -c constraints.txt -e '.[spark,connect,dev,bench,mlflow]'
 	@touch $@
 
 $(JARS)/.stamp: jars/pom.xml $(STAMPS)/venv
@@ -58,10 +58,10 @@ demo-completejourney: setup ## The demo on the public Complete Journey data (add
 	$(BIN)/salesopt demo --dataset completejourney --out data/completejourney
 
 test: setup browser ## Unit tests, Spark transforms on inline data, one small end-to-end refresh, the report in a browser
-	$(BIN)/python -m pytest -q --durations=10 -m "not cluster and not slow and not s3" tests
+	$(BIN)/python -m pytest -q --durations=10 -m "not cluster and not slow and not s3 and not connect" tests
 
 test-e2e: setup ## Slower end-to-end suites: jobs, notebooks, kill-and-rerun, concurrent refreshes, benches on tiny data
-	$(BIN)/python -m pytest -q --durations=10 -m "slow and not cluster and not s3" tests
+	$(BIN)/python -m pytest -q --durations=10 -m "slow and not cluster and not s3 and not connect" tests
 
 test-fast: setup ## Run only the tests that need no Spark
 	$(BIN)/python -m pytest -q tests/unit
@@ -91,6 +91,9 @@ dist: setup ## Build the wheel, the --py-files zip and the spark-submit driver (
 
 test-cluster: dist ## Start a standalone Spark cluster on 127.0.0.1 and spark-submit the refresh job to it
 	$(BIN)/python -m pytest -q -m cluster tests/cluster
+
+test-connect: setup ## Start a local Spark Connect server; the same commands over it and classic, same tables
+	$(BIN)/python -m pytest -q -m connect tests/connect
 
 test-s3: s3-jars $(STAMPS)/moto ## Refresh and maintain a warehouse on a local S3 API server through S3A
 	$(BIN)/python -m pytest -q -m s3 tests/objectstore

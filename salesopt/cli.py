@@ -301,7 +301,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         settings = settings_from(args)
         check(args, settings)
-        result = run(session(settings), settings, args)
+        from salesopt.session import close_remote
+
+        spark = session(settings)
+        try:
+            result = run(spark, settings, args)
+        finally:
+            close_remote(spark)
     except ConfigError as exc:
         sys.stderr.write(f"salesopt: configuration error: {exc}\n")
         return EXIT_USAGE

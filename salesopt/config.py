@@ -42,6 +42,7 @@ class PathSettings(_Section):
 class SparkSettings(_Section):
     app_name: str = "salesopt"
     master: str = "local[*]"  # used only when salesopt starts Spark itself
+    remote: str | None = None  # a Spark Connect server (sc://host:port); also $SPARK_REMOTE
     driver_memory: str = Field(default="6g", pattern=r"^\d+[kmgt]$")
     shuffle_partitions: int = Field(default=8, ge=1, le=100_000)
     ui_enabled: bool = True

@@ -1,7 +1,10 @@
 """The one place a SparkSession is made.
 
-Three situations, one function:
+Four situations, one function:
 - an active session exists (Databricks, a notebook, a test fixture): it is reused as is;
+- a Spark Connect server is named (`spark.remote` or `$SPARK_REMOTE`, `sc://host:port`): a
+  remote session; the server brings Delta (its jars and `spark.sql.extensions`), salesopt sets
+  only the session conf it may change;
 - the process was started by `spark-submit` (or a cluster launcher): the master and every conf
   given there are respected; salesopt only adds the Delta settings and its defaults where the
   submitter left them unset;
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from pyspark import SparkConf
@@ -21,6 +25,7 @@ from pyspark.sql import SparkSession
 
 from salesopt.config import SparkSettings
 from salesopt.errors import SetupError
+from salesopt.io.delta import is_connect
 from salesopt.jars import user_jars_dir
 
 log = logging.getLogger(__name__)
@@ -152,6 +157,9 @@ def get_spark(settings: SparkSettings, checkpoint_dir: str | None = None) -> Spa
         log.info("reusing the active Spark session (master=%s)", _master(active))
         _apply_session_conf(active, settings)
         return active
+    remote = settings.remote or os.environ.get("SPARK_REMOTE")
+    if remote:
+        return _remote_session(remote, settings)
     if _submitted():
         conf = SparkConf()  # holds what spark-submit was given
         for key, value in default_conf(settings).items():
@@ -176,19 +184,57 @@ def get_spark(settings: SparkSettings, checkpoint_dir: str | None = None) -> Spa
     return spark
 
 
+# Session conf a Spark Connect client may set; the rest (extensions, catalog) is the server's
+STATIC_CONF = ("spark.sql.extensions", "spark.sql.catalog.spark_catalog")
+
+
+def _remote_session(url: str, settings: SparkSettings) -> SparkSession:
+    """A Spark Connect session to `url` with salesopt's session defaults and `settings.conf`.
+
+    The server must have Delta Lake (its jars and `spark.sql.extensions`); salesopt's Delta
+    operations are SQL statements, so the Delta Connect plugin is not needed.
+    """
+    # the classic driver logs unpartitioned windows (over a handful of per-product rows here) at
+    # WARN in the JVM log; a Connect client repeats each as a Python warning on the console
+    warnings.filterwarnings("ignore", message="WARN WindowExpression: No Partition Defined")
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    for key, value in default_conf(settings).items():
+        if key not in STATIC_CONF:
+            try:
+                spark.conf.set(key, value)
+            except Exception:  # a managed server may fix some keys; its value stands
+                log.info("Spark Connect server keeps its own %s", key)
+    _apply_session_conf(spark, settings)
+    log.info("Spark Connect session (%s)", url)
+    return spark
+
+
+def close_remote(spark: SparkSession) -> None:
+    """Closes a Spark Connect session before the command exits (a classic one is left alone).
+
+    A model fitted over Connect frees its server-side copy when Python collects it; left to
+    interpreter exit, that call hangs in gRPC and the process never ends. A closed session
+    makes it a no-op.
+    """
+    if is_connect(spark):
+        spark.stop()
+
+
 def ensure_checkpoint_dir(spark: SparkSession, checkpoint_dir: str) -> str | None:
     """The session's checkpoint folder, set to `checkpoint_dir` when it has none.
 
     A session salesopt did not start (a Databricks notebook or job, a reused session) may have
     no checkpoint folder, and ALS then runs without checkpoints: its lineage grows with every
-    iteration. Under Spark Connect there is no context to set it on; that is logged and None
-    returned.
+    iteration. Under Spark Connect there is no context to set it on: the server's
+    `spark.checkpoint.dir` (a start-up conf) is returned, None and a log line without one.
     """
     try:
         context = spark.sparkContext
-    except Exception:  # Spark Connect: no SparkContext on the client
-        log.info("Spark Connect session: ALS runs without checkpoints")
-        return None
+    except Exception:  # Spark Connect: no SparkContext on the client; the server's start conf
+        server_dir = spark.conf.get("spark.checkpoint.dir", None)
+        if not server_dir:
+            log.info("Spark Connect server without spark.checkpoint.dir: ALS runs unchecked")
+        return server_dir
     current = context.getCheckpointDir()
     if current:
         return current

@@ -43,6 +43,7 @@ from typing import Any
 from salesopt import ops
 from salesopt.config import Settings
 from salesopt.context import StageContext, StageResult
+from salesopt.io.delta import is_connect
 from salesopt.summary import StageReport
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,10 @@ class Tracker:
         import pyspark
 
         assert self.ctx is not None
+        if is_connect(self.ctx.spark):  # MLflow's Spark flavour saves through the JVM
+            self.client.set_tag(run, f"salesopt.model.{name}", CONNECT_MODEL_NOTE)
+            log.info("%s model not logged to MLflow: %s", name, CONNECT_MODEL_NOTE)
+            return
         with tempfile.TemporaryDirectory() as tmp:
             local = str(Path(tmp) / name)
             # the requirement is given, so MLflow does not load the model to infer it
@@ -208,6 +213,13 @@ class Tracker:
         alias = f"as_of_{self.ctx.as_of.isoformat().replace('-', '_')}"
         registry.set_registered_model_alias(registered, alias, version.version)
         log.info("registered %s version %s as @%s", registered, version.version, alias)
+
+
+# why a model stage's child run has no model over Spark Connect (its params and metrics are there)
+CONNECT_MODEL_NOTE = (
+    "not logged on a Spark Connect session (MLflow's Spark flavour needs a classic session); "
+    "the stage keeps its own copy under <warehouse>/models/<stage>/as_of=<date>"
+)
 
 
 def _first_line(exc: Exception) -> str:

@@ -54,6 +54,19 @@ def test_targets_and_variables() -> None:
         assert {"catalog", "schema", "warehouse", "landing"} <= set(target["variables"])
 
 
+def test_prod_has_one_root_and_runs_as_the_service_principal() -> None:
+    """`bundle validate -t prod` refuses a production target without an explicit root_path
+    (for a person deploying) and needs exactly one run_as identity."""
+    bundle = load_bundle()
+    prod = bundle["targets"]["prod"]
+    assert prod["run_as"] == {"service_principal_name": "${var.service_principal}"}
+    root = prod["workspace"]["root_path"]
+    assert root.startswith("/Workspace/Users/${var.service_principal}/")
+    assert "current_user" not in root  # the same folder whoever deploys
+    assert "service_principal" in bundle["variables"]
+    assert "run_as" not in bundle["targets"]["dev"]  # dev runs as the developer
+
+
 def test_job_is_scheduled_and_never_overlaps() -> None:
     (job,) = load_bundle()["resources"]["jobs"].values()
     assert job["max_concurrent_runs"] == 1
