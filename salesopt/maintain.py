@@ -65,7 +65,7 @@ def expire_slices(
     old = f"as_of < {sql_dates([newest - timedelta(days=retention_days)])}"
     if keep_month_ends:
         month_ends = df.groupBy(F.trunc("as_of", "month")).agg(F.max("as_of").alias("d")).collect()
-        ends = [r["d"] for r in month_ends]
+        ends = [r["d"] for r in month_ends if r["d"] is not None]
         if ends:
             old += f" AND as_of NOT IN ({sql_dates(ends)})"
     stats = agg_row(df.where(old).agg(F.count_distinct("as_of"), F.count(F.lit(1))))
@@ -97,11 +97,17 @@ def _listing_parallelism(spark: SparkSession) -> Iterator[None]:
     if previous != SPARK_DEFAULT_LISTING_PARALLELISM or cores is None:
         yield
         return
-    spark.conf.set(LISTING_PARALLELISM, str(max(8, 2 * cores)))
+    try:
+        spark.conf.set(LISTING_PARALLELISM, str(max(8, 2 * cores)))
+        changed = True
+    except Exception:  # a managed server may fix it: VACUUM lists with its setting
+        log.info("the session keeps its own %s", LISTING_PARALLELISM)
+        changed = False
     try:
         yield
     finally:
-        spark.conf.set(LISTING_PARALLELISM, previous)
+        if changed:
+            spark.conf.set(LISTING_PARALLELISM, previous)
 
 
 def maintain(spark: SparkSession, settings: Settings, vacuum: bool = True) -> dict[str, Any]:

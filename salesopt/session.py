@@ -205,19 +205,29 @@ def _remote_session(url: str, settings: SparkSettings) -> SparkSession:
             except Exception:  # a managed server may fix some keys; its value stands
                 log.info("Spark Connect server keeps its own %s", key)
     _apply_session_conf(spark, settings)
+    _OPENED.append(spark)
     log.info("Spark Connect session (%s)", url)
     return spark
 
 
+_OPENED: list[SparkSession] = []  # Connect sessions `_remote_session` opened (close_remote)
+
+
 def close_remote(spark: SparkSession) -> None:
-    """Closes a Spark Connect session before the command exits (a classic one is left alone).
+    """Closes a Spark Connect session salesopt opened, before the command exits (a classic
+    session, or a Connect session someone else opened, is left alone).
 
     A model fitted over Connect frees its server-side copy when Python collects it; left to
     interpreter exit, that call hangs in gRPC and the process never ends. A closed session
     makes it a no-op.
     """
-    if is_connect(spark):
+    if not is_connect(spark) or not any(spark is opened for opened in _OPENED):
+        return
+    _OPENED.remove(spark)
+    try:
         spark.stop()
+    except Exception:  # the command's own outcome stands
+        log.debug("closing the Spark Connect session failed", exc_info=True)
 
 
 def ensure_checkpoint_dir(spark: SparkSession, checkpoint_dir: str) -> str | None:
@@ -231,7 +241,10 @@ def ensure_checkpoint_dir(spark: SparkSession, checkpoint_dir: str) -> str | Non
     try:
         context = spark.sparkContext
     except Exception:  # Spark Connect: no SparkContext on the client; the server's start conf
-        server_dir = spark.conf.get("spark.checkpoint.dir", None)
+        try:
+            server_dir = spark.conf.get("spark.checkpoint.dir", None)
+        except Exception:  # a managed server may not expose it
+            server_dir = None
         if not server_dir:
             log.info("Spark Connect server without spark.checkpoint.dir: ALS runs unchecked")
         return server_dir

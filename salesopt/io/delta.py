@@ -9,13 +9,21 @@ extension every Delta-enabled server has. The statements address tables by path
 
 from __future__ import annotations
 
-import itertools
+import logging
+import uuid
 
 from delta.tables import DeltaTable
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import DataFrame, Row, SparkSession
 
-_VIEWS = itertools.count()  # temp view names for MERGE sources, unique per process
+log = logging.getLogger(__name__)
+
+# what a server answers for a path that holds no Delta table (over Connect a missing path's
+# Java FileNotFoundException may arrive untyped, with only its condition)
+NO_TABLE_CONDITIONS = (
+    "DELTA_FILE_NOT_FOUND", "DELTA_PATH_DOES_NOT_EXIST", "PATH_NOT_FOUND",
+    "TABLE_OR_VIEW_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE", "DELTA_TABLE_NOT_FOUND",
+)  # fmt: skip
 
 
 def is_connect(spark: SparkSession) -> bool:
@@ -32,14 +40,18 @@ def is_delta_table(spark: SparkSession, path: str) -> bool:
     """Whether `path` holds a Delta table.
 
     A classic session asks the Delta log directly; over Spark Connect the table's detail is
-    asked for, and a missing or non-Delta path is an analysis error.
+    asked for: a folder without a Delta log has no `delta` format, and a missing path is an
+    error with one of NO_TABLE_CONDITIONS.
     """
     if not is_connect(spark):
         return bool(DeltaTable.isDeltaTable(spark, path))
     try:
         row = spark.sql(f"DESCRIBE DETAIL {ref(path)}").select("format").first()
-    except AnalysisException:
-        return False
+    except PySparkException as exc:
+        condition = str(exc.getCondition() or "")
+        if isinstance(exc, AnalysisException) or condition.startswith(NO_TABLE_CONDITIONS):
+            return False
+        raise
     return row is not None and row["format"] == "delta"
 
 
@@ -73,7 +85,7 @@ def merge(
     """`MERGE INTO` the table at `path` from `source` (aliases `t` and `s` in the conditions):
     matched rows are updated with all of the source's columns (where `matched_update_if`
     holds), unmatched source rows inserted."""
-    view = f"_salesopt_merge_source_{next(_VIEWS)}"
+    view = f"_salesopt_merge_source_{uuid.uuid4().hex}"
     source.createOrReplaceTempView(view)
     clauses = [
         "WHEN MATCHED"
@@ -88,7 +100,10 @@ def merge(
             f"MERGE{evolution} INTO {ref(path)} t USING {view} s ON {on} " + " ".join(clauses)
         )
     finally:
-        spark.catalog.dropTempView(view)
+        try:
+            spark.catalog.dropTempView(view)
+        except Exception:  # never hides the MERGE's own error; the view dies with the session
+            log.debug("could not drop temp view %s", view, exc_info=True)
 
 
 def delete(spark: SparkSession, path: str, where: str | None = None) -> None:

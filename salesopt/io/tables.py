@@ -9,6 +9,7 @@ business date replaces that slice instead of appending a second copy.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -76,6 +77,17 @@ def list_file_stats(spark: SparkSession, folder: str) -> list[tuple[str, int, in
     )
 
 
+def absolute_root(root: str) -> str:
+    """A relative local warehouse root made absolute (against the working directory).
+
+    Delta's SQL reads ``delta.`<path>` `` as a path only when the path is absolute; a URI
+    (`s3a://`, `file:`, `dbfs:`) or an absolute path is kept as given.
+    """
+    if not root or "://" in root or root.startswith(("/", "file:", "dbfs:")):
+        return root
+    return os.path.abspath(root)
+
+
 @dataclass(frozen=True)
 class Warehouse:
     """Where tables live and how they are named; built once from settings."""
@@ -86,9 +98,12 @@ class Warehouse:
     # tracking records per stage (`salesopt.tracking`)
     reads: set[tuple[str, str]] = field(default_factory=set, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", absolute_root(self.root.rstrip("/")))
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Warehouse:
-        return cls(root=settings.paths.warehouse.rstrip("/"), catalog=settings.catalog)
+        return cls(root=settings.paths.warehouse, catalog=settings.catalog)
 
     def path(self, layer: str, name: str) -> str:
         if layer not in LAYERS:

@@ -55,11 +55,11 @@ silver._merge_silver = merge_silver
     # between the append of new lines and the MERGE of newer versions (silver's only MERGE)
     "silver_appended": _DIE
     + """
-class DeltaTable:
-    @staticmethod
-    def forPath(*args, **kwargs):
-        die("silver_appended")
-silver.DeltaTable = DeltaTable
+import salesopt.io.delta as delta_sql
+
+def merge(*args, **kwargs):
+    die("silver_appended")
+delta_sql.merge = merge
 """,
     # after the writes into silver, before the batch is logged as cleaned
     "silver_written": _DIE
