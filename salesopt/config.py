@@ -74,6 +74,9 @@ class IngestSettings(_Section):
 class CleanSettings(_Section):
     late_window_days: int = Field(default=14, ge=0)
     pii_key_env: str = "SALESOPT_PII_KEY"
+    # `<scope>/<key>` of a Databricks secret, read with dbutils when the variable is unset
+    # (serverless jobs have no environment variables)
+    pii_key_secret: str | None = Field(default=None, pattern=r"^[^/\s]+/[^/\s]+$")
     unknown_product: Literal["quarantine", "flag"] = "quarantine"
     max_future_days: int = Field(default=1, ge=0)
     # a file (or a whole batch) whose rejected share is above these is reported by name, and

@@ -2,10 +2,11 @@
 
 Customer name, email and phone never reach silver in clear: each becomes a keyed pseudonym,
 HMAC-SHA256(key, trimmed lower-case value) in hex, with the key from the environment variable
-named by `clean.pii_key_env`. The key is applied inside a pandas UDF, so it never appears in a
-Spark plan, the Spark UI or an event log. Without it the refresh stops before Spark starts,
-except under `salesopt demo`, which uses a fixed, logged demo key. Equal inputs give equal
-pseudonyms (joins still work); without the key they cannot be reversed or recomputed.
+named by `clean.pii_key_env`, else from the Databricks secret `clean.pii_key_secret`. The key is
+applied inside a pandas UDF, so it never appears in a Spark plan, the Spark UI or an event log.
+Without it the refresh stops before Spark starts, except under `salesopt demo`, which uses a
+fixed, logged demo key. Equal inputs give equal pseudonyms (joins still work); without the key
+they cannot be reversed or recomputed.
 
 Each file is read by its own header (columns matched by name, case-insensitive; absent optional
 columns are NULL; unknown columns are reported, and kept in `_rescued_data` except for
@@ -51,10 +52,13 @@ CUSTOMER_COLUMNS = ("customer_id", "name", "email", "phone", "region", "signup_d
 
 
 def pii_key(settings: Settings) -> str:
-    """The pseudonymisation key: from the environment; the demo key only under `demo`."""
+    """The pseudonymisation key: from the environment variable `clean.pii_key_env`, else from
+    the Databricks secret `clean.pii_key_secret`; the demo key only under `demo`."""
     key = os.environ.get(settings.clean.pii_key_env, "")
     if key:
         return key
+    if settings.clean.pii_key_secret:
+        return _secret(settings.clean.pii_key_secret)
     if settings.demo:
         log.warning(
             "using the public demo PII key (set %s for real data)", settings.clean.pii_key_env
@@ -64,6 +68,30 @@ def pii_key(settings: Settings) -> str:
         f"PII key missing: set the environment variable {settings.clean.pii_key_env} "
         "(a secret, never a committed file) before refreshing real data"
     )
+
+
+def _secret(name: str) -> str:
+    """A Databricks secret `<scope>/<key>`, read with the runtime's dbutils (databricks-sdk)."""
+    scope, _, key = name.partition("/")
+    try:
+        from databricks.sdk.runtime import dbutils  # type: ignore[import-not-found]
+    except ImportError:
+        raise SetupError(
+            f"clean.pii_key_secret={name} needs Databricks (its databricks-sdk reads the "
+            "secret): outside Databricks set the PII key's environment variable instead"
+        ) from None
+    try:
+        value = str(dbutils.secrets.get(scope=scope, key=key))
+    except Exception as exc:  # the SDK raises its own error types, by workspace and version
+        log.debug("reading secret %s failed", name, exc_info=True)
+        raise SetupError(
+            f"cannot read the PII key from secret {name} ({type(exc).__name__}): create it "
+            f"(databricks secrets put-secret {scope} {key}) and grant the job's identity READ "
+            f"on scope {scope}"
+        ) from None
+    if not value:
+        raise SetupError(f"the PII key secret {name} is empty: put the key in it")
+    return value
 
 
 def hmac_hex(value: str | None, key: bytes) -> str | None:

@@ -1,7 +1,10 @@
 """The one place a SparkSession is made.
 
-Four situations, one function:
+Five situations, one function:
 - an active session exists (Databricks, a notebook, a test fixture): it is reused as is;
+- on Databricks (`$DATABRICKS_RUNTIME_VERSION`, job clusters and serverless alike) without an
+  active one: the platform's session, `SparkSession.builder.getOrCreate()`, with salesopt's
+  session defaults where the platform lets them be set (serverless fixes some keys);
 - a Spark Connect server is named (`spark.remote` or `$SPARK_REMOTE`, `sc://host:port`): a
   remote session; the server brings Delta (its jars and `spark.sql.extensions`), salesopt sets
   only the session conf it may change;
@@ -157,6 +160,11 @@ def get_spark(settings: SparkSettings, checkpoint_dir: str | None = None) -> Spa
         log.info("reusing the active Spark session (master=%s)", _master(active))
         _apply_session_conf(active, settings)
         return active
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION") and not settings.remote:
+        spark = SparkSession.builder.getOrCreate()
+        log.info("the Databricks session (runtime %s)", os.environ["DATABRICKS_RUNTIME_VERSION"])
+        _set_session_defaults(spark, settings)
+        return spark
     remote = settings.remote or os.environ.get("SPARK_REMOTE")
     if remote:
         return _remote_session(remote, settings)
@@ -198,16 +206,22 @@ def _remote_session(url: str, settings: SparkSettings) -> SparkSession:
     # WARN in the JVM log; a Connect client repeats each as a Python warning on the console
     warnings.filterwarnings("ignore", message="WARN WindowExpression: No Partition Defined")
     spark = SparkSession.builder.remote(url).getOrCreate()
+    _set_session_defaults(spark, settings)
+    _OPENED.append(spark)
+    log.info("Spark Connect session (%s)", url)
+    return spark
+
+
+def _set_session_defaults(spark: SparkSession, settings: SparkSettings) -> None:
+    """salesopt's session defaults (UTC, ANSI off, ...) and `settings.conf` on a session whose
+    server salesopt did not start; a key the server fixes keeps the server's value."""
     for key, value in default_conf(settings).items():
         if key not in STATIC_CONF:
             try:
                 spark.conf.set(key, value)
-            except Exception:  # a managed server may fix some keys; its value stands
-                log.info("Spark Connect server keeps its own %s", key)
+            except Exception:  # a managed server (serverless) fixes some keys; its value stands
+                log.info("the Spark server keeps its own %s", key)
     _apply_session_conf(spark, settings)
-    _OPENED.append(spark)
-    log.info("Spark Connect session (%s)", url)
-    return spark
 
 
 _OPENED: list[SparkSession] = []  # Connect sessions `_remote_session` opened (close_remote)

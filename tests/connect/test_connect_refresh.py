@@ -119,8 +119,14 @@ class Side:
     outputs: dict[str, subprocess.CompletedProcess[str]]
 
 
-def salesopt(args: list[str], remote: str | None, cwd: Path) -> subprocess.CompletedProcess[str]:
-    extra = {"SPARK_REMOTE": remote} if remote else {}
+# what a Databricks serverless task's process has: the runtime's version and a Connect server
+SERVERLESS = {"DATABRICKS_RUNTIME_VERSION": "client.4.9"}
+
+
+def salesopt(
+    args: list[str], remote: str | None, cwd: Path, **platform: str
+) -> subprocess.CompletedProcess[str]:
+    extra = {"SPARK_REMOTE": remote, **platform} if remote else platform
     done = subprocess.run(
         [str(Path(sys.executable).parent / "salesopt"), *args],
         cwd=cwd,
@@ -137,7 +143,8 @@ def salesopt(args: list[str], remote: str | None, cwd: Path) -> subprocess.Compl
 def runs(server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Side]:
     """Generate once (over Connect), then the same commands on each session kind."""
     root = tmp_path_factory.mktemp("connect_runs")
-    salesopt(["generate", "--out", str(root / "gen"), *GENERATE], server, root)
+    generated = salesopt(["generate", "--out", str(root / "gen"), *GENERATE], server, root,
+                         **SERVERLESS)  # fmt: skip
     sides = {}
     for kind, remote in (("classic", None), ("connect", server)):
         wh = root / kind
@@ -149,6 +156,7 @@ def runs(server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Sid
         }  # fmt: skip
         outputs = {name: salesopt(args, remote, root) for name, args in commands.items()}
         sides[kind] = Side(wh, outputs)
+    sides["connect"].outputs["generate"] = generated
     return sides
 
 
@@ -172,7 +180,10 @@ def test_commands_ran_over_spark_connect(runs: dict[str, Side]) -> None:
     for kind, side in runs.items():
         for name, done in side.outputs.items():
             remote = "Spark Connect session (sc://" in done.stderr
-            assert remote == (kind == "connect"), (kind, name)
+            # as on Databricks: the platform's session (here a Connect one) with the defaults
+            platform = "the Databricks session (runtime client.4.9)" in done.stderr
+            assert (remote, platform) == (kind == "connect" and name != "generate",
+                                          name == "generate"), (kind, name)  # fmt: skip
             assert "Traceback" not in done.stderr, (kind, name)
             assert "tracking of stage" not in done.stderr, (kind, name)  # "... failed"
         second = read_summary(side.outputs["second"].stdout)

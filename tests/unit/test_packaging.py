@@ -72,7 +72,7 @@ def test_the_environment_runs_the_pinned_set() -> None:
 
 
 def test_bundle_runtime_runs_the_tested_spark_line() -> None:
-    bundle = load_bundle()
+    bundle = load_bundle("prod")
     (job,) = bundle["resources"]["jobs"].values()
     for cluster in job["job_clusters"]:
         assert cluster["new_cluster"]["spark_version"] == "${var.spark_version}"
