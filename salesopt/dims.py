@@ -70,17 +70,18 @@ def pii_key(settings: Settings) -> str:
     )
 
 
+@functools.cache
 def _secret(name: str) -> str:
-    """A Databricks secret `<scope>/<key>`, read with the runtime's dbutils (databricks-sdk)."""
+    """A Databricks secret `<scope>/<key>`, read once per process with the runtime's dbutils."""
     scope, _, key = name.partition("/")
+    if not os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        raise SetupError(
+            f"clean.pii_key_secret={name} is read only on Databricks: elsewhere set the PII "
+            "key's environment variable (clean.pii_key_env) instead"
+        )
     try:
         from databricks.sdk.runtime import dbutils  # type: ignore[import-not-found]
-    except ImportError:
-        raise SetupError(
-            f"clean.pii_key_secret={name} needs Databricks (its databricks-sdk reads the "
-            "secret): outside Databricks set the PII key's environment variable instead"
-        ) from None
-    try:
+
         value = str(dbutils.secrets.get(scope=scope, key=key))
     except Exception as exc:  # the SDK raises its own error types, by workspace and version
         log.debug("reading secret %s failed", name, exc_info=True)

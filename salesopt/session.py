@@ -1,10 +1,11 @@
 """The one place a SparkSession is made.
 
 Five situations, one function:
-- an active session exists (Databricks, a notebook, a test fixture): it is reused as is;
+- an active session exists (Databricks, a notebook, a test fixture): it is reused, with only the
+  keys that change results set (`RESULT_CONF`: UTC, ANSI off, no schema auto-merge);
 - on Databricks (`$DATABRICKS_RUNTIME_VERSION`, job clusters and serverless alike) without an
-  active one: the platform's session, `SparkSession.builder.getOrCreate()`, with salesopt's
-  session defaults where the platform lets them be set (serverless fixes some keys);
+  active one: the platform's session, `SparkSession.builder.getOrCreate()`, likewise with only
+  `RESULT_CONF` set (sizing such as shuffle partitions stays the platform's or the job's);
 - a Spark Connect server is named (`spark.remote` or `$SPARK_REMOTE`, `sc://host:port`): a
   remote session; the server brings Delta (its jars and `spark.sql.extensions`), salesopt sets
   only the session conf it may change;
@@ -89,6 +90,14 @@ def default_conf(settings: SparkSettings) -> dict[str, str]:
     }
 
 
+# session keys salesopt's results depend on: set on every session it runs on, its own or not
+RESULT_CONF = (
+    "spark.sql.session.timeZone",
+    "spark.sql.ansi.enabled",
+    "spark.databricks.delta.schema.autoMerge.enabled",
+)
+
+
 def embedded_conf(settings: SparkSettings) -> dict[str, str]:
     """Conf for the embedded local session, before `settings.conf` overrides."""
     jars = find_delta_jars(settings.jars_dir) + extra_jars(settings.extra_jars_dir)
@@ -158,12 +167,14 @@ def get_spark(settings: SparkSettings, checkpoint_dir: str | None = None) -> Spa
     active = SparkSession.getActiveSession()
     if active is not None:
         log.info("reusing the active Spark session (master=%s)", _master(active))
-        _apply_session_conf(active, settings)
+        _set_session_defaults(active, settings, RESULT_CONF)
         return active
     if os.environ.get("DATABRICKS_RUNTIME_VERSION") and not settings.remote:
         spark = SparkSession.builder.getOrCreate()
         log.info("the Databricks session (runtime %s)", os.environ["DATABRICKS_RUNTIME_VERSION"])
-        _set_session_defaults(spark, settings)
+        _set_session_defaults(spark, settings, RESULT_CONF)
+        if is_connect(spark):  # serverless: closed before exit like any Connect session
+            _OPENED.append(spark)
         return spark
     remote = settings.remote or os.environ.get("SPARK_REMOTE")
     if remote:
@@ -212,15 +223,19 @@ def _remote_session(url: str, settings: SparkSettings) -> SparkSession:
     return spark
 
 
-def _set_session_defaults(spark: SparkSession, settings: SparkSettings) -> None:
-    """salesopt's session defaults (UTC, ANSI off, ...) and `settings.conf` on a session whose
-    server salesopt did not start; a key the server fixes keeps the server's value."""
+def _set_session_defaults(
+    spark: SparkSession, settings: SparkSettings, keys: tuple[str, ...] | None = None
+) -> None:
+    """salesopt's session defaults (`keys` of them; all by default) and `settings.conf` on a
+    session salesopt did not start; a key the server fixes keeps the server's value."""
     for key, value in default_conf(settings).items():
-        if key not in STATIC_CONF:
-            try:
+        if key in STATIC_CONF or (keys is not None and key not in keys):
+            continue
+        try:
+            if spark.conf.get(key, None) != value:
                 spark.conf.set(key, value)
-            except Exception:  # a managed server (serverless) fixes some keys; its value stands
-                log.info("the Spark server keeps its own %s", key)
+        except Exception:  # a managed server (serverless) fixes some keys; its value stands
+            log.info("the Spark server keeps its own %s", key)
     _apply_session_conf(spark, settings)
 
 

@@ -31,6 +31,21 @@ def test_active_session_is_reused(spark: SparkSession) -> None:
     assert spark.conf.get("spark.master") == "local[2]"
 
 
+def test_a_reused_session_gets_the_result_keys_and_keeps_its_sizing(spark: SparkSession) -> None:
+    """A notebook's or platform's session: salesopt sets what its results depend on (UTC, ANSI
+    off) and leaves sizing (shuffle partitions) to whoever started the session."""
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    spark.conf.set("spark.sql.ansi.enabled", "true")
+    try:
+        assert get_spark(SparkSettings(shuffle_partitions=99)) is spark
+        assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+        assert spark.conf.get("spark.sql.ansi.enabled") == "false"
+        assert spark.conf.get("spark.sql.shuffle.partitions") == "4"
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        spark.conf.set("spark.sql.ansi.enabled", "false")
+
+
 def test_session_has_delta_utc_and_test_settings(spark: SparkSession) -> None:
     assert spark.conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"

@@ -25,14 +25,15 @@ TARGETS = {
     "prod_serverless": "serverless",
 }
 TASK_KEYS = ["ingest", "features", "segment", "recommend", "forecast", "optimize"]
-VARIABLES = {
-    "${var.warehouse}": "/Volumes/main/salesopt/warehouse",
-    "${var.landing}": "/Volumes/main/salesopt/landing",
-    "${var.catalog}": "main",
-    "${var.schema}": "",
+JOB_REFERENCES = {
     "{{job.parameters.as_of}}": "yesterday",
     "{{job.trigger.time.iso_date}}": "2025-07-01",
     "{{job.run_id}}": "42",
+}
+DEPLOYMENT = {  # what `databricks bundle` fills in for a person deploying
+    "${workspace.current_user.short_name}": "someone",
+    "${workspace.current_user.userName}": "someone@example.com",
+    "${var.service_principal}": "1b2c3d4e-aaaa-bbbb-cccc-123456789abc",
 }
 
 
@@ -75,11 +76,25 @@ def wheel_tasks(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     return tasks
 
 
-def argv_of(task: dict[str, Any]) -> list[str]:
-    """A task's parameters as the job passes them (variables and job references filled in)."""
+def variables(bundle: dict[str, Any], target: str) -> dict[str, str]:
+    """`${var.NAME}` -> the target's value (else the default), deployment references filled."""
+    values = {
+        name: str(bundle["targets"][target]["variables"].get(name, spec.get("default", "")))
+        for name, spec in bundle["variables"].items()
+    }
+    refs = {**DEPLOYMENT, "${bundle.target}": target}
+    for name, value in values.items():
+        for ref, filled in refs.items():
+            value = value.replace(ref, filled)
+        values[name] = value
+    return {f"${{var.{name}}}": value for name, value in values.items()}
+
+
+def argv_of(task: dict[str, Any], values: dict[str, str] | None = None) -> list[str]:
+    """A task's parameters as the job passes them: job references and `values` filled in."""
     argv = []
     for arg in task["python_wheel_task"]["parameters"]:
-        for ref, value in VARIABLES.items():
+        for ref, value in {**JOB_REFERENCES, **(values or {})}.items():
             arg = arg.replace(ref, value)
         argv.append(arg)
     return argv
@@ -104,9 +119,6 @@ def test_targets_and_variables() -> None:
     assert {"catalog", "schema", "warehouse", "landing"} <= set(bundle["variables"])
     for target in bundle["targets"].values():
         assert {"catalog", "schema", "warehouse", "landing"} <= set(target["variables"])
-    targets = bundle["targets"]
-    assert targets["prod_serverless"]["variables"] == targets["prod"]["variables"]
-    assert targets["dev_serverless"]["variables"] == targets["dev"]["variables"]
 
 
 @pytest.mark.parametrize("name", ["prod", "prod_serverless"])
@@ -141,37 +153,52 @@ def test_every_task_has_the_compute_of_its_target(target: str) -> None:
     tasks = job["tasks"]
     assert [t["task_key"] for t in tasks] == TASK_KEYS
     if TARGETS[target] == "job_cluster":
+        assert job["name"] == "salesopt-refresh"
         assert "environments" not in job
         (cluster,) = job["job_clusters"]
         assert cluster["new_cluster"]["spark_version"] == "${var.spark_version}"
+        env_vars = cluster["new_cluster"]["spark_env_vars"]
+        assert env_vars == {"SALESOPT_PII_KEY": "{{secrets/salesopt/pii_key}}"}
         for task in tasks:
             assert task["job_cluster_key"] == cluster["job_cluster_key"]
             assert task["libraries"] == [{"whl": "../dist/*.whl"}]
             assert "environment_key" not in task
     else:
+        assert job["name"] == "salesopt-refresh-serverless"  # never mistaken for the other
         assert "job_clusters" not in job
         (env,) = job["environments"]
-        assert env["spec"] == {"environment_version": "4", "dependencies": ["../dist/*.whl"]}
+        assert env["spec"] == {"environment_version": "5", "dependencies": ["../dist/*.whl"]}
         for task in tasks:
             assert task["environment_key"] == env["environment_key"]
             assert "libraries" not in task and "job_cluster_key" not in task
 
 
+@pytest.mark.parametrize("target", sorted(TARGETS))
 def test_settings_reach_every_task_as_flags(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Serverless tasks get no environment variables: paths, catalog and the PII key's secret
-    are command-line flags, the same on every compute."""
+    """Serverless tasks get no environment variables: paths, catalog, the MLflow experiment and
+    the PII key's secret are command-line flags, the same on every compute."""
     monkeypatch.chdir(tmp_path)  # no conf/local.yaml
     for name in [n for n in os.environ if n.startswith("SALESOPT_")]:
         monkeypatch.delenv(name)
-    for task in wheel_tasks(load_bundle()):
-        settings = cli.settings_from(cli.parse_args(argv_of(task)))
-        assert settings.paths.warehouse == VARIABLES["${var.warehouse}"]
-        assert settings.paths.landing == VARIABLES["${var.landing}"]
-        assert settings.catalog.catalog == "main"
-        assert settings.catalog.schema_prefix is None  # an empty variable: no prefix
+    bundle = load_bundle(target)
+    values = variables(bundle, target)
+    for task in wheel_tasks(bundle):
+        settings = cli.settings_from(cli.parse_args(argv_of(task, values)))
+        assert settings.paths.warehouse == values["${var.warehouse}"]
+        assert settings.paths.landing == values["${var.landing}"]
+        assert settings.catalog.catalog == (values["${var.catalog}"] or None)  # empty: none
+        assert settings.catalog.schema_prefix == (values["${var.schema}"] or None)
+        assert settings.tracking.experiment == values["${var.experiment}"]
+        assert settings.tracking.experiment.startswith("/Users/")  # Databricks needs a path
         assert settings.clean.pii_key_secret == "salesopt/pii_key"
+    if target.startswith("dev"):
+        assert values["${var.schema}"] == "salesopt_someone"
+        assert values["${var.catalog}"] == ""
+    else:
+        assert values["${var.catalog}"] == "main"
+        assert "1b2c3d4e-aaaa" in values["${var.experiment}"]  # the principal's folder
 
 
 def test_every_task_runs_the_one_cli_entry_point() -> None:

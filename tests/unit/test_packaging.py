@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_PROVIDED = {"pyspark", "delta-spark"}
 # Databricks Runtime -> the Spark line it runs (release notes of each runtime).
 RUNTIME_SPARK_LINE = {"17.3": "4.0", "18": "4.1"}
+# serverless environment versions: 4 ships Databricks Connect 17 (Spark 4.0), 5 Connect 18 (4.1)
+ENVIRONMENT_SPARK_LINE = {"4": "4.0", "5": "4.1"}
 
 
 def project() -> dict:
@@ -81,6 +83,9 @@ def test_bundle_runtime_runs_the_tested_spark_line() -> None:
     assert release in RUNTIME_SPARK_LINE, f"unknown Databricks Runtime {runtime}"
     pinned_line = ".".join(constraints()["pyspark"].split(".")[:2])
     assert RUNTIME_SPARK_LINE[release] == pinned_line
+    (serverless,) = load_bundle("prod_serverless")["resources"]["jobs"].values()
+    for env in serverless["environments"]:
+        assert ENVIRONMENT_SPARK_LINE[env["spec"]["environment_version"]] == pinned_line
     assert Requirement(project()["optional-dependencies"]["spark"][0]).specifier.contains(
         constraints()["pyspark"]
     )
