@@ -148,10 +148,11 @@ def test_no_pii_in_silver_or_gold(spark: SparkSession, small_refresh) -> None:
         df = wh.read(spark, layer, name)
         strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
         assert strings
-        leaked = df.where(
-            F.greatest(*[F.col(c).isin(list(secrets)) for c in strings], F.lit(False))
-        )
-        assert leaked.isEmpty(), f"{layer}/{name} holds PII"
+        # the small tables fit the driver: a set intersection, not an IN list of every secret
+        values = set(df.select(strings).toPandas().stack().dropna())
+        assert values, f"{layer}/{name} has no string values to check"
+        leaked = values & secrets
+        assert not leaked, f"{layer}/{name} holds PII: {sorted(leaked)[:3]}"
     hashed = wh.read(spark, "silver", "customers").select("email_hash").first()[0]
     assert len(hashed) == 64
 
