@@ -205,10 +205,17 @@ def check(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def session(settings: Settings) -> SparkSession:
-    """The session every command runs on: the active or launcher's one, else the embedded one."""
-    from salesopt.session import get_spark
+    """The session every command runs on (`salesopt.session.get_spark`: the active one, the
+    platform's on Databricks, a Connect server's, the launcher's, else the embedded one).
 
-    return get_spark(settings.spark, settings.paths.checkpoint_dir)
+    On Databricks the command owns its process, so a Connect session (serverless) is closed
+    before it exits, even one the PII secret's read made active first."""
+    from salesopt.session import get_spark, own_session
+
+    spark = get_spark(settings.spark, settings.paths.checkpoint_dir)
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        own_session(spark)
+    return spark
 
 
 def _refresh(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> RunSummary:

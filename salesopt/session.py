@@ -4,9 +4,10 @@ Five situations, one function:
 - an active session exists (Databricks, a notebook, a test fixture): it is reused, with only the
   keys that change results set (`RESULT_CONF`: UTC, ANSI off, no schema auto-merge);
 - on Databricks (`$DATABRICKS_RUNTIME_VERSION`, job clusters and serverless alike) without an
-  active one: the platform's session, `SparkSession.builder.getOrCreate()`, likewise with only
-  `RESULT_CONF` set (sizing such as shuffle partitions stays the platform's or the job's);
-- a Spark Connect server is named (`spark.remote` or `$SPARK_REMOTE`, `sc://host:port`): a
+  active one: the platform's session, `SparkSession.builder.getOrCreate()` (which follows a
+  `$SPARK_REMOTE` the platform set), likewise with only `RESULT_CONF` set (sizing such as
+  shuffle partitions stays the platform's or the job's);
+- a Spark Connect server is named (`spark.remote`, or `$SPARK_REMOTE` off Databricks): a
   remote session; the server brings Delta (its jars and `spark.sql.extensions`), salesopt sets
   only the session conf it may change;
 - the process was started by `spark-submit` (or a cluster launcher): the master and every conf
@@ -170,11 +171,10 @@ def get_spark(settings: SparkSettings, checkpoint_dir: str | None = None) -> Spa
         _set_session_defaults(active, settings, RESULT_CONF)
         return active
     if os.environ.get("DATABRICKS_RUNTIME_VERSION") and not settings.remote:
+        _quiet_connect_warnings()
         spark = SparkSession.builder.getOrCreate()
         log.info("the Databricks session (runtime %s)", os.environ["DATABRICKS_RUNTIME_VERSION"])
         _set_session_defaults(spark, settings, RESULT_CONF)
-        if is_connect(spark):  # serverless: closed before exit like any Connect session
-            _OPENED.append(spark)
         return spark
     remote = settings.remote or os.environ.get("SPARK_REMOTE")
     if remote:
@@ -213,9 +213,7 @@ def _remote_session(url: str, settings: SparkSettings) -> SparkSession:
     The server must have Delta Lake (its jars and `spark.sql.extensions`); salesopt's Delta
     operations are SQL statements, so the Delta Connect plugin is not needed.
     """
-    # the classic driver logs unpartitioned windows (over a handful of per-product rows here) at
-    # WARN in the JVM log; a Connect client repeats each as a Python warning on the console
-    warnings.filterwarnings("ignore", message="WARN WindowExpression: No Partition Defined")
+    _quiet_connect_warnings()
     spark = SparkSession.builder.remote(url).getOrCreate()
     _set_session_defaults(spark, settings)
     _OPENED.append(spark)
@@ -223,28 +221,53 @@ def _remote_session(url: str, settings: SparkSettings) -> SparkSession:
     return spark
 
 
+def _quiet_connect_warnings() -> None:
+    """The classic driver logs unpartitioned windows (over a handful of per-product rows here)
+    at WARN in the JVM log; a Connect client repeats each as a Python warning on the console."""
+    warnings.filterwarnings("ignore", message="WARN WindowExpression: No Partition Defined")
+
+
 def _set_session_defaults(
     spark: SparkSession, settings: SparkSettings, keys: tuple[str, ...] | None = None
 ) -> None:
     """salesopt's session defaults (`keys` of them; all by default) and `settings.conf` on a
     session salesopt did not start; a key the server fixes keeps the server's value."""
-    for key, value in default_conf(settings).items():
+    defaults = default_conf(settings)
+    assert keys is None or set(keys) <= set(defaults), keys
+    for key, value in defaults.items():
         if key in STATIC_CONF or (keys is not None and key not in keys):
             continue
         try:
-            if spark.conf.get(key, None) != value:
-                spark.conf.set(key, value)
+            current = spark.conf.get(key, None)
+        except Exception:  # a managed server may not expose it: set it anyway
+            current = None
+        if current == value:
+            continue
+        try:
+            spark.conf.set(key, value)
         except Exception:  # a managed server (serverless) fixes some keys; its value stands
             log.info("the Spark server keeps its own %s", key)
+        else:
+            if current is not None:
+                log.info("set %s=%s on the session (was %s)", key, value, current)
     _apply_session_conf(spark, settings)
 
 
-_OPENED: list[SparkSession] = []  # Connect sessions `_remote_session` opened (close_remote)
+# Connect sessions closed before the command exits (close_remote): those `_remote_session`
+# opened, and on Databricks the platform's one the command line took (`own_session`)
+_OPENED: list[SparkSession] = []
+
+
+def own_session(spark: SparkSession) -> None:
+    """The command line owns its process: on Databricks (a serverless task), the Connect
+    session it runs on, active or taken, ends with it (`close_remote`). Not for notebooks."""
+    if is_connect(spark) and not any(spark is opened for opened in _OPENED):
+        _OPENED.append(spark)
 
 
 def close_remote(spark: SparkSession) -> None:
-    """Closes a Spark Connect session salesopt opened, before the command exits (a classic
-    session, or a Connect session someone else opened, is left alone).
+    """Closes a Spark Connect session salesopt opened or owns, before the command exits (a
+    classic session, or a Connect session a notebook holds, is left alone).
 
     A model fitted over Connect frees its server-side copy when Python collects it; left to
     interpreter exit, that call hangs in gRPC and the process never ends. A closed session

@@ -185,7 +185,9 @@ def test_settings_reach_every_task_as_flags(
     bundle = load_bundle(target)
     values = variables(bundle, target)
     for task in wheel_tasks(bundle):
-        settings = cli.settings_from(cli.parse_args(argv_of(task, values)))
+        argv = argv_of(task, values)
+        assert not [a for a in argv if "${" in a or "{{" in a], argv  # every reference filled
+        settings = cli.settings_from(cli.parse_args(argv))
         assert settings.paths.warehouse == values["${var.warehouse}"]
         assert settings.paths.landing == values["${var.landing}"]
         assert settings.catalog.catalog == (values["${var.catalog}"] or None)  # empty: none
