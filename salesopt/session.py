@@ -216,7 +216,7 @@ def _remote_session(url: str, settings: SparkSettings) -> SparkSession:
     _quiet_connect_warnings()
     spark = SparkSession.builder.remote(url).getOrCreate()
     _set_session_defaults(spark, settings)
-    _OPENED.append(spark)
+    own_session(spark)
     log.info("Spark Connect session (%s)", url)
     return spark
 
@@ -247,9 +247,9 @@ def _set_session_defaults(
             spark.conf.set(key, value)
         except Exception:  # a managed server (serverless) fixes some keys; its value stands
             log.info("the Spark server keeps its own %s", key)
-        else:
-            if current is not None:
-                log.info("set %s=%s on the session (was %s)", key, value, current)
+            continue
+        if current is not None:
+            log.info("set %s=%s on the session (was %s)", key, value, current)
     _apply_session_conf(spark, settings)
 
 
